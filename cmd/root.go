@@ -1,0 +1,145 @@
+// Package cmd holds llmbatch's cobra commands. Each command is an Options struct, a NewCmdX
+// constructor that fills it from flags, and an xRun function that does the work, so tests can run
+// commands with fake I/O.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/llmbatch/llmbatch/pkg/config"
+)
+
+// Exit codes (DESIGN §1).
+const (
+	ExitOK          = 0
+	ExitPartial     = 1 // the run finished but some prompts ended in error
+	ExitUsage       = 2 // usage, config or input error; nothing was sent
+	ExitBudget      = 3 // stopped by --max-cost
+	ExitInterrupted = 130
+)
+
+// Version is set at build time with -ldflags "-X github.com/llmbatch/llmbatch/cmd.Version=...".
+var Version = "dev"
+
+// ExitError carries an exit code out of a command.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// usageErr marks err as a usage, config or input error (exit 2).
+func usageErr(err error) error { return &ExitError{Code: ExitUsage, Err: err} }
+
+// IOStreams are the process's standard streams, injectable for tests.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	// ErrIsTerminal reports whether ErrOut is a terminal (progress bars only draw on one).
+	ErrIsTerminal bool
+}
+
+// Factory provides what commands need from the environment; tests replace its fields.
+type Factory struct {
+	IO     *IOStreams
+	Getenv func(string) string
+	Now    func() time.Time
+	// Signals, when set, delivers the process's interrupt signals (SIGINT/SIGTERM) to run.
+	Signals <-chan os.Signal
+}
+
+// LoadConfig loads the providers file named by -c, else $LLMBATCH_CONFIG, else ./providers.yaml.
+func (f *Factory) LoadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		path = f.Getenv("LLMBATCH_CONFIG")
+	}
+	if path == "" {
+		path = "providers.yaml"
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	return cfg, nil
+}
+
+// NewRootCmd builds the command tree.
+func NewRootCmd(f *Factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "llmbatch",
+		Short:         "Run large batches of LLM prompts across providers, within their rate limits, at the lowest cost",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.SetOut(f.IO.Out)
+	root.SetErr(f.IO.ErrOut)
+	root.SetIn(f.IO.In)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	root.AddCommand(NewCmdRun(f), NewCmdEstimate(f), NewCmdSelect(f), NewCmdModels(f), NewCmdSim(f))
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintf(f.IO.Out, "llmbatch %s\n", Version)
+			return err
+		},
+	})
+	return root
+}
+
+// Main runs llmbatch with the process's arguments and environment and returns the exit code.
+func Main() int {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	f := &Factory{
+		IO: &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
+			ErrIsTerminal: term.IsTerminal(int(os.Stderr.Fd()))},
+		Getenv:  os.Getenv,
+		Now:     time.Now,
+		Signals: sigs,
+	}
+	return Execute(context.Background(), f, os.Args[1:])
+}
+
+// Execute runs the command line args and maps the outcome to an exit code, printing any error to ErrOut.
+func Execute(ctx context.Context, f *Factory, args []string) int {
+	root := NewRootCmd(f)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	code := ExitUsage // cobra's own errors (unknown command, bad args) are usage errors
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		code = ee.Code
+	} else if errors.Is(err, context.Canceled) {
+		code = ExitInterrupted
+	}
+	if ee == nil || ee.Err != nil {
+		fmt.Fprintf(f.IO.ErrOut, "llmbatch: %v\n", err)
+	}
+	return code
+}

@@ -1,0 +1,201 @@
+// Package config loads and validates providers.yaml: the providers, their models, prices and limits,
+// and the run defaults (concurrency, timeouts, retry and breaker policy).
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/goccy/go-yaml/ast"
+)
+
+// Provider types understood by the adapters.
+const (
+	TypeOpenAI    = "openai"
+	TypeAnthropic = "anthropic"
+	TypeGemini    = "gemini"
+	TypeSim       = "sim"
+)
+
+// Config is a validated providers.yaml. Path is the file it was read from.
+type Config struct {
+	Defaults  Defaults    `yaml:"defaults"`
+	Providers []*Provider `yaml:"providers"`
+	Path      string      `yaml:"-"`
+}
+
+// Defaults are the run-wide settings; each provider may override Timeout, Retry and Breaker.
+type Defaults struct {
+	Concurrency int      `yaml:"concurrency"` // total requests in flight
+	Timeout     Duration `yaml:"timeout"`     // per attempt
+	Retry       Retry    `yaml:"retry"`
+	Breaker     Breaker  `yaml:"breaker"`
+}
+
+// Retry is the retry and backoff policy.
+type Retry struct {
+	MaxAttempts int      `yaml:"max_attempts"`
+	BaseDelay   Duration `yaml:"base_delay"`
+	MaxDelay    Duration `yaml:"max_delay"`
+	Jitter      float64  `yaml:"jitter"` // fraction, 0.25 = ±25%
+}
+
+// Breaker is the per-lane circuit breaker policy.
+type Breaker struct {
+	FailureThreshold int      `yaml:"failure_threshold"` // consecutive failures that open it
+	OpenFor          Duration `yaml:"open_for"`          // how long it stays open before a trial
+}
+
+// Provider is one API endpoint with a key and a set of models.
+type Provider struct {
+	Name           string            `yaml:"name"`
+	Type           string            `yaml:"type"` // openai | anthropic | gemini | sim
+	BaseURL        string            `yaml:"base_url"`
+	APIKeyEnv      string            `yaml:"api_key_env"`
+	MaxConcurrency int               `yaml:"max_concurrency"` // 0 = only the global bound
+	Headers        map[string]string `yaml:"headers"`         // extra request headers (no secrets: keys come from api_key_env)
+	Timeout        *Duration         `yaml:"timeout"`         // overrides defaults.timeout
+	Retry          *Retry            `yaml:"retry"`           // overrides defaults.retry
+	Breaker        *Breaker          `yaml:"breaker"`         // overrides defaults.breaker
+	Models         []*Model          `yaml:"models"`
+	Sim            *Sim              `yaml:"sim"` // only for type: sim
+
+	line int // position of the provider block, for messages
+}
+
+// Model is one model of a provider with its prices and limits. Zero limits mean unknown.
+type Model struct {
+	Name            string  `yaml:"name"`
+	Category        string  `yaml:"category"` // tiny|small|large|reasoning; derived from the name when empty
+	ContextWindow   int     `yaml:"context_window"`
+	MaxOutputTokens int     `yaml:"max_output_tokens"`
+	InputPerMTok    float64 `yaml:"input_per_mtok"`  // USD per million input tokens
+	OutputPerMTok   float64 `yaml:"output_per_mtok"` // USD per million output tokens
+	RPM             int     `yaml:"rpm"`
+	TPM             int     `yaml:"tpm"`
+	RPD             int     `yaml:"rpd"`
+	TPD             int     `yaml:"tpd"`
+	Free            bool    `yaml:"free"`
+	Encoding        string  `yaml:"encoding"` // cl100k_base | o200k_base; empty = estimate
+}
+
+// Sim configures the built-in simulator behind a `type: sim` provider.
+type Sim struct {
+	API                   string              `yaml:"api"`                      // wire format: openai (default) | anthropic | gemini
+	Latency               Duration            `yaml:"latency"`                  // base latency per request
+	LatencyPerOutputToken Duration            `yaml:"latency_per_output_token"` // added per generated token
+	Jitter                float64             `yaml:"jitter"`                   // fraction of latency, ±
+	MaxConcurrency        int                 `yaml:"max_concurrency"`          // 0 = unlimited; beyond it: 429
+	Seed                  int64               `yaml:"seed"`                     // fault and jitter randomness
+	Faults                SimFaults           `yaml:"faults"`
+	Limits                map[string]SimLimit `yaml:"limits"` // per model name; default: the model's configured limits
+}
+
+// SimFaults are the probabilities (0..1) of each injected fault per request.
+type SimFaults struct {
+	ServerError       float64 `yaml:"server_error"`       // 500
+	Unavailable       float64 `yaml:"unavailable"`        // 503
+	Overloaded        float64 `yaml:"overloaded"`         // 529 (Anthropic style)
+	Reset             float64 `yaml:"reset"`              // connection reset before a response
+	Hang              float64 `yaml:"hang"`               // never answers; the client's timeout must fire
+	Malformed         float64 `yaml:"malformed"`          // 200 with a body that is not valid JSON
+	Auth              float64 `yaml:"auth"`               // 401
+	InsufficientQuota float64 `yaml:"insufficient_quota"` // 429 insufficient_quota (never retry)
+}
+
+// SimLimit is what the simulator enforces for one model, regardless of what the client is told.
+type SimLimit struct {
+	RPM int `yaml:"rpm"`
+	TPM int `yaml:"tpm"`
+	RPD int `yaml:"rpd"`
+	// HideHeaders stops the simulator from sending rate-limit headers on success.
+	HideHeaders bool `yaml:"hide_headers"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("30s", "1m30s") in YAML.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML parses a duration string and reports a bad one with its line and column.
+func (d *Duration) UnmarshalYAML(node ast.Node) error {
+	s, ok := node.(*ast.StringNode)
+	if !ok {
+		if i, isInt := node.(*ast.IntegerNode); isInt && fmt.Sprint(i.Value) == "0" {
+			*d = 0
+			return nil
+		}
+		return posError(node, "duration must be a string such as \"30s\" or \"1m\", got %s", node.String())
+	}
+	v, err := time.ParseDuration(s.Value)
+	if err != nil || v < 0 {
+		return posError(node, "bad duration %q: use a non-negative Go duration such as \"500ms\", \"30s\" or \"2m\"", s.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Lookup returns the provider and model with those names, or nil.
+func (c *Config) Lookup(provider, model string) (*Provider, *Model) {
+	for _, p := range c.Providers {
+		if p.Name != provider {
+			continue
+		}
+		for _, m := range p.Models {
+			if m.Name == model {
+				return p, m
+			}
+		}
+	}
+	return nil, nil
+}
+
+// TimeoutFor returns the per-attempt timeout of a provider.
+func (c *Config) TimeoutFor(p *Provider) time.Duration {
+	if p.Timeout != nil {
+		return p.Timeout.D()
+	}
+	return c.Defaults.Timeout.D()
+}
+
+// RetryFor returns the retry policy of a provider.
+func (c *Config) RetryFor(p *Provider) Retry {
+	if p.Retry != nil {
+		return *p.Retry
+	}
+	return c.Defaults.Retry
+}
+
+// BreakerFor returns the breaker policy of a provider.
+func (c *Config) BreakerFor(p *Provider) Breaker {
+	if p.Breaker != nil {
+		return *p.Breaker
+	}
+	return c.Defaults.Breaker
+}
+
+// NeedsKey reports whether the provider needs an API key from the environment.
+func (p *Provider) NeedsKey() bool { return p.Type != TypeSim && p.APIKeyEnv != "" }
+
+// APIKey returns the provider's key from its environment variable using getenv (os.Getenv when nil).
+// The key is never logged or printed.
+func (p *Provider) APIKey(getenv func(string) string) string {
+	if p.APIKeyEnv == "" {
+		return ""
+	}
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	return getenv(p.APIKeyEnv)
+}
+
+// Available reports whether the provider can be used: a simulator, a keyless endpoint (api_key_env
+// empty, as for a local Ollama), or a provider whose key variable is set.
+func (p *Provider) Available(getenv func(string) string) bool {
+	return !p.NeedsKey() || p.APIKey(getenv) != ""
+}

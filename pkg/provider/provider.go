@@ -1,0 +1,120 @@
+// Package provider defines the neutral request/response types every LLM API adapter translates to and
+// from, the rate-limit state parsed from each response, and the typed *APIError. The adapters live in
+// the subpackages openai, anthropic and gemini.
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/llmbatch/llmbatch/pkg/request"
+)
+
+// Provider sends one chat request to one API. Implementations make exactly one HTTP attempt per call
+// (retries belong to the caller), are safe for concurrent use, and honour ctx for cancellation and the
+// per-attempt deadline.
+type Provider interface {
+	// Name is the provider's name from providers.yaml.
+	Name() string
+	// Complete sends req. On an HTTP or transport failure it returns a nil *Response and an error
+	// that is (or wraps) *APIError; ctx errors are returned wrapped so errors.Is(err, context.Canceled)
+	// and errors.Is(err, context.DeadlineExceeded) hold.
+	Complete(ctx context.Context, req *Request) (*Response, error)
+}
+
+// Request is what an adapter sends: one model, the messages, and the generation parameters.
+type Request struct {
+	Model          string
+	Messages       []request.Message
+	MaxTokens      int // 0 = the API's default
+	Temperature    *float64
+	TopP           *float64
+	Stop           []string
+	ResponseFormat json.RawMessage // OpenAI shape; adapters translate or ignore where unsupported
+	Tools          json.RawMessage // OpenAI shape; adapters translate where supported
+	// Reasoning marks a reasoning model: the OpenAI adapter sends max_completion_tokens instead of
+	// max_tokens and leaves out temperature/top_p.
+	Reasoning bool
+}
+
+// Usage is the token accounting an API reports for one response.
+type Usage struct {
+	InputTokens     int `json:"input_tokens"`
+	OutputTokens    int `json:"output_tokens"`
+	CachedTokens    int `json:"cached_tokens,omitempty"`
+	ReasoningTokens int `json:"reasoning_tokens,omitempty"`
+}
+
+// Response is a successful completion.
+type Response struct {
+	Content      string          // the generated text (text parts joined)
+	ToolCalls    json.RawMessage // OpenAI-shaped tool calls, when the model called tools
+	FinishReason string          // normalised: stop | length | tool_calls | content_filter | other values as sent
+	Usage        Usage
+	Model        string // the model id the API says it used
+	RequestID    string // the API's request id header, when sent
+	Limits       RateLimits
+}
+
+// RateLimits is the provider's rate-limit state as reported on one response (success or error).
+// A zero field means "not reported". Reset durations are relative to ObservedAt.
+type RateLimits struct {
+	ObservedAt time.Time
+
+	LimitRequests     int
+	RemainingRequests int
+	ResetRequests     time.Duration // time until the request budget is fully restored
+	LimitTokens       int
+	RemainingTokens   int
+	ResetTokens       time.Duration
+	// HasRequests / HasTokens say whether the request or token headers were present at all
+	// (a remaining count of 0 is meaningful).
+	HasRequests bool
+	HasTokens   bool
+	// RequestsPerDay is set when the request headers describe a daily budget (Groq).
+	RequestsPerDay bool
+
+	RetryAfter time.Duration // from retry-after / retry-after-ms / Gemini RetryInfo; 0 = absent
+}
+
+// APIError is a failed attempt: an HTTP error status, a broken connection, or an unreadable body.
+type APIError struct {
+	Provider   string
+	Model      string
+	StatusCode int    // 0 when no response arrived
+	Type       string // provider error type, e.g. "rate_limit_error", "RESOURCE_EXHAUSTED", "insufficient_quota"
+	Code       string // provider error code, when distinct from Type
+	Message    string // provider's message, never containing the API key
+	RetryAfter time.Duration
+	// ConnBroken is set when the connection failed before a complete response (reset, EOF, DNS, timeout
+	// at the transport); such a request may or may not have been processed.
+	ConnBroken bool
+	// Malformed is set when a 2xx response body could not be parsed.
+	Malformed bool
+	Body      []byte // the raw response body, capped at MaxErrorBody bytes
+	Limits    RateLimits
+	Err       error // the underlying transport or decode error, if any
+}
+
+// MaxErrorBody caps how much of an error body is kept.
+const MaxErrorBody = 8 << 10
+
+// MaxResponseBody caps how much of any response body is read.
+const MaxResponseBody = 32 << 20
+
+func (e *APIError) Error() string {
+	switch {
+	case e.StatusCode == 0 && e.Err != nil:
+		return fmt.Sprintf("%s: %s: %v", e.Provider, e.Model, e.Err)
+	case e.Malformed:
+		return fmt.Sprintf("%s: %s: malformed response: %v", e.Provider, e.Model, e.Err)
+	case e.Type != "":
+		return fmt.Sprintf("%s: %s: HTTP %d %s: %s", e.Provider, e.Model, e.StatusCode, e.Type, e.Message)
+	}
+	return fmt.Sprintf("%s: %s: HTTP %d: %s", e.Provider, e.Model, e.StatusCode, e.Message)
+}
+
+// Unwrap returns the underlying transport or decode error.
+func (e *APIError) Unwrap() error { return e.Err }

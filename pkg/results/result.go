@@ -1,0 +1,51 @@
+// Package results writes result lines (one JSON object per prompt, DESIGN §3), scans an existing
+// output to resume from it, repairs a torn last line, and compacts superseded lines.
+package results
+
+import (
+	"encoding/json"
+
+	"github.com/llmbatch/llmbatch/pkg/provider"
+)
+
+// Status values of a result line.
+const (
+	StatusOK    = "ok"
+	StatusError = "error"
+)
+
+// Result is one line of the output file.
+type Result struct {
+	CustomID     string          `json:"custom_id"`
+	Status       string          `json:"status"`
+	Provider     string          `json:"provider,omitempty"`
+	Model        string          `json:"model,omitempty"`
+	Content      string          `json:"content,omitempty"`
+	ToolCalls    json.RawMessage `json:"tool_calls,omitempty"`
+	FinishReason string          `json:"finish_reason,omitempty"`
+	Usage        *provider.Usage `json:"usage,omitempty"`
+	CostUSD      float64         `json:"cost_usd,omitempty"`
+	Error        *ErrorInfo      `json:"error,omitempty"`
+	Attempts     int             `json:"attempts"`
+	AttemptLog   []Attempt       `json:"attempt_log,omitempty"` // only with -v
+	LatencyMS    int64           `json:"latency_ms,omitempty"`
+	RequestHash  string          `json:"request_hash"`
+	RequestID    string          `json:"request_id,omitempty"` // the provider's id for the call
+	Metadata     json.RawMessage `json:"metadata,omitempty"`
+}
+
+// ErrorInfo says why a prompt failed.
+type ErrorInfo struct {
+	Type       string `json:"type"` // the classifier's type: rate_limit, bad_request, context_length, ...
+	Message    string `json:"message"`
+	StatusCode int    `json:"status_code,omitempty"`
+}
+
+// Attempt is one try of a prompt, for the attempt log.
+type Attempt struct {
+	At        string `json:"at"` // RFC 3339 with milliseconds
+	Provider  string `json:"provider"`
+	Model     string `json:"model"`
+	ErrorType string `json:"error_type,omitempty"` // empty on success
+	WaitMS    int64  `json:"wait_ms,omitempty"`    // backoff waited after this attempt
+}
