@@ -1,18 +1,255 @@
 package cmd
 
 import (
-	"errors"
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/llmbatch/llmbatch/pkg/config"
+	"github.com/llmbatch/llmbatch/pkg/model"
+	"github.com/llmbatch/llmbatch/pkg/request"
+	"github.com/llmbatch/llmbatch/pkg/selector"
 )
 
-// NewCmdSelect builds the `select` command.
+// SelectOptions are the inputs of `llmbatch select`.
+type SelectOptions struct {
+	IO        *IOStreams
+	Getenv    func(string) string
+	Config    func() (*config.Config, error) // loads providers.yaml
+	Input     string                         // path, or "-" for stdin
+	JSON      bool
+	Explain   bool
+	Selection SelectionFlags
+	Workers   int // analysis goroutines; 0 = GOMAXPROCS
+}
+
+// NewCmdSelect builds the `select` command: the model each prompt would be sent to, and why.
 func NewCmdSelect(f *Factory) *cobra.Command {
-	return &cobra.Command{
-		Use:   "select",
-		Short: "not implemented yet",
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("select: not implemented yet")
+	opts := &SelectOptions{IO: f.IO, Getenv: f.Getenv}
+	var configPath string
+	c := &cobra.Command{
+		Use:   "select INPUT.jsonl [-c providers.yaml] [--json] [--explain]",
+		Short: "Show which model each prompt would go to, without sending anything",
+		Long: "Validates the whole input and prints, for every prompt, its category and complexity and the model\n" +
+			"run would send it to, with the estimated tokens and cost, then a summary per model. --explain adds\n" +
+			"why: the analyser's reason, the rule that picked the model, and the models ruled out.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Input = args[0]
+			opts.Config = func() (*config.Config, error) { return f.LoadConfig(configPath) }
+			return selectRun(c.Context(), opts)
 		},
 	}
+	c.Flags().StringVarP(&configPath, "config", "c", "", "providers file (default ./providers.yaml, else $LLMBATCH_CONFIG)")
+	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON line per prompt")
+	c.Flags().BoolVar(&opts.Explain, "explain", false, "say why each model was chosen and which were ruled out")
+	opts.Selection.register(c.Flags())
+	return c
+}
+
+// selectJSON is one `select --json` line.
+type selectJSON struct {
+	CustomID     string   `json:"custom_id"`
+	Line         int      `json:"line"`
+	Category     string   `json:"category"`      // the prompt's own category (analyser or hint)
+	LaneCategory string   `json:"lane_category"` // the category of the chosen model
+	Escalated    bool     `json:"escalated"`
+	Complexity   float64  `json:"complexity"`
+	Provider     string   `json:"provider"`
+	Model        string   `json:"model"`
+	InputTokens  int      `json:"input_tokens"` // as the chosen model's API counts them, chat overhead included
+	OutputTokens int      `json:"output_tokens"`
+	CostUSD      float64  `json:"cost_usd"`
+	ExactTokens  bool     `json:"exact_tokens"`
+	Alternatives []string `json:"alternatives,omitempty"` // failover candidates, cheapest first
+	Error        string   `json:"error,omitempty"`
+
+	// with --explain
+	Analysis string         `json:"analysis,omitempty"`
+	Why      string         `json:"why,omitempty"`
+	Excluded []excludedJSON `json:"excluded,omitempty"`
+}
+
+type excludedJSON struct {
+	Provider string `json:"provider"`
+	Model    string `json:"model"`
+	Reason   string `json:"reason"`
+}
+
+func selectRun(ctx context.Context, opts *SelectOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	sel, err := opts.Selection.options()
+	if err != nil {
+		return usageErr(err)
+	}
+	cfg, err := opts.Config()
+	if err != nil {
+		return err
+	}
+	lanes, warnings := buildLanes(cfg, opts.Getenv)
+	if err := checkGlobalPins(lanes, sel); err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(opts.IO.ErrOut, "warning: %s\n", w)
+	}
+	in, err := request.OpenInput(opts.Input, opts.IO.In)
+	if err != nil {
+		return usageErr(err)
+	}
+	defer in.Close()
+	if _, errs := prepareInput(ctx, in, lanes, sel); len(errs) > 0 {
+		return inputErrors(errs)
+	}
+
+	planner := selector.NewPlanner(lanes, sel)
+	w := bufio.NewWriter(opts.IO.Out)
+	enc := json.NewEncoder(w)
+	rows := newSelectTable(w, lanes)
+	if !opts.JSON {
+		rows.header()
+	}
+	var unserved []error
+	err = analyzeInput(ctx, in, newAnalyzer(lanes), opts.Workers, func(a *analyzed) error {
+		var ch selector.Choice
+		if opts.Explain {
+			ch = planner.Explain(&a.Item)
+		}
+		as, perr := planner.Add(&a.Item)
+		if perr != nil && len(unserved) < request.MaxReportedErrors {
+			unserved = append(unserved, fmt.Errorf("%s:%d: %s", in.Name(), a.Req.Line, perr))
+		}
+		line := selectLine(a, as, perr, planner, opts.Explain, ch)
+		if opts.JSON {
+			return enc.Encode(line)
+		}
+		rows.row(line)
+		return nil
+	})
+	if err == nil && !opts.JSON {
+		s := planner.Summary()
+		fmt.Fprintf(w, "\nPer model (--prefer %s%s):\n", s.Prefer, deadlineNote(s))
+		printLaneTable(w, s)
+		fmt.Fprintf(w, "Estimated wall time %s", wall(s.WallTime))
+		if s.WallTimeGuess {
+			fmt.Fprint(w, " (a guess: no known limits for the slowest model)")
+		}
+		fmt.Fprintln(w, "; ~ marks estimated input tokens, * free tier.")
+	}
+	if ferr := w.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("select: write: %w", ferr)
+	}
+	if err != nil {
+		return err
+	}
+	return unservedError(planner.Summary().Unassigned, unserved)
+}
+
+// selectLine builds the report of one prompt.
+func selectLine(a *analyzed, as selector.Assignment, perr error, p *selector.Planner, explain bool, ch selector.Choice) selectJSON {
+	it := &a.Item
+	line := selectJSON{CustomID: it.ID, Line: a.Req.Line, Category: catName(it.Category), Complexity: round2(it.Complexity),
+		OutputTokens: it.OutputTokens}
+	if perr != nil {
+		line.Error = perr.Error()
+	} else {
+		l := p.Lanes()[as.Lane]
+		line.LaneCategory, line.Escalated = as.Category.String(), as.Escalated
+		line.Provider, line.Model = l.Provider, l.Name
+		line.InputTokens, line.ExactTokens, line.CostUSD = as.Input, as.Exact, as.Cost
+		for _, i := range p.Group(as.Group) {
+			if i != as.Lane {
+				line.Alternatives = append(line.Alternatives, p.Lanes()[i].String())
+			}
+		}
+	}
+	if explain {
+		line.Analysis, line.Why = a.Reason, ch.Why
+		for _, e := range ch.Excluded {
+			line.Excluded = append(line.Excluded, excludedJSON{Provider: e.Lane.Provider, Model: e.Lane.Name, Reason: e.Reason})
+		}
+	}
+	return line
+}
+
+func catName(c model.Category) string {
+	if c == model.Unknown {
+		return "any"
+	}
+	return c.String()
+}
+
+func round2(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }
+
+// selectTable prints prompt rows in fixed-width columns (streamed: no buffering of the whole batch).
+type selectTable struct {
+	w                  io.Writer
+	provWidth, modelWd int
+}
+
+func newSelectTable(w io.Writer, lanes []*selector.Lane) *selectTable {
+	t := &selectTable{w: w, provWidth: len("PROVIDER"), modelWd: len("MODEL")}
+	for _, l := range lanes {
+		t.provWidth = max(t.provWidth, len(l.Provider))
+		t.modelWd = max(t.modelWd, len(l.Name))
+	}
+	return t
+}
+
+const selectRow = "%-20s  %-15s  %5s  %-*s  %-*s  %10s  %8s  %11s\n"
+
+func (t *selectTable) header() {
+	fmt.Fprintf(t.w, selectRow, "ID", "CATEGORY", "CPLX", t.provWidth, "PROVIDER", t.modelWd, "MODEL", "INPUT TOK", "OUT TOK", "COST USD")
+}
+
+func (t *selectTable) row(l selectJSON) {
+	cat := l.Category
+	if l.Escalated {
+		cat += "→" + l.LaneCategory
+	}
+	if l.Error != "" {
+		fmt.Fprintf(t.w, selectRow, l.CustomID, cat, fmt.Sprintf("%.2f", l.Complexity), t.provWidth, "-", t.modelWd, "-", "-", "-", "-")
+		fmt.Fprintf(t.w, "    error: %s\n", l.Error)
+	} else {
+		in := num(l.InputTokens)
+		if !l.ExactTokens {
+			in = "~" + in
+		}
+		fmt.Fprintf(t.w, selectRow, l.CustomID, cat, fmt.Sprintf("%.2f", l.Complexity), t.provWidth, l.Provider, t.modelWd, l.Model,
+			in, num(l.OutputTokens), usd(l.CostUSD))
+	}
+	if l.Analysis != "" || l.Why != "" {
+		fmt.Fprintf(t.w, "    why: %s\n", strings.Join(nonEmpty(l.Analysis, l.Why), "; "))
+	}
+	if len(l.Alternatives) > 0 && (l.Analysis != "" || l.Why != "") {
+		fmt.Fprintf(t.w, "    alternatives: %s\n", strings.Join(l.Alternatives, ", "))
+	}
+	pinned := 0
+	for _, e := range l.Excluded {
+		if strings.HasPrefix(e.Reason, "pinned to ") {
+			pinned++
+			continue
+		}
+		fmt.Fprintf(t.w, "    ruled out %s/%s: %s\n", e.Provider, e.Model, e.Reason)
+	}
+	if pinned > 0 {
+		fmt.Fprintf(t.w, "    ruled out %d other models: pinned\n", pinned)
+	}
+}
+
+func nonEmpty(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

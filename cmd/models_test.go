@@ -1,0 +1,125 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/llmbatch/llmbatch/pkg/config"
+)
+
+type modelsOut struct {
+	Config    string       `json:"config"`
+	Providers []modelsJSON `json:"providers"`
+}
+
+func runModelsJSON(t *testing.T, path string, getenv func(string) string) (modelsOut, string) {
+	t.Helper()
+	io, out, _ := testStreams()
+	if err := modelsRun(context.Background(), &ModelsOptions{IO: io, Getenv: getenv, Config: configFunc(path), JSON: true}); err != nil {
+		t.Fatal(err)
+	}
+	var got modelsOut
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return got, out.String()
+}
+
+func TestModelsListsConfigAndKeys(t *testing.T) {
+	cfg := loadFixture(t)
+	got, raw := runModelsJSON(t, fixtureConfig, fixtureEnv("BIG_KEY"))
+	if len(got.Providers) != len(cfg.Providers) {
+		t.Fatalf("%d providers, want %d", len(got.Providers), len(cfg.Providers))
+	}
+	for i, p := range got.Providers {
+		cp := cfg.Providers[i]
+		if p.Name != cp.Name || len(p.Models) != len(cp.Models) || p.APIKeyEnv != cp.APIKeyEnv {
+			t.Errorf("provider %d = %+v", i, p)
+		}
+		wantSet := p.Name != "big"
+		if p.KeySet != wantSet || p.Available != wantSet {
+			t.Errorf("%s: key_set %v available %v, want %v", p.Name, p.KeySet, p.Available, wantSet)
+		}
+		for j, m := range p.Models {
+			cm := cp.Models[j]
+			if m.Name != cm.Name || m.Category != cm.Category || m.ContextWindow != cm.ContextWindow ||
+				m.InputPerMTok != cm.InputPerMTok || m.RPM != cm.RPM || m.RPD != cm.RPD || m.Free != cm.Free {
+				t.Errorf("%s: %+v differs from the config %+v", p.Name, m, cm)
+			}
+		}
+	}
+	if strings.Contains(raw, "sk-secret") {
+		t.Error("models printed a key")
+	}
+
+	io, out, _ := testStreams()
+	if err := modelsRun(context.Background(), &ModelsOptions{IO: io, Getenv: fixtureEnv("BIG_KEY"), Config: configFunc(fixtureConfig)}); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{"PROVIDER", "tiny-model", "CHEAP_KEY set", "BIG_KEY NOT SET (skipped)", "free", "200k"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("table lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "sk-secret") {
+		t.Error("models printed a key")
+	}
+}
+
+func TestModelsBadConfig(t *testing.T) {
+	io, _, _ := testStreams()
+	f := &Factory{IO: io, Getenv: fixtureEnv()}
+	err := modelsRun(context.Background(), &ModelsOptions{IO: io, Getenv: f.Getenv,
+		Config: func() (*config.Config, error) { return f.LoadConfig("../testdata/cmd/does-not-exist.yaml") }})
+	if exitCode(t, err) != ExitUsage || !strings.Contains(err.Error(), "does-not-exist.yaml") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// TestModelsDefaultProvidersYAML loads the repository's providers.yaml: it must validate, and its
+// entries must be usable as shipped.
+func TestModelsDefaultProvidersYAML(t *testing.T) {
+	cfg, err := config.Load("../providers.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := runModelsJSON(t, "../providers.yaml", func(string) string { return "" })
+	keys := map[string]string{"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY",
+		"groq": "GROQ_API_KEY", "openrouter": "OPENROUTER_API_KEY", "ollama": ""}
+	if len(got.Providers) != len(keys) {
+		t.Errorf("%d providers, want %d", len(got.Providers), len(keys))
+	}
+	cats := map[string]int{}
+	for _, p := range got.Providers {
+		want, ok := keys[p.Name]
+		if !ok || p.APIKeyEnv != want {
+			t.Errorf("provider %s: api_key_env %q", p.Name, p.APIKeyEnv)
+		}
+		if p.Available != (want == "") {
+			t.Errorf("provider %s available=%v with no keys set", p.Name, p.Available)
+		}
+		for _, m := range p.Models {
+			cats[m.Category]++
+			if m.ContextWindow <= 0 || m.MaxOutputTokens <= 0 || m.MaxOutputTokens > m.ContextWindow {
+				t.Errorf("%s/%s: context %d, max output %d", p.Name, m.Name, m.ContextWindow, m.MaxOutputTokens)
+			}
+			if m.Free != (m.InputPerMTok == 0 && m.OutputPerMTok == 0) {
+				t.Errorf("%s/%s: free=%v with prices %v/%v", p.Name, m.Name, m.Free, m.InputPerMTok, m.OutputPerMTok)
+			}
+			if p.Name == "openai" && m.Encoding != "o200k_base" {
+				t.Errorf("%s/%s: encoding %q", p.Name, m.Name, m.Encoding)
+			}
+		}
+	}
+	for _, c := range []string{"tiny", "small", "large", "reasoning"} {
+		if cats[c] == 0 {
+			t.Errorf("no %s model in the default config", c)
+		}
+	}
+	if cfg.Defaults.Concurrency <= 0 {
+		t.Errorf("defaults.concurrency = %d", cfg.Defaults.Concurrency)
+	}
+}

@@ -1,0 +1,214 @@
+package cmd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runSelectJSON(t *testing.T, opts *SelectOptions) map[string]selectJSON {
+	t.Helper()
+	io, out, errOut := testStreams()
+	opts.IO, opts.JSON = io, true
+	if opts.Getenv == nil {
+		opts.Getenv = fixtureEnv()
+	}
+	if opts.Config == nil {
+		opts.Config = configFunc(fixtureConfig)
+	}
+	if opts.Input == "" {
+		opts.Input = fixturePrompts
+	}
+	if err := selectRun(context.Background(), opts); err != nil {
+		t.Fatalf("select: %v\nstderr: %s", err, errOut)
+	}
+	got := map[string]selectJSON{}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		var l selectJSON
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		got[l.CustomID] = l
+	}
+	return got
+}
+
+func TestSelectJSONPerPrompt(t *testing.T) {
+	cfg := loadFixture(t)
+	got := runSelectJSON(t, &SelectOptions{})
+	if len(got) != 7 {
+		t.Fatalf("%d lines, want 7", len(got))
+	}
+	want := map[string]string{ // id -> provider/model
+		"t1": "cheap/tiny-model", "t2": "cheap/tiny-model",
+		"s1": "free/free-small", "s2": "free/free-small", "s3": "cheap/small-model",
+		"long1": "big/large-model", "pinned": "big/large-model",
+	}
+	for id, lane := range want {
+		l := got[id]
+		if l.Provider+"/"+l.Model != lane {
+			t.Errorf("%s -> %s/%s, want %s", id, l.Provider, l.Model, lane)
+			continue
+		}
+		_, m := cfg.Lookup(l.Provider, l.Model)
+		cost := (float64(l.InputTokens)*m.InputPerMTok + float64(l.OutputTokens)*m.OutputPerMTok) / 1e6
+		if math.Abs(l.CostUSD-cost) > 1e-15 || l.InputTokens <= 0 || l.OutputTokens <= 0 {
+			t.Errorf("%s: cost %g for %d in / %d out, want %g", id, l.CostUSD, l.InputTokens, l.OutputTokens, cost)
+		}
+		if l.ExactTokens != (m.Encoding != "") {
+			t.Errorf("%s: exact_tokens %v on %s", id, l.ExactTokens, lane)
+		}
+	}
+	if l := got["long1"]; !l.Escalated || l.Category != "small" || l.LaneCategory != "large" {
+		t.Errorf("long1: %+v", l)
+	}
+	if l := got["t1"]; l.Category != "tiny" || l.Escalated || l.Line != 1 {
+		t.Errorf("t1: %+v", l)
+	}
+	// The first small prompt may fail over to the paid small model.
+	if alt := got["s1"].Alternatives; len(alt) != 1 || alt[0] != "cheap/small-model" {
+		t.Errorf("s1 alternatives = %v", alt)
+	}
+	// The long prompt's input is far beyond the small models' 2000-token window.
+	if got["long1"].InputTokens < 2000 {
+		t.Errorf("long1 input tokens = %d", got["long1"].InputTokens)
+	}
+}
+
+func TestSelectExplain(t *testing.T) {
+	got := runSelectJSON(t, &SelectOptions{Explain: true})
+	l := got["long1"]
+	if !strings.Contains(l.Why, "escalated from small: no small lane fits") || l.Analysis == "" {
+		t.Errorf("long1 why = %q, analysis = %q", l.Why, l.Analysis)
+	}
+	var ctx int
+	for _, e := range l.Excluded {
+		if strings.HasPrefix(e.Reason, "context too small (needs ") {
+			ctx++
+		}
+	}
+	if ctx != 2 {
+		t.Errorf("long1 excluded = %+v, want both small models ruled out for context", l.Excluded)
+	}
+	if s3 := got["s3"]; len(s3.Excluded) != 1 || !strings.HasPrefix(s3.Excluded[0].Reason, "daily limit used") || s3.Why != "only capable lane" {
+		t.Errorf("s3: why %q excluded %+v", s3.Why, s3.Excluded)
+	}
+	if p := got["pinned"]; !strings.HasPrefix(p.Why, "pinned to model large-model") || len(p.Excluded) != 3 {
+		t.Errorf("pinned: why %q excluded %+v", p.Why, p.Excluded)
+	}
+	if s1 := got["s1"]; s1.Why != "free tier" {
+		t.Errorf("s1 why = %q", s1.Why)
+	}
+
+	io, out, _ := testStreams()
+	if err := selectRun(context.Background(), &SelectOptions{IO: io, Getenv: fixtureEnv(), Config: configFunc(fixtureConfig),
+		Input: fixturePrompts, Explain: true}); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{"ID  ", "small→large", "why: ", "ruled out cheap/small-model: context too small",
+		"ruled out free/free-small: daily limit used", "ruled out 3 other models: pinned", "Per model (--prefer cost)", "TOTAL"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestSelectSpeedSharesWork(t *testing.T) {
+	dir := t.TempDir()
+	input := filepath.Join(dir, "small.jsonl")
+	var b bytes.Buffer
+	for i := range 40 {
+		fmt.Fprintf(&b, `{"id":"q%d","prompt":"Name the capital of country number %d.","category":"small","max_tokens":10}`+"\n", i, i)
+	}
+	if err := os.WriteFile(input, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	count := func(got map[string]selectJSON) map[string]int {
+		n := map[string]int{}
+		for _, l := range got {
+			n[l.Provider+"/"+l.Model]++
+		}
+		return n
+	}
+	costLines := runSelectJSON(t, &SelectOptions{Input: input})
+	speedLines := runSelectJSON(t, &SelectOptions{Input: input, Selection: SelectionFlags{Prefer: "speed"}})
+	cost, speed := count(costLines), count(speedLines)
+	// Cost: the free lane first, until its daily limit of 2; then the paid one.
+	if cost["free/free-small"] != 2 || cost["cheap/small-model"] != 38 || costLines["q0"].Model != "free-small" {
+		t.Errorf("cost split = %v, q0 on %s", cost, costLines["q0"].Model)
+	}
+	// Speed: the faster lane (120 RPM) starts; the slow free one (10 RPM) takes a share once the fast
+	// one's queue is as long as one of its requests. Never the large model: no escalation for speed.
+	if speed["big/large-model"] != 0 || speed["free/free-small"] != 2 || speedLines["q0"].Model != "small-model" {
+		t.Errorf("speed split = %v, q0 on %s", speed, speedLines["q0"].Model)
+	}
+}
+
+func TestSelectStreamsInInputOrder(t *testing.T) {
+	dir := t.TempDir()
+	input := filepath.Join(dir, "many.jsonl")
+	var b bytes.Buffer
+	const n = 3000
+	for i := range n {
+		fmt.Fprintf(&b, `{"id":"r%05d","prompt":"Tag this item: %s","category":"tiny","max_tokens":3}`+"\n", i, strings.Repeat("w", i%97))
+	}
+	if err := os.WriteFile(input, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	io, out, _ := testStreams()
+	if err := selectRun(context.Background(), &SelectOptions{IO: io, Getenv: fixtureEnv(), Config: configFunc(fixtureConfig),
+		Input: input, JSON: true, Workers: 8}); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	i := 0
+	for ; sc.Scan(); i++ {
+		var l selectJSON
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("r%05d", i); l.CustomID != want || l.Line != i+1 {
+			t.Fatalf("line %d is %s (line %d), want %s", i, l.CustomID, l.Line, want)
+		}
+	}
+	if i != n {
+		t.Errorf("%d lines, want %d", i, n)
+	}
+}
+
+func TestSelectBadInputAndUnservable(t *testing.T) {
+	io, out, _ := testStreams()
+	err := selectRun(context.Background(), &SelectOptions{IO: io, Getenv: fixtureEnv(), Config: configFunc(fixtureConfig),
+		Input: "../testdata/cmd/bad.jsonl", JSON: true})
+	if exitCode(t, err) != ExitUsage || !strings.Contains(err.Error(), "bad.jsonl:3:") || out.Len() != 0 {
+		t.Errorf("bad input: err %v, stdout %q", err, out)
+	}
+	// --provider cheap cannot serve the long prompt: its row says why and the command exits 2.
+	data, err := os.ReadFile(fixturePrompts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	input := filepath.Join(t.TempDir(), "two.jsonl")
+	if err := os.WriteFile(input, []byte(lines[0]+lines[5]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	io, out, _ = testStreams()
+	err = selectRun(context.Background(), &SelectOptions{IO: io, Getenv: fixtureEnv(), Config: configFunc(fixtureConfig),
+		Input: input, JSON: true, Selection: SelectionFlags{Provider: "cheap"}})
+	if exitCode(t, err) != ExitUsage || !strings.Contains(err.Error(), "two.jsonl:2: no lane can serve it (pinned to provider cheap): 1× context too small (needs ") {
+		t.Errorf("unservable: err %v", err)
+	}
+	if !strings.Contains(out.String(), `"custom_id":"long1"`) || !strings.Contains(out.String(), `"error":"no lane can serve it`) {
+		t.Errorf("stdout = %s", out)
+	}
+}

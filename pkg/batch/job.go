@@ -1,0 +1,425 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/llmbatch/llmbatch/pkg/provider"
+	"github.com/llmbatch/llmbatch/pkg/ratelimit"
+	"github.com/llmbatch/llmbatch/pkg/request"
+	"github.com/llmbatch/llmbatch/pkg/results"
+	"github.com/llmbatch/llmbatch/pkg/retry"
+	"github.com/llmbatch/llmbatch/pkg/routing"
+	"github.com/llmbatch/llmbatch/pkg/selector"
+	"github.com/llmbatch/llmbatch/pkg/tokens"
+)
+
+// job is one prompt on its way to a result line.
+type job struct {
+	e       *engine
+	req     *request.Request
+	item    selector.Item
+	lanes   []*lane // allowed lanes, preferred first
+	planErr error   // why no lane can serve the prompt
+	// charEstimate is the prompt's size as providers estimate it for rate limits.
+	charEstimate int
+	attempts     int // requests sent
+	// throttled counts the 429s among attempts: a rate limit is the lane's state, not the prompt's
+	// fault, so it has its own, larger allowance instead of using up max_attempts.
+	throttled int
+	log       []results.Attempt
+}
+
+// newJob asks the planner for the prompt's lanes. It runs on the producer goroutine (the planner is
+// not safe for concurrent use).
+func (e *engine) newJob(req *request.Request, item selector.Item) *job {
+	j := &job{e: e, req: req, item: item, charEstimate: charEstimate(req)}
+	a, err := e.planner.Add(&j.item)
+	if err != nil {
+		j.planErr = err
+		return j
+	}
+	j.lanes = append(j.lanes, e.lanes[a.Lane])
+	for _, i := range e.planner.Group(a.Group) {
+		if i != a.Lane {
+			j.lanes = append(j.lanes, e.lanes[i])
+		}
+	}
+	return j
+}
+
+// outcome is how one attempt ended.
+type outcome int
+
+const (
+	failed   outcome = iota // class says what went wrong
+	finished                // the result line is ready
+	stopped                 // the run is stopping (or the budget is spent): leave the prompt for resume
+	refused                 // the lane could not take it right now (breaker trial in flight, daily quota spent)
+)
+
+// run sends the prompt until it succeeds, fails for good, or the run stops. A nil result means the
+// prompt was not finished (stop or budget) and must be resumed later.
+func (j *job) run() *results.Result {
+	if j.planErr != nil {
+		return j.fail(retry.Class{Type: retry.TypeBadRequest, Message: j.planErr.Error()}, nil)
+	}
+	var last retry.Class
+	var lastLane *lane
+	for {
+		if j.e.dispatchCtx.Err() != nil {
+			return nil
+		}
+		l, wait := j.chooseLane()
+		if l == nil {
+			if wait <= 0 {
+				if lastLane == nil {
+					last = retry.Class{Type: retry.TypeBadRequest, Message: "no usable lane: " + j.whyNoLane()}
+				} else {
+					last.Message = fmt.Sprintf("%s (no other capable lane left: %s)", last.Message, j.whyNoLane())
+				}
+				return j.fail(last, lastLane)
+			}
+			// Every capable lane's breaker is open: wait for the first trial rather than fail at once.
+			if retry.Wait(j.e.dispatchCtx, wait) != nil {
+				return nil
+			}
+			continue
+		}
+		res, class, how := j.attempt(l)
+		switch how {
+		case finished:
+			return res
+		case stopped:
+			return nil
+		case refused:
+			if retry.Wait(j.e.dispatchCtx, refusedWait) != nil {
+				return nil
+			}
+			continue
+		}
+		last, lastLane = class, l
+		if !j.shouldRetry(l, class) {
+			return j.fail(class, l)
+		}
+		delay := time.Duration(0)
+		switch class.Action {
+		case retry.ActionRetry:
+			delay = l.prov.policy.Delay(j.attempts, class, j.e.jitter())
+		case retry.ActionFailover:
+			j.dropLane(l)
+		case retry.ActionFailoverLargerContext:
+			j.dropLanesUpTo(l)
+		case retry.ActionDisableProvider:
+			if l.prov.disable(string(class.Type) + ": " + class.Message) {
+				j.e.log.Warn("provider disabled for the rest of the run", "provider", l.prov.name,
+					"error", string(class.Type), "message", class.Message)
+			}
+		}
+		if len(j.log) > 0 {
+			j.log[len(j.log)-1].WaitMS = delay.Milliseconds()
+		}
+		if delay > 0 && retry.Wait(j.e.dispatchCtx, delay) != nil {
+			return nil
+		}
+	}
+}
+
+// refusedWait is how long a job waits before asking again when its lane's half-open breaker is busy
+// with its one trial request.
+const refusedWait = 250 * time.Millisecond
+
+// staleTicket is how long a rate-limit slot stays good while the request waits for a concurrency slot.
+const staleTicket = 500 * time.Millisecond
+
+// shouldRetry decides whether the prompt gets another attempt after class on lane l.
+func (j *job) shouldRetry(l *lane, class retry.Class) bool {
+	p := l.prov.policy
+	switch class.Action {
+	case retry.ActionFailover, retry.ActionFailoverLargerContext, retry.ActionDisableProvider:
+		return true // the lane is dropped or disabled; the loop ends when no lane is left
+	}
+	if class.Type == retry.TypeRateLimit {
+		j.throttled++
+		return j.throttled <= rateLimitRetries*max(p.MaxAttempts, 1)
+	}
+	return p.ShouldRetry(j.attempts-j.throttled, class)
+}
+
+// rateLimitRetries multiplies max_attempts for 429s.
+const rateLimitRetries = 4
+
+// chooseLane returns the lane for the next attempt, or nil and how long until a breaker admits a
+// trial (0 = no lane will ever be usable again).
+func (j *job) chooseLane() (*lane, time.Duration) {
+	if l := j.pick(); l != nil {
+		return l, 0
+	}
+	var soonest time.Duration
+	now := j.e.now()
+	for _, l := range j.lanes {
+		if l.exhausted.Load() || l.prov.disabledReason() != "" {
+			continue
+		}
+		if d := l.breaker.OpenUntil().Sub(now); d > 0 && (soonest == 0 || d < soonest) {
+			soonest = d
+		}
+	}
+	return nil, soonest
+}
+
+// pick chooses among the job's lanes by the run's policy, or returns nil when none is usable.
+func (j *job) pick() *lane {
+	policy := routing.Cheapest
+	if j.e.opts.Select.Prefer == selector.PreferSpeed {
+		policy = routing.Soonest
+	}
+	cs := make([]routing.Candidate, len(j.lanes))
+	now := j.e.now()
+	for i, l := range j.lanes {
+		load := 0.0
+		if c := cap(l.prov.slots); c > 0 {
+			load = float64(l.inFlight.Load()) / float64(c)
+		}
+		cs[i] = routing.Candidate{Usable: l.usable(), Healthy: l.health.Healthy(now), Load: load}
+		if policy == routing.Soonest && cs[i].Usable {
+			in, _ := j.item.Input(l.sel)
+			cs[i].Delay = l.limiter.Delay(j.admission(l, in))
+		}
+	}
+	if i := routing.Pick(cs, policy); i >= 0 {
+		return j.lanes[i]
+	}
+	return nil
+}
+
+// admission is what a provider counts against the lane's TPM when it admits the request: its prompt
+// estimate (providers estimate from characters, about 4 a token, so the larger of that and our
+// count) plus max_tokens, or the model's max_output_tokens when the request sets none.
+func (j *job) admission(l *lane, in int) int {
+	out := j.item.MaxOutputTokens
+	if out <= 0 {
+		out = l.sel.MaxOutputTokens
+	}
+	if out <= 0 {
+		out = j.item.OutputTokens
+	}
+	return max(in, j.charEstimate) + out
+}
+
+// expectedOutput is the output the budget reserves for: the most the request may produce.
+func (j *job) expectedOutput(l *lane) int {
+	if j.item.MaxOutputTokens > 0 {
+		return j.item.MaxOutputTokens
+	}
+	if l.sel.MaxOutputTokens > 0 {
+		return l.sel.MaxOutputTokens
+	}
+	return j.item.OutputTokens
+}
+
+// charEstimate is the providers' character-based prompt estimate: 4 characters a token plus the
+// per-message overhead.
+func charEstimate(req *request.Request) int {
+	n := 3
+	for _, m := range req.Messages {
+		n += 4 + (len(m.Content.String())+3)/4
+	}
+	return n
+}
+
+// attempt makes one try on lane l.
+func (j *job) attempt(l *lane) (*results.Result, retry.Class, outcome) {
+	report, admitted := l.breaker.Allow()
+	if !admitted {
+		return nil, retry.Class{}, refused
+	}
+	in, _ := j.item.Input(l.sel)
+	estCost := tokens.Cost(l.cfg, in, j.expectedOutput(l))
+	admit := j.admission(l, in)
+	ticket, err := l.limiter.Wait(j.e.dispatchCtx, admit)
+	if errors.Is(err, ratelimit.ErrDailyExhausted) {
+		report(context.Canceled) // neutral for the breaker
+		if !l.exhausted.Swap(true) {
+			j.e.log.Warn("daily quota spent: lane takes no more work", "lane", l.name())
+		}
+		return nil, retry.Class{}, refused
+	}
+	if errors.Is(err, ratelimit.ErrTooLarge) {
+		report(context.Canceled)
+		return nil, retry.Class{Type: retry.TypeContextLength, Action: retry.ActionFailover, Retryable: true,
+			Message: fmt.Sprintf("%s: a request of %d tokens exceeds the lane's token limit", l.name(), admit)}, failed
+	}
+	if err != nil {
+		report(context.Canceled)
+		return nil, retry.Class{}, stopped
+	}
+	if !j.e.budget.reserve(estCost) {
+		report(context.Canceled)
+		ticket.Cancel()
+		j.e.hitBudget()
+		return nil, retry.Class{}, stopped
+	}
+	if !j.acquire(l) {
+		report(context.Canceled)
+		ticket.Cancel()
+		j.e.budget.settle(estCost, 0)
+		return nil, retry.Class{}, stopped
+	}
+	// The limiter counted the request at its slot; one that waited long for a concurrency slot since
+	// would reach the provider later than counted, so it takes a fresh slot.
+	if j.e.now().Sub(ticket.At()) > staleTicket {
+		ticket.Cancel()
+		if ticket, err = l.limiter.Wait(j.e.dispatchCtx, admit); err != nil {
+			j.release(l)
+			report(context.Canceled)
+			j.e.budget.settle(estCost, 0)
+			return nil, retry.Class{}, stopped
+		}
+	}
+	j.attempts++
+	started := j.e.now()
+	ctx, cancel := context.WithTimeout(j.e.sendCtx, l.prov.timeout)
+	resp, err := l.prov.api.Complete(ctx, j.providerRequest(l))
+	cancel()
+	j.release(l)
+	latency := j.e.now().Sub(started)
+	report(err)
+	if err == nil {
+		l.health.Record(true, j.e.now())
+		l.limiter.Observe(resp.Limits)
+		ticket.Settle(resp.Usage.InputTokens + resp.Usage.OutputTokens)
+		cost := tokens.Cost(l.cfg, resp.Usage.InputTokens, resp.Usage.OutputTokens)
+		j.e.budget.settle(estCost, cost)
+		j.logAttempt(l, started, "")
+		return j.ok(l, resp, cost, latency), retry.Class{}, finished
+	}
+	class := retry.Classify(err)
+	if class.LaneFailure() {
+		l.health.Record(false, j.e.now())
+	}
+	var apiErr *provider.APIError
+	var limits provider.RateLimits
+	if errors.As(err, &apiErr) {
+		limits = apiErr.Limits
+	}
+	if class.Type == retry.TypeRateLimit {
+		ticket.RateLimited(limits) // pauses the lane until Retry-After and adapts hidden limits
+	} else {
+		l.limiter.Observe(limits)
+		ticket.Settle(0) // providers count rejected requests against the window too
+	}
+	// Providers don't bill the errors they return.
+	j.e.budget.settle(estCost, 0)
+	if class.Type == retry.TypeCanceled {
+		return nil, class, stopped
+	}
+	j.logAttempt(l, started, string(class.Type))
+	j.e.log.Debug("attempt failed", "id", j.req.ID, "lane", l.name(), "error", string(class.Type),
+		"status", class.StatusCode, "attempt", j.attempts)
+	return nil, class, failed
+}
+
+// acquire takes the global and the provider's in-flight slots; false when the run stops meanwhile.
+func (j *job) acquire(l *lane) bool {
+	select {
+	case j.e.slots <- struct{}{}:
+	case <-j.e.dispatchCtx.Done():
+		return false
+	}
+	if l.prov.slots != nil {
+		select {
+		case l.prov.slots <- struct{}{}:
+		case <-j.e.dispatchCtx.Done():
+			<-j.e.slots
+			return false
+		}
+	}
+	l.inFlight.Add(1)
+	return true
+}
+
+func (j *job) release(l *lane) {
+	l.inFlight.Add(-1)
+	if l.prov.slots != nil {
+		<-l.prov.slots
+	}
+	<-j.e.slots
+}
+
+func (j *job) providerRequest(l *lane) *provider.Request {
+	r := j.req
+	model := l.sel.Name
+	return &provider.Request{Model: model, Messages: r.Messages, MaxTokens: r.MaxTokens,
+		Temperature: r.Temperature, TopP: r.TopP, Stop: r.Stop, ResponseFormat: r.ResponseFormat,
+		Tools: r.Tools, Reasoning: l.reasoning}
+}
+
+func (j *job) logAttempt(l *lane, at time.Time, errType string) {
+	if !j.e.opts.Verbose {
+		return
+	}
+	j.log = append(j.log, results.Attempt{At: at.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+		Provider: l.prov.name, Model: l.sel.Name, ErrorType: errType})
+}
+
+func (j *job) ok(l *lane, resp *provider.Response, cost float64, latency time.Duration) *results.Result {
+	u := resp.Usage
+	return &results.Result{CustomID: j.req.ID, Status: results.StatusOK, Provider: l.prov.name, Model: l.sel.Name,
+		Content: resp.Content, ToolCalls: resp.ToolCalls, FinishReason: resp.FinishReason, Usage: &u,
+		CostUSD: cost, Attempts: j.attempts, AttemptLog: j.log, LatencyMS: latency.Milliseconds(),
+		RequestHash: j.req.Hash, RequestID: resp.RequestID, Metadata: j.req.Metadata}
+}
+
+func (j *job) fail(c retry.Class, l *lane) *results.Result {
+	r := &results.Result{CustomID: j.req.ID, Status: results.StatusError, Attempts: j.attempts, AttemptLog: j.log,
+		RequestHash: j.req.Hash, Metadata: j.req.Metadata,
+		Error: &results.ErrorInfo{Type: string(c.Type), Message: c.Message, StatusCode: c.StatusCode}}
+	if l != nil {
+		r.Provider, r.Model = l.prov.name, l.sel.Name
+	}
+	return r
+}
+
+// dropLane removes l from the job's lanes (the model is missing or refused this prompt).
+func (j *job) dropLane(l *lane) {
+	out := j.lanes[:0]
+	for _, x := range j.lanes {
+		if x != l {
+			out = append(out, x)
+		}
+	}
+	j.lanes = out
+}
+
+// dropLanesUpTo removes every lane whose context window is no larger than l's.
+func (j *job) dropLanesUpTo(l *lane) {
+	out := j.lanes[:0]
+	for _, x := range j.lanes {
+		if x.sel.ContextWindow > l.sel.ContextWindow || (x.sel.ContextWindow == 0 && l.sel.ContextWindow > 0) {
+			out = append(out, x)
+		}
+	}
+	j.lanes = out
+}
+
+// whyNoLane says why none of the job's lanes can take it.
+func (j *job) whyNoLane() string {
+	if len(j.lanes) == 0 {
+		return "every capable lane refused it"
+	}
+	reasons := ""
+	for _, l := range j.lanes {
+		why := "daily quota spent"
+		if r := l.prov.disabledReason(); r != "" {
+			why = "provider disabled: " + r
+		}
+		if reasons != "" {
+			reasons += "; "
+		}
+		reasons += l.name() + ": " + why
+	}
+	return reasons
+}

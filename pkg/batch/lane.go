@@ -1,0 +1,108 @@
+package batch
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/llmbatch/llmbatch/pkg/config"
+	"github.com/llmbatch/llmbatch/pkg/model"
+	"github.com/llmbatch/llmbatch/pkg/provider"
+	"github.com/llmbatch/llmbatch/pkg/ratelimit"
+	"github.com/llmbatch/llmbatch/pkg/retry"
+	"github.com/llmbatch/llmbatch/pkg/routing"
+	"github.com/llmbatch/llmbatch/pkg/selector"
+)
+
+// lane is the live state of one (provider, model): its limiter, breaker and health, and the
+// provider-wide concurrency slot it shares with the provider's other models.
+type lane struct {
+	sel      *selector.Lane
+	cfg      *config.Model
+	prov     *providerState
+	limiter  *ratelimit.Lane
+	breaker  *routing.Breaker
+	health   *routing.Health
+	inFlight atomic.Int64
+	// exhausted is set when the lane's daily quota is spent: it stops taking work for the run.
+	exhausted atomic.Bool
+	// reasoning models get max_completion_tokens from the OpenAI adapter.
+	reasoning bool
+}
+
+// providerState is what the lanes of one provider share.
+type providerState struct {
+	name    string
+	api     provider.Provider
+	slots   chan struct{} // per-provider concurrency bound; nil = only the global bound
+	policy  retry.Policy
+	timeout time.Duration
+
+	mu       sync.Mutex
+	disabled string // why the provider was disabled for the rest of the run ("" = enabled)
+}
+
+// disable turns the provider off for the rest of the run; it reports whether this call did it.
+func (p *providerState) disable(why string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.disabled != "" {
+		return false
+	}
+	p.disabled = why
+	return true
+}
+
+// disabledReason returns why the provider is off, or "".
+func (p *providerState) disabledReason() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.disabled
+}
+
+// name is "provider/model", the lane's key in logs and the summary.
+func (l *lane) name() string { return l.sel.String() }
+
+// usable reports whether the lane may take a request now.
+func (l *lane) usable() bool {
+	return !l.exhausted.Load() && l.prov.disabledReason() == "" && l.breaker.State() != routing.StateOpen
+}
+
+// buildLanes wraps every selector lane whose provider has an adapter in apis with its live state.
+// concurrency is the run's global in-flight bound.
+func buildLanes(cfg *config.Config, sels []*selector.Lane, apis map[string]provider.Provider, concurrency int, now func() time.Time) ([]*lane, error) {
+	provs := map[string]*providerState{}
+	var lanes []*lane
+	for _, sl := range sels {
+		api, ok := apis[sl.Provider]
+		if !ok || !sl.Available {
+			continue
+		}
+		p, m := cfg.Lookup(sl.Provider, sl.Name)
+		if p == nil {
+			return nil, fmt.Errorf("lane %s is not in the config", sl)
+		}
+		ps := provs[p.Name]
+		if ps == nil {
+			ps = &providerState{name: p.Name, api: api, policy: retry.PolicyFrom(cfg.RetryFor(p)), timeout: cfg.TimeoutFor(p)}
+			if p.MaxConcurrency > 0 && p.MaxConcurrency < concurrency {
+				ps.slots = make(chan struct{}, p.MaxConcurrency)
+			}
+			provs[p.Name] = ps
+		}
+		key := sl.String()
+		lanes = append(lanes, &lane{
+			sel: sl, cfg: m, prov: ps,
+			limiter:   ratelimit.New(key, ratelimit.Limits{RPM: m.RPM, TPM: m.TPM, RPD: m.RPD, TPD: m.TPD}, now),
+			breaker:   routing.NewBreaker(key, cfg.BreakerFor(p)),
+			health:    routing.NewHealth(routing.HealthConfig{Cooldown: cfg.BreakerFor(p).OpenFor.D()}),
+			reasoning: sl.Category == model.Reasoning,
+		})
+	}
+	if len(lanes) == 0 {
+		return nil, errors.New("no usable lane: set the API key variable of at least one provider in the config, or use a type: sim provider")
+	}
+	return lanes, nil
+}

@@ -1,0 +1,199 @@
+// Package progress shows a run's progress on stderr and summarises it at the end.
+//
+// Display is the live progress bar (schollz/progressbar/v3): it writes only to the writer it is given
+// (stderr, never stdout, DESIGN §1) and only when enabled, which the caller decides with
+// term.IsTerminal on stderr and the --progress mode, because progressbar itself never checks for a
+// terminal. Summary collects per-(provider, model) statistics for the final table and for JSON.
+package progress
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// Outcome is one finished prompt, as the engine reports it to Display.Add and Summary.Add.
+type Outcome struct {
+	Provider     string // the lane that produced the final result
+	Model        string
+	OK           bool
+	InputTokens  int
+	OutputTokens int
+	CostUSD      float64
+	Latency      time.Duration // of the final attempt
+	Retries      int           // attempts after the first
+	RateLimited  int           // 429 answers received for this prompt
+}
+
+// Options configure a Display.
+type Options struct {
+	// Enabled shows the bar. The caller passes term.IsTerminal(int(os.Stderr.Fd())) combined with the
+	// --progress mode; when false, New and every method write nothing.
+	Enabled bool
+	// Now reads the clock for rates and the ETA; time.Now when nil.
+	Now func() time.Time
+	// Throttle is the minimum time between redraws; below 100 ms (including 0) it is 100 ms, so a
+	// fast run does not spend its time redrawing a terminal.
+	Throttle time.Duration
+}
+
+const minThrottle = 100 * time.Millisecond
+
+// Display is the progress bar of a run: prompts done out of total, with requests and tokens per
+// second, the cost so far and the ETA in its description. It is safe for concurrent use, though the
+// engine is expected to call it from its single writer goroutine, as results are written.
+type Display struct {
+	mu       sync.Mutex
+	w        io.Writer
+	bar      *progressbar.ProgressBar // nil when disabled
+	now      func() time.Time
+	throttle time.Duration
+	start    time.Time
+	lastDesc time.Time
+	finished bool
+
+	total   int
+	skipped int // done by an earlier run (resume)
+	done    int // finished in this run
+	failed  int
+	tokens  int64
+	cost    float64
+}
+
+// New returns a display of total prompts writing to w (stderr). Nothing is written unless
+// opts.Enabled and total > 0.
+func New(w io.Writer, total int, opts Options) *Display {
+	d := &Display{w: w, now: opts.Now, throttle: max(opts.Throttle, minThrottle), total: total}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	d.start = d.now()
+	if opts.Enabled && total > 0 {
+		d.bar = progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetVisibility(true),
+			progressbar.OptionThrottle(d.throttle),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetWidth(30),
+			// The ETA is ours, in the description: the library's would use its own clock.
+			progressbar.OptionSetPredictTime(false),
+			progressbar.OptionSetElapsedTime(false),
+			progressbar.OptionSetDescription(d.describe(d.start)),
+		)
+	}
+	return d
+}
+
+// Add records one finished prompt and redraws the bar (at most once per throttle interval).
+func (d *Display) Add(o Outcome) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.done++
+	if !o.OK {
+		d.failed++
+	}
+	d.tokens += int64(o.InputTokens + o.OutputTokens)
+	d.cost += o.CostUSD
+	d.advance(1)
+}
+
+// Skip counts n prompts as already done (results kept from an earlier run being resumed). They move
+// the bar but not the rates.
+func (d *Display) Skip(n int) {
+	if n <= 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.skipped += n
+	d.advance(n)
+}
+
+func (d *Display) advance(n int) {
+	if d.bar == nil || d.finished {
+		return
+	}
+	if now := d.now(); now.Sub(d.lastDesc) >= d.throttle {
+		d.lastDesc = now
+		// Describe redraws too, so the bar and its description move together.
+		d.bar.Describe(d.describe(now))
+	}
+	_ = d.bar.Add(n) // errors are write errors on stderr: nothing useful to do with them
+}
+
+// Write writes p (log lines) to the display's writer without tearing the bar: the bar is cleared,
+// p written, and the bar drawn again below it. Use the Display as the log output while it runs.
+func (d *Display) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bar == nil || d.finished {
+		return d.w.Write(p)
+	}
+	_ = d.bar.Clear()
+	n, err := d.w.Write(p)
+	if err == nil && len(p) > 0 && p[len(p)-1] == '\n' {
+		// The bar's last rendering starts with "\r", so it redraws in place until the next update.
+		_, _ = io.WriteString(d.w, d.bar.String())
+	}
+	return n, err
+}
+
+// Finish replaces the bar with a final status line (done/total, failures, wall time, rates, cost).
+// Later calls to Add, Skip and Finish draw nothing; Write still writes.
+func (d *Display) Finish() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bar == nil || d.finished {
+		return
+	}
+	d.finished = true
+	_ = d.bar.Exit()
+	_ = d.bar.Clear()
+	now := d.now()
+	elapsed := now.Sub(d.start)
+	status := fmt.Sprintf("%d/%d done", d.skipped+d.done, d.total)
+	if d.failed > 0 {
+		status += fmt.Sprintf(" (%d failed)", d.failed)
+	}
+	fmt.Fprintf(d.w, "%s in %s, %s\n", status, elapsed.Round(100*time.Millisecond), d.rates(elapsed))
+}
+
+// describe is the bar's description at now: rates, cost and ETA.
+func (d *Display) describe(now time.Time) string {
+	elapsed := now.Sub(d.start)
+	eta := "--"
+	if remaining := d.total - d.skipped - d.done; remaining <= 0 {
+		eta = "0s"
+	} else if d.done > 0 && elapsed > 0 {
+		left := time.Duration(float64(remaining) / float64(d.done) * float64(elapsed))
+		eta = left.Round(time.Second).String()
+	}
+	desc := d.rates(elapsed) + ", ETA " + eta
+	if d.failed > 0 {
+		desc += fmt.Sprintf(", %d failed", d.failed)
+	}
+	return desc
+}
+
+// rates formats requests and tokens per second and the cost so far.
+func (d *Display) rates(elapsed time.Duration) string {
+	var rps, tps float64
+	if s := elapsed.Seconds(); s > 0 {
+		rps, tps = float64(d.done)/s, float64(d.tokens)/s
+	}
+	return fmt.Sprintf("%.1f req/s, %s tok/s, $%.4f", rps, humanize(tps), d.cost)
+}
+
+// humanize writes n with a k/M suffix.
+func humanize(n float64) string {
+	switch {
+	case n >= 1e6:
+		return fmt.Sprintf("%.1fM", n/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1fk", n/1e3)
+	}
+	return fmt.Sprintf("%.0f", n)
+}

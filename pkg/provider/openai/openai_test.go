@@ -1,0 +1,351 @@
+package openai_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llmbatch/llmbatch/pkg/provider"
+	"github.com/llmbatch/llmbatch/pkg/provider/internal/replay"
+	"github.com/llmbatch/llmbatch/pkg/provider/openai"
+	"github.com/llmbatch/llmbatch/pkg/request"
+)
+
+const key = "sk-proj-TESTKEY-do-not-leak-0123456789"
+
+var t0 = time.Date(2025, 6, 10, 12, 0, 0, 0, time.UTC)
+
+func now() time.Time { return t0 }
+
+func ptr[T any](v T) *T { return &v }
+
+func newClient(t testing.TB, fixture string, mod func(*openai.Options)) (*openai.Client, *replay.Transport) {
+	t.Helper()
+	hc, tr := replay.Client(t, "openai", fixture)
+	o := openai.Options{Name: "openai", APIKey: key, Client: hc, Now: now}
+	if mod != nil {
+		mod(&o)
+	}
+	c, err := openai.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, tr
+}
+
+func userReq(model string) *provider.Request {
+	return &provider.Request{Model: model, Messages: []request.Message{
+		{Role: "system", Content: request.Content{Text: "Answer briefly."}},
+		{Role: "user", Content: request.Content{Text: "What is the capital of France?"}},
+	}}
+}
+
+// jsonEqual compares two JSON documents structurally.
+func jsonEqual(t *testing.T, got []byte, want string) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("got invalid JSON %s: %v", got, err)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatalf("want invalid JSON: %v", err)
+	}
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("JSON mismatch\n got  %s\n want %s", got, want)
+	}
+}
+
+func TestCompleteSuccess(t *testing.T) {
+	c, tr := newClient(t, "success.http", nil)
+	req := userReq("gpt-4o-mini")
+	req.MaxTokens = 200
+	req.Temperature = ptr(0.2)
+	req.TopP = ptr(0.9)
+	req.Stop = []string{"\n\n"}
+	req.ResponseFormat = json.RawMessage(`{"type":"json_object"}`)
+	req.Tools = json.RawMessage(`[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]`)
+
+	resp, err := c.Complete(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &provider.Response{
+		Content:      "The capital of France is Paris.",
+		FinishReason: "stop",
+		Usage:        provider.Usage{InputTokens: 1536, OutputTokens: 8, CachedTokens: 1024},
+		Model:        "gpt-4o-mini-2024-07-18",
+		RequestID:    "req_5b6f0e3d4c2a41e8b97d1f0a6c3e2b19",
+		Limits: provider.RateLimits{ObservedAt: t0, LimitRequests: 5000, RemainingRequests: 4999, ResetRequests: 12 * time.Millisecond,
+			LimitTokens: 4000000, RemainingTokens: 3998466, ResetTokens: 23 * time.Millisecond, HasRequests: true, HasTokens: true},
+	}
+	if !reflect.DeepEqual(resp, want) {
+		t.Errorf("response\n got  %+v\n want %+v", resp, want)
+	}
+
+	reqs := tr.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("sent %d requests", len(reqs))
+	}
+	r := reqs[0]
+	if r.Method != "POST" || r.URL != "https://api.openai.com/v1/chat/completions" {
+		t.Errorf("sent %s %s", r.Method, r.URL)
+	}
+	if r.Header.Get("Authorization") != "Bearer "+key || r.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("headers %v", r.Header)
+	}
+	jsonEqual(t, r.Body, `{"model":"gpt-4o-mini","messages":[
+		{"role":"system","content":"Answer briefly."},
+		{"role":"user","content":"What is the capital of France?"}],
+		"max_tokens":200,"temperature":0.2,"top_p":0.9,"stop":["\n\n"],
+		"response_format":{"type":"json_object"},
+		"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}`)
+}
+
+func TestCompleteReasoningUsesMaxCompletionTokens(t *testing.T) {
+	c, tr := newClient(t, "success_reasoning.http", nil)
+	req := userReq("o4-mini")
+	req.Reasoning = true
+	req.MaxTokens = 4000
+	req.Temperature = ptr(0.7)
+	req.TopP = ptr(0.5)
+	resp, err := c.Complete(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Usage != (provider.Usage{InputTokens: 21, OutputTokens: 214, ReasoningTokens: 192}) || resp.Model != "o4-mini-2025-04-16" {
+		t.Errorf("resp = %+v", resp)
+	}
+	jsonEqual(t, tr.Requests()[0].Body, `{"model":"o4-mini","messages":[
+		{"role":"system","content":"Answer briefly."},
+		{"role":"user","content":"What is the capital of France?"}],
+		"max_completion_tokens":4000}`)
+}
+
+func TestCompleteToolCallsAndMessagePassThrough(t *testing.T) {
+	c, tr := newClient(t, "success_tool_calls.http", func(o *openai.Options) {
+		o.APIKey = "" // keyless (Ollama, vLLM)
+		o.BaseURL = "http://localhost:11434/v1/"
+		o.Headers = map[string]string{"X-Title": "llmbatch-test"}
+	})
+	var parts request.Content
+	if err := json.Unmarshal([]byte(`[{"type":"text","text":"What is in this image?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo=","detail":"low"}}]`), &parts); err != nil {
+		t.Fatal(err)
+	}
+	calls := json.RawMessage(`[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Rome\"}"}}]`)
+	req := &provider.Request{Model: "llama3.2", Messages: []request.Message{
+		{Role: "user", Content: parts},
+		{Role: "assistant", ToolCalls: calls},
+		{Role: "tool", ToolCallID: "call_1", Content: request.Content{Text: `{"temp_c":21}`}},
+	}}
+	resp, err := c.Complete(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Content != "" || resp.FinishReason != "tool_calls" {
+		t.Errorf("resp = %+v", resp)
+	}
+	jsonEqual(t, resp.ToolCalls, `[{"id":"call_Xy7pQ2mN4kL8vB3jH6tR1wZs","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris, France\"}"}}]`)
+
+	r := tr.Requests()[0]
+	if r.URL != "http://localhost:11434/v1/chat/completions" {
+		t.Errorf("URL = %s", r.URL)
+	}
+	if _, ok := r.Header["Authorization"]; ok {
+		t.Errorf("keyless client sent Authorization")
+	}
+	if r.Header.Get("X-Title") != "llmbatch-test" {
+		t.Errorf("extra header missing: %v", r.Header)
+	}
+	jsonEqual(t, r.Body, `{"model":"llama3.2","messages":[
+		{"role":"user","content":[{"type":"text","text":"What is in this image?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo=","detail":"low"}}]},
+		{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Rome\"}"}}]},
+		{"role":"tool","content":"{\"temp_c\":21}","tool_call_id":"call_1"}]}`)
+}
+
+func TestCompleteErrors(t *testing.T) {
+	tests := []struct {
+		fixture    string
+		status     int
+		typ, code  string
+		msg        string
+		retryAfter time.Duration
+		limits     func(provider.RateLimits) bool
+	}{
+		{"429_rate_limit.http", 429, "tokens", "rate_limit_exceeded", "Rate limit reached for gpt-4o-mini", 264 * time.Millisecond,
+			func(l provider.RateLimits) bool {
+				return l.HasTokens && l.RemainingTokens == 0 && l.ResetTokens == time.Minute
+			}},
+		{"429_insufficient_quota.http", 429, "insufficient_quota", "insufficient_quota", "You exceeded your current quota", 0,
+			func(l provider.RateLimits) bool { return !l.HasRequests && l.ObservedAt.Equal(t0) }},
+		{"400_context_length.http", 400, "invalid_request_error", "context_length_exceeded", "maximum context length is 128000 tokens", 0,
+			func(l provider.RateLimits) bool {
+				return l.RemainingTokens == 3870915 && l.ResetTokens == 1936*time.Millisecond
+			}},
+		{"401_invalid_key.http", 401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided", 0, nil},
+		{"500_server_error.http", 500, "server_error", "", "The server had an error", 0, nil},
+		{"503_overloaded.http", 503, "server_error", "", "currently overloaded", 0, nil},
+		{"groq_429.http", 429, "tokens", "rate_limit_exceeded", "llama-3.1-8b-instant", 3 * time.Second,
+			func(l provider.RateLimits) bool {
+				return l.RequestsPerDay && l.ResetRequests == 179560*time.Millisecond
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			c, _ := newClient(t, tt.fixture, nil)
+			resp, err := c.Complete(context.Background(), userReq("gpt-4o-mini"))
+			if resp != nil {
+				t.Fatalf("want nil response, got %+v", resp)
+			}
+			var ae *provider.APIError
+			if !errors.As(err, &ae) {
+				t.Fatalf("err %v is not *APIError", err)
+			}
+			if ae.StatusCode != tt.status || ae.Type != tt.typ || ae.Code != tt.code || !strings.Contains(ae.Message, tt.msg) ||
+				ae.RetryAfter != tt.retryAfter || ae.Limits.RetryAfter != tt.retryAfter || ae.ConnBroken || ae.Malformed {
+				t.Errorf("apiErr = %+v", ae)
+			}
+			if ae.Provider != "openai" || ae.Model != "gpt-4o-mini" || len(ae.Body) == 0 {
+				t.Errorf("apiErr identity/body: %q %q %d", ae.Provider, ae.Model, len(ae.Body))
+			}
+			if tt.limits != nil && !tt.limits(ae.Limits) {
+				t.Errorf("limits = %+v", ae.Limits)
+			}
+			if !strings.HasPrefix(err.Error(), "openai: gpt-4o-mini: HTTP ") {
+				t.Errorf("Error() = %q", err)
+			}
+		})
+	}
+}
+
+func TestKeyNeverInErrors(t *testing.T) {
+	// A compatible server that echoes the Authorization header back in its error.
+	rt := replay.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+		body := `{"error":{"message":"invalid key: ` + r.Header.Get("Authorization") + `","type":"auth","code":401}}`
+		return replay.Response(r, &replay.Recorded{StatusCode: 401, Status: "401 Unauthorized", Header: http.Header{}, Body: []byte(body)}), nil
+	})
+	c, err := openai.New(openai.Options{APIKey: key, Client: &http.Client{Transport: rt}, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Complete(context.Background(), userReq("m"))
+	var ae *provider.APIError
+	if !errors.As(err, &ae) {
+		t.Fatalf("err = %v", err)
+	}
+	if strings.Contains(err.Error(), key) || bytes.Contains(ae.Body, []byte(key)) || strings.Contains(ae.Message, key) {
+		t.Fatalf("key leaked: %q / %q", err.Error(), ae.Body)
+	}
+	if ae.Code != "401" || !strings.Contains(ae.Message, "Bearer [redacted]") {
+		t.Errorf("apiErr = %+v", ae)
+	}
+}
+
+func TestCompleteMalformed(t *testing.T) {
+	for name, body := range map[string]string{
+		"not json":      `<html><body>upstream hiccup</body></html>`,
+		"no choices":    `{"id":"x","object":"chat.completion","choices":[]}`,
+		"200 error":     `{"error":{"message":"Provider returned error","code":502}}`,
+		"bad content":   `{"choices":[{"message":{"content":42},"finish_reason":"stop"}]}`,
+		"truncated doc": `{"choices":[{"message":{"content":"hi"`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			rt := replay.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+				return replay.Response(r, &replay.Recorded{StatusCode: 200, Status: "200 OK",
+					Header: http.Header{"X-Ratelimit-Limit-Requests": {"10"}, "X-Ratelimit-Remaining-Requests": {"3"}}, Body: []byte(body)}), nil
+			})
+			c, err := openai.New(openai.Options{Name: "router", APIKey: key, Client: &http.Client{Transport: rt}, Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Complete(context.Background(), userReq("m"))
+			var ae *provider.APIError
+			if !errors.As(err, &ae) || !ae.Malformed || ae.StatusCode != 200 || string(ae.Body) != body || ae.Limits.RemainingRequests != 3 {
+				t.Fatalf("err = %v (%+v)", err, ae)
+			}
+			if !strings.HasPrefix(err.Error(), "router: m: malformed response: ") {
+				t.Errorf("Error() = %q", err)
+			}
+		})
+	}
+}
+
+func TestRequestsPerDayOption(t *testing.T) {
+	// Remaining == limit: nothing to infer the window from, so only the option can say "per day".
+	rt := replay.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return replay.Response(r, &replay.Recorded{StatusCode: 200, Status: "200 OK", Header: http.Header{
+			"X-Ratelimit-Limit-Requests": {"1000"}, "X-Ratelimit-Remaining-Requests": {"1000"}, "X-Ratelimit-Reset-Requests": {"0s"}},
+			Body: []byte(`{"choices":[{"message":{"content":"ok"},"finish_reason":"stop"}]}`)}), nil
+	})
+	for _, daily := range []bool{false, true} {
+		c, err := openai.New(openai.Options{Client: &http.Client{Transport: rt}, Now: now, RequestsPerDay: daily})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Complete(context.Background(), userReq("m"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Limits.RequestsPerDay != daily || resp.Content != "ok" || resp.Model != "m" {
+			t.Errorf("daily=%v: resp = %+v", daily, resp)
+		}
+	}
+}
+
+func TestNewRejectsBadBaseURL(t *testing.T) {
+	_, err := openai.New(openai.Options{Name: "local", BaseURL: "localhost:8080/v1"})
+	if err == nil || !strings.HasPrefix(err.Error(), "local: bad base_url") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestParseErrorShapes(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want provider.ErrorInfo
+	}{
+		{`{"object":"error","message":"max_tokens is too large","type":"BadRequestError","param":null,"code":400}`,
+			provider.ErrorInfo{Type: "BadRequestError", Code: "400", Message: "max_tokens is too large"}},
+		{`{"error":"model 'llama9' not found"}`, provider.ErrorInfo{Message: "model 'llama9' not found"}},
+		{`{"detail":"Not Found"}`, provider.ErrorInfo{Message: "Not Found"}},
+		{`not json`, provider.ErrorInfo{}},
+	} {
+		if got := openai.ParseError(400, []byte(tc.body)); got != tc.want {
+			t.Errorf("ParseError(%s) = %+v, want %+v", tc.body, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkOpenAIRoundTrip measures one adapter round trip (encode, send through an in-process
+// RoundTripper, read, parse headers and body) on a canned success.
+func BenchmarkOpenAIRoundTrip(b *testing.B) {
+	rec, err := replay.Load(replay.Dir("openai") + "/success.http")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt := replay.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_ = r.Body.Close()
+		return replay.Response(r, rec), nil
+	})
+	c, err := openai.New(openai.Options{APIKey: key, Client: &http.Client{Transport: rt}, Now: now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := userReq("gpt-4o-mini")
+	req.MaxTokens = 200
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.Complete(ctx, req)
+		if err != nil || resp.Usage.InputTokens != 1536 {
+			b.Fatal(resp, err)
+		}
+	}
+}
