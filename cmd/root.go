@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -65,6 +66,9 @@ type Factory struct {
 	Now    func() time.Time
 	// Signals, when set, delivers the process's interrupt signals (SIGINT/SIGTERM) to run.
 	Signals <-chan os.Signal
+	// Transport, when set, returns the HTTP transport for a provider instead of the network's (tests
+	// point every provider at an in-process simulator); nil from it means the default.
+	Transport func(p *config.Provider) http.RoundTripper
 }
 
 // LoadConfig loads the providers file named by -c, else $LLMBATCH_CONFIG, else ./providers.yaml.

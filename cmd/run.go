@@ -38,8 +38,6 @@ type RunOptions struct {
 	Quiet       bool
 	LogFormat   string // text | json
 	Verbose     bool
-	// Transport, when set, replaces every provider's HTTP transport (tests point it at a simulator).
-	Transport func(p *config.Provider) http.RoundTripper
 }
 
 // NewCmdRun builds the `run` command.
@@ -118,14 +116,9 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	if err != nil {
 		return err
 	}
-	src, err := in.Open()
-	if err != nil {
-		closeOut()
-		return usageErr(err)
-	}
-	defer src.Close()
+	lanes, _ := buildLanes(cfg, f.Getenv)
 
-	showBar := !o.Quiet && (o.Progress == "always" || (o.Progress == "auto" && f.ErrIsTerminal))
+	showBar := !o.Quiet && (o.Progress == "always" || (o.Progress == "auto" && f.IO.ErrIsTerminal))
 	display := progress.New(f.IO.ErrOut, total, progress.Options{Enabled: showBar, Now: f.Now})
 	summary := progress.NewSummary(f.Now)
 
@@ -135,7 +128,7 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	go watchSignals(runCtx, f.Signals, stop, hardStop, logger)
 
 	rep, runErr := batch.Run(runCtx, batch.Options{
-		Config: cfg, Providers: apis, Input: src, InputName: in.Name(), Done: done,
+		Config: cfg, Providers: apis, Lanes: lanes, Source: analysisSource(in, lanes), Done: done,
 		Output: results.NewWriter(out, o.Format, results.WithClock(f.Now), results.WithName(outPath)),
 		Select: sel, Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose, Stop: stop,
 		Progress: display, Summary: summary, Logger: logger, Now: f.Now,
@@ -309,8 +302,8 @@ func buildProviders(cfg *config.Config, o *RunOptions, logger *slog.Logger) (map
 			continue
 		}
 		var transport http.RoundTripper
-		if o.Transport != nil {
-			transport = o.Transport(p)
+		if f.Transport != nil {
+			transport = f.Transport(p)
 		}
 		if transport == nil && p.Type == config.TypeSim {
 			transport = sim.NewProvider(p, sim.Options{Now: f.Now}).Transport()

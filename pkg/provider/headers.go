@@ -10,13 +10,10 @@ import (
 	"time"
 )
 
-// A request budget is taken to be per day when its reset exceeds dailyReset, or when the refill
-// window inferred from reset × limit / used exceeds dailyWindow (a wide margin, since some APIs round
-// the reset to whole seconds).
-const (
-	dailyReset  = time.Hour
-	dailyWindow = 6 * time.Hour
-)
+// A request budget is taken to be per day when its reset exceeds dailyReset. (Inferring the window
+// from reset × limit / used misreads sliding-window APIs, whose reset is the age of the oldest
+// request, so Groq's daily budget is recognised by its host instead: see adapters.)
+const dailyReset = time.Hour
 
 // ParseRateLimits reads the rate-limit state from one response's headers, observed at now.
 //
@@ -29,17 +26,15 @@ const (
 //     tokens-* family is used when present, else input-tokens-*;
 //   - retry-after (seconds, fractional seconds or an HTTP date) and retry-after-ms, the latter winning.
 //
-// RequestsPerDay is set when the request budget evidently refills over a day-like window: its reset
-// exceeds an hour, or reset × limit / used exceeds six hours (Groq's requests headers describe a
-// daily budget: 30 used of 14400 with a reset of 2m59.56s means a 24h window). Callers that know the API is per day may
-// set it themselves. Unparseable or negative values count as absent.
+// RequestsPerDay is set when the request budget's reset exceeds an hour. Callers that know the API's
+// request headers are per day (Groq) set it themselves. Unparseable or negative values count as absent.
 func ParseRateLimits(h http.Header, now time.Time) RateLimits {
 	rl := RateLimits{ObservedAt: now}
 
 	// OpenAI-style headers.
 	if l, r, reset, ok := triple(h, "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests", now, parseResetDuration); ok {
 		rl.LimitRequests, rl.RemainingRequests, rl.ResetRequests, rl.HasRequests = l, r, reset, true
-		rl.RequestsPerDay = looksDaily(l, r, reset)
+		rl.RequestsPerDay = reset > dailyReset
 	}
 	if l, r, reset, ok := triple(h, "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens", now, parseResetDuration); ok {
 		rl.LimitTokens, rl.RemainingTokens, rl.ResetTokens, rl.HasTokens = l, r, reset, true
@@ -49,7 +44,7 @@ func ParseRateLimits(h http.Header, now time.Time) RateLimits {
 	if !rl.HasRequests {
 		if l, r, reset, ok := triple(h, "anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset", now, parseResetTime); ok {
 			rl.LimitRequests, rl.RemainingRequests, rl.ResetRequests, rl.HasRequests = l, r, reset, true
-			rl.RequestsPerDay = looksDaily(l, r, reset)
+			rl.RequestsPerDay = reset > dailyReset
 		}
 	}
 	for _, fam := range []string{"tokens", "input-tokens"} {
@@ -159,18 +154,6 @@ func parseResetTime(v string, now time.Time) (time.Duration, bool) {
 }
 
 // looksDaily reports whether a request budget refills over more than an hour.
-func looksDaily(limit, remaining int, reset time.Duration) bool {
-	if reset > dailyReset {
-		return true
-	}
-	used := limit - remaining
-	if limit <= 0 || used <= 0 || reset <= 0 {
-		return false
-	}
-	window := float64(reset) * float64(limit) / float64(used)
-	return window > float64(dailyWindow)
-}
-
 // retryInText finds "retry in 7.5s" (Gemini) or "try again in 264ms" (OpenAI) in an error message.
 var retryInText = regexp.MustCompile(`(?i)(?:retry|try again) in ([0-9][0-9.]*(?:ns|us|µs|ms|s|m|h)(?:[0-9][0-9.]*(?:ns|us|µs|ms|s|m|h))*)`)
 

@@ -51,11 +51,11 @@ func TestParseRateLimits(t *testing.T) {
 				LimitTokens: 200000, RemainingTokens: 0, ResetTokens: time.Minute, HasRequests: true, HasTokens: true},
 		},
 		{
-			name: "groq: daily requests inferred, fractional resets, retry-after",
+			name: "groq: requests headers alone do not say per day (the adapter knows Groq by host), fractional resets, retry-after",
 			h:    recordedHeader(t, "openai", "groq_429.http"),
 			want: provider.RateLimits{LimitRequests: 14400, RemainingRequests: 14370, ResetRequests: 2*time.Minute + 59560*time.Millisecond,
 				LimitTokens: 6000, RemainingTokens: 28, ResetTokens: 7660 * time.Millisecond, HasRequests: true, HasTokens: true,
-				RequestsPerDay: true, RetryAfter: 3 * time.Second},
+				RetryAfter: 3 * time.Second},
 		},
 		{
 			name: "openai reset 6m0s and 1s",

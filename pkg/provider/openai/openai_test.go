@@ -193,7 +193,8 @@ func TestCompleteErrors(t *testing.T) {
 		{"503_overloaded.http", 503, "server_error", "", "currently overloaded", 0, nil},
 		{"groq_429.http", 429, "tokens", "rate_limit_exceeded", "llama-3.1-8b-instant", 3 * time.Second,
 			func(l provider.RateLimits) bool {
-				return l.RequestsPerDay && l.ResetRequests == 179560*time.Millisecond
+				return !l.RequestsPerDay && // without the Groq option the headers alone are per-minute
+					l.ResetRequests == 179560*time.Millisecond
 			}},
 	}
 	for _, tt := range tests {
