@@ -1,10 +1,10 @@
 # llmbatch — make targets. `make test` is what CI runs.
 GO          ?= go
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
-STATICCHECK_VERSION ?= 2026.2.2
+STATICCHECK_VERSION ?= v0.8.2
 BIN         ?= bin/llmbatch
 
-.PHONY: build test lint tools bench demo clean
+.PHONY: build test lint tools bench bench-run bench-loopback demo clean
 
 build:
 	$(GO) build -o $(BIN) .
@@ -32,3 +32,21 @@ demo: build
 
 clean:
 	rm -rf bin testdata/out
+
+# Memory and overhead at scale: one million prompts through the in-process simulator with no limits
+# and no latency (peak RSS is printed by /usr/bin/time when it exists).
+bench-run: build
+	mkdir -p testdata/out
+	$(BIN) sim prompts 1000000 > testdata/out/million.jsonl
+	@if [ -x /usr/bin/time ]; then /usr/bin/time -f 'wall %es, peak RSS %M KiB' $(BIN) run testdata/out/million.jsonl -c testdata/unlimited.sim.yaml --fresh --quiet; \
+	 else time $(BIN) run testdata/out/million.jsonl -c testdata/unlimited.sim.yaml --fresh --quiet; fi
+
+# Throughput over real HTTP: `llmbatch sim serve` on loopback enforcing 1,200 + 600 RPM, and
+# `llmbatch run` against it with the real OpenAI adapter; the summary's OF CEILING column is the
+# achieved share of min(RPM, TPM/tokens) per lane. Takes about two minutes.
+bench-loopback: build
+	mkdir -p testdata/out
+	$(BIN) sim prompts 3600 > testdata/out/loopback.jsonl
+	$(BIN) sim serve --addr 127.0.0.1:8089 --config testdata/loopback.sim.yaml & pid=$$!; \
+	  trap "kill $$pid" EXIT; sleep 1; \
+	  $(BIN) run testdata/out/loopback.jsonl -c testdata/loopback.client.yaml --prefer speed --fresh --progress never

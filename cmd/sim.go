@@ -43,7 +43,7 @@ func NewCmdSim(f *Factory) *cobra.Command {
 			"latency and injected faults, for the `type: sim` providers of a config file.",
 		Args: cobra.NoArgs,
 	}
-	c.AddCommand(NewCmdSimServe(f, nil))
+	c.AddCommand(NewCmdSimServe(f, nil), NewCmdSimPrompts(f))
 	return c
 }
 

@@ -23,7 +23,7 @@ import (
 // real output file that the test parses back. Use it inside synctest.Test so that rate-limit windows
 // pass in virtual time.
 type simRun struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	cfgPath string
 	cfg     *config.Config
@@ -36,7 +36,7 @@ type simRun struct {
 }
 
 // newSimRun writes the config and n prompts of about promptBytes bytes each with max_tokens 50.
-func newSimRun(t *testing.T, yaml string, n, promptBytes int) *simRun {
+func newSimRun(t testing.TB, yaml string, n, promptBytes int) *simRun {
 	t.Helper()
 	s := &simRun{t: t, dir: t.TempDir(), prompts: map[string]string{}}
 	s.cfgPath = filepath.Join(s.dir, "providers.yaml")

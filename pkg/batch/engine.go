@@ -183,6 +183,7 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 	close(e.results)
 	werr := <-writeErr
 
+	e.reportCeilings()
 	rep.CostUSD = e.budget.total()
 	rep.Elapsed = e.now().Sub(start)
 	rep.Budget = e.budgetHit
@@ -288,4 +289,20 @@ func (e *engine) jitter() float64 {
 	e.randMu.Lock()
 	defer e.randMu.Unlock()
 	return e.rand()
+}
+
+// reportCeilings gives the summary each lane's theoretical ceiling, min(RPM, TPM/tokens per request),
+// from the limits in force at the end (configured or learned) and the lane's mean admission size.
+func (e *engine) reportCeilings() {
+	if e.opts.Summary == nil {
+		return
+	}
+	for _, l := range e.lanes {
+		n := l.admitted.Load()
+		if n == 0 {
+			continue
+		}
+		perRequest := float64(l.admittedTokens.Load()) / float64(n)
+		e.opts.Summary.SetCeiling(l.prov.name, l.sel.Name, l.limiter.Snapshot().Limits.Ceiling(perRequest))
+	}
 }

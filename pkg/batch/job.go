@@ -280,6 +280,8 @@ func (j *job) attempt(l *lane) (*results.Result, retry.Class, outcome) {
 		}
 	}
 	j.attempts++
+	l.admitted.Add(1)
+	l.admittedTokens.Add(int64(admit))
 	started := j.e.now()
 	ctx, cancel := context.WithTimeout(j.e.sendCtx, l.prov.timeout)
 	resp, err := l.prov.api.Complete(ctx, j.providerRequest(l))

@@ -26,6 +26,8 @@ type lane struct {
 	breaker  *routing.Breaker
 	health   *routing.Health
 	inFlight atomic.Int64
+	// admitted and admittedTokens sum what the limiter admitted, for the ceiling in the summary.
+	admitted, admittedTokens atomic.Int64
 	// exhausted is set when the lane's daily quota is spent: it stops taking work for the run.
 	exhausted atomic.Bool
 	// reasoning models get max_completion_tokens from the OpenAI adapter.

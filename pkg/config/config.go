@@ -60,8 +60,6 @@ type Provider struct {
 	Breaker        *Breaker          `yaml:"breaker"`         // overrides defaults.breaker
 	Models         []*Model          `yaml:"models"`
 	Sim            *Sim              `yaml:"sim"` // only for type: sim
-
-	line int // position of the provider block, for messages
 }
 
 // Model is one model of a provider with its prices and limits. Zero limits mean unknown.
