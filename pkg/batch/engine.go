@@ -142,7 +142,9 @@ func newEngine(o Options) (*engine, error) {
 func (e *engine) run(ctx context.Context) (*Report, error) {
 	start := e.now()
 	rep := &Report{}
-	e.sendCtx = ctx
+	var abandon context.CancelFunc
+	e.sendCtx, abandon = context.WithCancel(ctx)
+	defer abandon()
 	var cancel context.CancelCauseFunc
 	e.dispatchCtx, cancel = context.WithCancelCause(ctx)
 	e.stopDispatch = cancel
@@ -179,8 +181,10 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 		case <-ctx.Done():
 		}
 		timer.Stop()
+		abandon() // in-flight requests end now, unwritten (they are resumed later)
+		<-done
 	}
-	close(e.results)
+	close(e.results) // no job is left to send on it
 	werr := <-writeErr
 
 	e.reportCeilings()
