@@ -131,9 +131,6 @@ func (j *job) run() *results.Result {
 // with its one trial request.
 const refusedWait = 250 * time.Millisecond
 
-// staleTicket is how long a rate-limit slot stays good while the request waits for a concurrency slot.
-const staleTicket = 500 * time.Millisecond
-
 // shouldRetry decides whether the prompt gets another attempt after class on lane l.
 func (j *job) shouldRetry(l *lane, class retry.Class) bool {
 	p := l.prov.policy
@@ -262,22 +259,14 @@ func (j *job) attempt(l *lane) (*results.Result, retry.Class, outcome) {
 		j.e.hitBudget()
 		return nil, retry.Class{}, stopped
 	}
+	// The concurrency slot is taken after the rate-limit slot, so requests waiting for a slow lane
+	// do not hold slots that other lanes could use. (Re-reserving a rate slot that went stale while
+	// waiting here would lose it: x/time/rate cannot refund a reservation whose time has passed.)
 	if !j.acquire(l) {
 		report(context.Canceled)
 		ticket.Cancel()
 		j.e.budget.settle(estCost, 0)
 		return nil, retry.Class{}, stopped
-	}
-	// The limiter counted the request at its slot; one that waited long for a concurrency slot since
-	// would reach the provider later than counted, so it takes a fresh slot.
-	if j.e.now().Sub(ticket.At()) > staleTicket {
-		ticket.Cancel()
-		if ticket, err = l.limiter.Wait(j.e.dispatchCtx, admit); err != nil {
-			j.release(l)
-			report(context.Canceled)
-			j.e.budget.settle(estCost, 0)
-			return nil, retry.Class{}, stopped
-		}
 	}
 	j.attempts++
 	l.admitted.Add(1)
