@@ -76,10 +76,9 @@ func (j *job) run() *results.Result {
 		if l == nil {
 			if wait <= 0 {
 				if lastLane == nil {
-					last = retry.Class{Type: retry.TypeBadRequest, Message: "no usable lane: " + j.whyNoLane()}
-				} else {
-					last.Message = fmt.Sprintf("%s (no other capable lane left: %s)", last.Message, j.whyNoLane())
+					last, lastLane = j.disabledCause()
 				}
+				last.Message = fmt.Sprintf("%s (no other capable lane left: %s)", last.Message, j.whyNoLane())
 				return j.fail(last, lastLane)
 			}
 			// Every capable lane's breaker is open: wait for the first trial rather than fail at once.
@@ -113,7 +112,7 @@ func (j *job) run() *results.Result {
 		case retry.ActionFailoverLargerContext:
 			j.dropLanesUpTo(l)
 		case retry.ActionDisableProvider:
-			if l.prov.disable(string(class.Type) + ": " + class.Message) {
+			if l.prov.disable(class) {
 				j.e.log.Warn("provider disabled for the rest of the run", "provider", l.prov.name,
 					"error", string(class.Type), "message", class.Message)
 			}
@@ -394,6 +393,17 @@ func (j *job) dropLanesUpTo(l *lane) {
 		}
 	}
 	j.lanes = out
+}
+
+// disabledCause is the failure that disabled the provider of one of the job's lanes, for a job that
+// never got to send; a bad_request "no usable lane" when none was disabled.
+func (j *job) disabledCause() (retry.Class, *lane) {
+	for _, l := range j.lanes {
+		if c, off := l.prov.disabledClass(); off {
+			return c, l
+		}
+	}
+	return retry.Class{Type: retry.TypeBadRequest, Message: "no usable lane"}, nil
 }
 
 // whyNoLane says why none of the job's lanes can take it.

@@ -43,25 +43,37 @@ type providerState struct {
 	timeout time.Duration
 
 	mu       sync.Mutex
-	disabled string // why the provider was disabled for the rest of the run ("" = enabled)
+	disabled *retry.Class // the failure that disabled the provider for the rest of the run; nil = enabled
 }
 
-// disable turns the provider off for the rest of the run; it reports whether this call did it.
-func (p *providerState) disable(why string) bool {
+// disable turns the provider off for the rest of the run because of c; it reports whether this
+// call did it (so only one warning is logged).
+func (p *providerState) disable(c retry.Class) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.disabled != "" {
+	if p.disabled != nil {
 		return false
 	}
-	p.disabled = why
+	p.disabled = &c
 	return true
+}
+
+// disabledClass returns the failure that disabled the provider, if it is disabled.
+func (p *providerState) disabledClass() (retry.Class, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.disabled == nil {
+		return retry.Class{}, false
+	}
+	return *p.disabled, true
 }
 
 // disabledReason returns why the provider is off, or "".
 func (p *providerState) disabledReason() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.disabled
+	if c, off := p.disabledClass(); off {
+		return string(c.Type) + ": " + c.Message
+	}
+	return ""
 }
 
 // name is "provider/model", the lane's key in logs and the summary.
