@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/config"
@@ -94,13 +95,11 @@ type engine struct {
 
 	// dispatchCtx is cancelled to stop starting requests (stop signal, budget, write error);
 	// sendCtx only when the run must end at once.
-	dispatchCtx    context.Context
-	stopDispatch   context.CancelCauseFunc
-	sendCtx        context.Context
-	results        chan *results.Result
-	budgetExceeded sync.Once
-	budgetHit      bool
-	mu             sync.Mutex
+	dispatchCtx  context.Context
+	stopDispatch context.CancelCauseFunc
+	sendCtx      context.Context
+	results      chan *results.Result
+	budgetHit    atomic.Bool
 }
 
 var errBudget = errors.New("budget reached")
@@ -190,7 +189,7 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 	e.reportCeilings()
 	rep.CostUSD = e.budget.total()
 	rep.Elapsed = e.now().Sub(start)
-	rep.Budget = e.budgetHit
+	rep.Budget = e.budgetHit.Load()
 	rep.Remaining = rep.Prompts - rep.Skipped - rep.OK - rep.Failed
 	cause := context.Cause(e.dispatchCtx)
 	rep.Interrupted = errors.Is(cause, errStopped) || ctx.Err() != nil
@@ -279,13 +278,10 @@ func (e *engine) record(r *results.Result) {
 
 // hitBudget stops dispatch because the next request would break the cost cap.
 func (e *engine) hitBudget() {
-	e.budgetExceeded.Do(func() {
-		e.mu.Lock()
-		e.budgetHit = true
-		e.mu.Unlock()
+	if e.budgetHit.CompareAndSwap(false, true) {
 		e.log.Warn("budget reached: no more requests are sent", "max_cost_usd", e.opts.MaxCost)
 		e.stopDispatch(errBudget)
-	})
+	}
 }
 
 // jitter draws from the injected random source; math/rand's sources are not goroutine-safe.
