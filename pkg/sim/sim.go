@@ -55,6 +55,7 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -267,9 +268,18 @@ func (s *Server) route(model, hint string, a api) *lane {
 	return cands[0]
 }
 
+// StatsPath answers GET with Stats() as JSON: {"provider/model": ModelStats, ...}.
+const StatsPath = "/sim/stats"
+
 // ServeHTTP implements http.Handler for the endpoints listed in the package documentation.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
+	if path == StatsPath && r.Method == http.MethodGet {
+		// The counters, for tests and load runs against `llmbatch sim serve` in another process.
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Stats())
+		return
+	}
 	hint := r.Header.Get(ProviderHeader)
 	if rest, ok := strings.CutPrefix(path, "/sim/"); ok {
 		name, sub, _ := strings.Cut(rest, "/")
