@@ -226,7 +226,7 @@ func printEstimate(w io.Writer, name string, s, alt selector.Summary) {
 	}
 	fmt.Fprintf(w, "Wall time: %s, models running in parallel under the configured rate limits", wall(s.WallTime))
 	if s.WallTimeGuess {
-		fmt.Fprint(w, " (a guess: the slowest model has no known limits, so it assumes typical latency and its concurrency)")
+		fmt.Fprint(w, " (a guess: the slowest model is bound by its concurrency and an assumed typical latency, not by known limits)")
 	}
 	fmt.Fprintln(w, ".")
 	if s.Escalated > 0 {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -235,6 +236,9 @@ func openOutput(path string, o *RunOptions, logger *slog.Logger) (w io.Writer, d
 				"torn_line_repaired", cp.TornLine > 0)
 		}
 		done = cp.Done
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, nil, nil, usageErr(fmt.Errorf("output directory: %w", err))
 	}
 	file, err := results.OpenAppend(path)
 	if err != nil {
