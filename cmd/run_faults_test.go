@@ -169,3 +169,36 @@ providers:
 		}
 	})
 }
+
+func TestFaultsProviderRecovers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// The only provider fails every request for its first minute, then recovers: the breaker
+		// opens, waits, half-opens, a trial succeeds and the lane serves everything.
+		s := newSimRun(t, `
+defaults:
+  concurrency: 16
+  timeout: 5s
+  retry: {max_attempts: 6, base_delay: 1s, max_delay: 30s}
+  breaker: {failure_threshold: 5, open_for: 20s}
+providers:
+  - name: s1
+    type: sim
+    models: [{name: m-small, category: small, rpm: 600}]
+    sim: {latency: 100ms, faults: {unavailable: 1.0}, faults_for: 1m}
+`, 100, 40)
+		code, elapsed := s.run()
+		if code != ExitOK {
+			t.Fatalf("exit %d: %s", code, s.stderr.String())
+		}
+		s.allOK()
+		st := s.stats("s1/m-small")
+		t.Logf("recovery: %d prompts ok after %s; %d requests, %d faults", len(s.prompts), elapsed, st.Requests, st.Faults)
+		if elapsed < time.Minute {
+			t.Errorf("finished in %s, before the provider recovered", elapsed)
+		}
+		// While it was down the breaker let through a few requests per 20 s open period, not a storm.
+		if st.Faults > 16+5+3*3 {
+			t.Errorf("%d requests hit the provider while it was down", st.Faults)
+		}
+	})
+}

@@ -80,14 +80,17 @@ type Model struct {
 
 // Sim configures the built-in simulator behind a `type: sim` provider.
 type Sim struct {
-	API                   string              `yaml:"api"`                      // wire format: openai (default) | anthropic | gemini
-	Latency               Duration            `yaml:"latency"`                  // base latency per request
-	LatencyPerOutputToken Duration            `yaml:"latency_per_output_token"` // added per generated token
-	Jitter                float64             `yaml:"jitter"`                   // fraction of latency, ±
-	MaxConcurrency        int                 `yaml:"max_concurrency"`          // 0 = unlimited; beyond it: 429
-	Seed                  int64               `yaml:"seed"`                     // fault and jitter randomness
-	Faults                SimFaults           `yaml:"faults"`
-	Limits                map[string]SimLimit `yaml:"limits"` // per model name; default: the model's configured limits
+	API                   string    `yaml:"api"`                      // wire format: openai (default) | anthropic | gemini
+	Latency               Duration  `yaml:"latency"`                  // base latency per request
+	LatencyPerOutputToken Duration  `yaml:"latency_per_output_token"` // added per generated token
+	Jitter                float64   `yaml:"jitter"`                   // fraction of latency, ±
+	MaxConcurrency        int       `yaml:"max_concurrency"`          // 0 = unlimited; beyond it: 429
+	Seed                  int64     `yaml:"seed"`                     // fault and jitter randomness
+	Faults                SimFaults `yaml:"faults"`
+	// FaultsFor limits the faults to the first FaultsFor after the simulator starts (a provider that
+	// recovers); 0 = for the whole run.
+	FaultsFor Duration            `yaml:"faults_for"`
+	Limits    map[string]SimLimit `yaml:"limits"` // per model name; default: the model's configured limits
 }
 
 // SimFaults are the probabilities (0..1) of each injected fault per request.

@@ -105,6 +105,7 @@ type ModelStats struct {
 // Server is the simulator's http.Handler. It is safe for concurrent use.
 type Server struct {
 	now       func() time.Time
+	started   time.Time // for sim.faults_for
 	providers []*simProvider
 	lanes     []*lane            // config order
 	byModel   map[string][]*lane // model name → lanes, config order
@@ -155,6 +156,7 @@ func build(ps []*config.Provider, opts Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.started = s.now()
 	for _, p := range ps {
 		sp := &simProvider{name: p.Name}
 		if p.Sim != nil {
@@ -396,7 +398,10 @@ func (s *Server) serve(ctx context.Context, w http.ResponseWriter, a api, l *lan
 	p.mu.Lock()
 	u, jit := p.rng.Float64(), p.rng.Float64()
 	p.mu.Unlock()
-	f := pick(p.sim.Faults, u)
+	f := faultNone
+	if d := p.sim.FaultsFor.D(); d == 0 || s.now().Sub(s.started) < d {
+		f = pick(p.sim.Faults, u)
+	}
 
 	l.mu.Lock()
 	l.stats.Requests++
