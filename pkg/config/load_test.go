@@ -1,0 +1,85 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseErrorsNameFileLineAndField(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string // substrings of the error, in order
+	}{
+		{"empty", "  \n", []string{"p.yaml: the file is empty"}},
+		{"unknown field", "providers:\n  - name: a\n    type: openai\n    bogus: 1\n", []string{`p.yaml:4:5: unknown field "bogus"`}},
+		{"bad duration", "defaults:\n  timeout: 3x\nproviders: []\n", []string{`p.yaml:2:12: bad duration "3x"`}},
+		{"negative and duplicates", `providers:
+  - name: a
+    type: openai
+    base_url: http://x
+    models:
+      - name: m
+        rpm: -3
+      - name: m
+        category: huge
+  - name: a
+    type: sim
+    models: [{name: x}]
+`, []string{
+			"p.yaml:7:14: rpm must not be negative (got -3)",
+			`p.yaml:8:15: provider "a": duplicate model "m"`,
+			`p.yaml:9:19: model "m": unknown category "huge"`,
+			`p.yaml:10:11: duplicate provider name "a"`,
+		}},
+		{"sim faults", "providers:\n  - name: s\n    type: sim\n    models: [{name: x}]\n    sim: {faults: {hang: 2}, limits: {y: {rpm: 1}}}\n",
+			[]string{"p.yaml:5:26: hang is a probability between 0 and 1", `sim limits name model "y"`}},
+		{"no type", "providers:\n  - name: a\n    models: [{name: x}]\n", []string{`p.yaml:2:5: provider "a" has no type`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("p.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			at := 0
+			for _, w := range tc.want {
+				i := strings.Index(msg[at:], w)
+				if i < 0 {
+					t.Fatalf("error %q lacks %q (in order)", msg, w)
+				}
+				at += i + len(w)
+			}
+		})
+	}
+}
+
+func TestLoadAppliesDefaults(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.yaml")
+	yaml := "providers:\n  - name: s\n    type: sim\n    retry: {max_attempts: 2}\n    models: [{name: x, rpm: 10}]\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Providers[0]
+	if cfg.Defaults.Concurrency != 64 || cfg.TimeoutFor(p) != 120*time.Second || cfg.BreakerFor(p).FailureThreshold != 5 {
+		t.Errorf("defaults not applied: %+v", cfg.Defaults)
+	}
+	if r := cfg.RetryFor(p); r.MaxAttempts != 2 || r.BaseDelay.D() != time.Second || r.Jitter != 0.25 {
+		t.Errorf("provider retry override not completed with defaults: %+v", r)
+	}
+	if p.Sim == nil || p.Sim.API != TypeOpenAI || !p.Available(func(string) string { return "" }) {
+		t.Errorf("a sim provider needs no key and speaks openai by default: %+v", p.Sim)
+	}
+	if _, m := cfg.Lookup("s", "x"); m == nil || m.RPM != 10 {
+		t.Errorf("lookup: %+v", m)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("a missing file must be named: %v", err)
+	}
+}
