@@ -36,7 +36,7 @@ func TestParseErrorsNameFileLineAndField(t *testing.T) {
 		}},
 		{"sim faults", "providers:\n  - name: s\n    type: sim\n    models: [{name: x}]\n    sim: {faults: {hang: 2}, limits: {y: {rpm: 1}}}\n",
 			[]string{"p.yaml:5:26: hang is a probability between 0 and 1", `sim limits name model "y"`}},
-		{"no type", "providers:\n  - name: a\n    models: [{name: x}]\n", []string{`p.yaml:2:5: provider "a" has no type`}},
+		{"no type", "providers:\n  - name: a\n    models: [{name: x}]\n", []string{`p.yaml:2:9: provider "a" has no type`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("p.yaml", []byte(tc.yaml))
