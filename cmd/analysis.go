@@ -128,20 +128,37 @@ func pinProblem(lanes []*selector.Lane, pinModel, pinProvider string) string {
 	return "pinned only to unavailable models: " + strings.Join(why, "; ")
 }
 
-// preflight checks everything that can be checked before a request is sent: the --model and
-// --provider pins against the config and the keys set, then the whole input (every line, and every
-// request's own model). It returns the number of requests, or a usage error (exit 2) listing every
-// problem with file:line and the field.
-func preflight(in *request.Input, cfg *config.Config, sel selector.Options, getenv func(string) string) (int, error) {
-	lanes, _ := buildLanes(cfg, getenv)
+// checked is a config and an input that passed preflight.
+type checked struct {
+	lanes    []*selector.Lane
+	warnings []string       // providers skipped because their key is unset
+	in       *request.Input // the caller closes it
+	n        int            // requests in the input
+}
+
+// preflight checks everything that can be checked before a request is sent, for run, estimate and
+// select alike: the --model and --provider pins against the config and the keys set (warning on
+// stderr about providers whose key is unset), then the whole input (every line, and every request's
+// own model). Problems come back as one usage error (exit 2) listing each with file:line and field.
+func preflight(ctx context.Context, cfg *config.Config, sel selector.Options, getenv func(string) string,
+	input string, io *IOStreams) (*checked, error) {
+	lanes, warnings := buildLanes(cfg, getenv)
 	if err := checkGlobalPins(lanes, sel); err != nil {
-		return 0, err
+		return nil, err
 	}
-	n, errs := prepareInput(context.Background(), in, lanes, sel)
+	for _, w := range warnings {
+		fmt.Fprintf(io.ErrOut, "warning: %s\n", w)
+	}
+	in, err := request.OpenInput(input, io.In)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	n, errs := prepareInput(ctx, in, lanes, sel)
 	if len(errs) > 0 {
-		return 0, inputErrors(errs)
+		in.Close()
+		return nil, inputErrors(errs)
 	}
-	return n, nil
+	return &checked{lanes: lanes, warnings: warnings, in: in, n: n}, nil
 }
 
 // checkGlobalPins checks --model and --provider against the lanes before reading any input.

@@ -115,21 +115,12 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	if err != nil {
 		return err
 	}
-	lanes, warnings := buildLanes(cfg, opts.Getenv)
-	if err := checkGlobalPins(lanes, sel); err != nil {
+	chk, err := preflight(ctx, cfg, sel, opts.Getenv, opts.Input, opts.IO)
+	if err != nil {
 		return err
 	}
-	for _, w := range warnings {
-		fmt.Fprintf(opts.IO.ErrOut, "warning: %s\n", w)
-	}
-	in, err := request.OpenInput(opts.Input, opts.IO.In)
-	if err != nil {
-		return usageErr(err)
-	}
-	defer in.Close()
-	if _, errs := prepareInput(ctx, in, lanes, sel); len(errs) > 0 {
-		return inputErrors(errs)
-	}
+	defer chk.in.Close()
+	lanes, in := chk.lanes, chk.in
 
 	alt := sel
 	alt.Prefer = 1 - sel.Prefer
@@ -149,7 +140,7 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	s, as := primary.Summary(), other.Summary()
 
 	out := estimateJSON{Input: in.Name(), estimatePlanJSON: planJSON(s), Alternative: planJSON(as),
-		MaxCostUSD: opts.MaxCost, OverBudget: opts.MaxCost > 0 && s.CostUSD > opts.MaxCost, Warnings: warnings}
+		MaxCostUSD: opts.MaxCost, OverBudget: opts.MaxCost > 0 && s.CostUSD > opts.MaxCost, Warnings: chk.warnings}
 	if out.Warnings == nil {
 		out.Warnings = []string{}
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/progress"
 	"github.com/llmbatch/llmbatch/pkg/provider"
 	"github.com/llmbatch/llmbatch/pkg/provider/adapters"
-	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
 	"github.com/llmbatch/llmbatch/pkg/sim"
 )
@@ -95,15 +94,11 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	if err != nil {
 		return usageErr(err)
 	}
-	in, err := request.OpenInput(o.Input, f.IO.In)
-	if err != nil {
-		return usageErr(err)
-	}
-	defer in.Close()
-	total, err := preflight(in, cfg, sel, f.Getenv)
+	chk, err := preflight(ctx, cfg, sel, f.Getenv, o.Input, f.IO)
 	if err != nil {
 		return err
 	}
+	defer chk.in.Close()
 	apis, err := buildProviders(cfg, o, logger)
 	if err != nil {
 		return err
@@ -117,10 +112,8 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	if err != nil {
 		return err
 	}
-	lanes, _ := buildLanes(cfg, f.Getenv)
-
 	showBar := !o.Quiet && (o.Progress == "always" || (o.Progress == "auto" && f.IO.ErrIsTerminal))
-	display := progress.New(f.IO.ErrOut, total, progress.Options{Enabled: showBar, Now: f.Now})
+	display := progress.New(f.IO.ErrOut, chk.n, progress.Options{Enabled: showBar, Now: f.Now})
 	summary := progress.NewSummary(f.Now)
 
 	stop := make(chan struct{})
@@ -129,7 +122,7 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	go watchSignals(runCtx, f.Signals, stop, hardStop, logger)
 
 	rep, runErr := batch.Run(runCtx, batch.Options{
-		Config: cfg, Providers: apis, Lanes: lanes, Source: analysisSource(in, lanes), Done: done,
+		Config: cfg, Providers: apis, Lanes: chk.lanes, Source: analysisSource(chk.in, chk.lanes), Done: done,
 		Output: results.NewWriter(out, o.Format, results.WithClock(f.Now), results.WithName(outPath)),
 		Select: sel, Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose, Stop: stop,
 		Progress: display, Summary: summary, Logger: logger, Now: f.Now,
@@ -302,8 +295,7 @@ func buildProviders(cfg *config.Config, o *RunOptions, logger *slog.Logger) (map
 	}
 	for _, p := range cfg.Providers {
 		if !p.Available(f.Getenv) {
-			logger.Warn("provider skipped: its API key variable is not set", "provider", p.Name, "env", p.APIKeyEnv)
-			continue
+			continue // preflight warned about it
 		}
 		var transport http.RoundTripper
 		if f.Transport != nil {

@@ -93,21 +93,12 @@ func selectRun(ctx context.Context, opts *SelectOptions) error {
 	if err != nil {
 		return err
 	}
-	lanes, warnings := buildLanes(cfg, opts.Getenv)
-	if err := checkGlobalPins(lanes, sel); err != nil {
+	chk, err := preflight(ctx, cfg, sel, opts.Getenv, opts.Input, opts.IO)
+	if err != nil {
 		return err
 	}
-	for _, w := range warnings {
-		fmt.Fprintf(opts.IO.ErrOut, "warning: %s\n", w)
-	}
-	in, err := request.OpenInput(opts.Input, opts.IO.In)
-	if err != nil {
-		return usageErr(err)
-	}
-	defer in.Close()
-	if _, errs := prepareInput(ctx, in, lanes, sel); len(errs) > 0 {
-		return inputErrors(errs)
-	}
+	defer chk.in.Close()
+	lanes, in := chk.lanes, chk.in
 
 	planner := selector.NewPlanner(lanes, sel)
 	w := bufio.NewWriter(opts.IO.Out)
