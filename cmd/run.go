@@ -99,7 +99,7 @@ func runRun(ctx context.Context, o *RunOptions) error {
 		return err
 	}
 	defer chk.in.Close()
-	apis, err := buildProviders(cfg, o, logger)
+	apis, err := buildProviders(cfg, o)
 	if err != nil {
 		return err
 	}
@@ -286,7 +286,7 @@ func newLogger(w io.Writer, format string, verbose, quiet bool) (*slog.Logger, e
 
 // buildProviders creates one adapter per usable provider. Providers whose key variable is unset are
 // skipped with a warning; `type: sim` providers get an in-process simulator.
-func buildProviders(cfg *config.Config, o *RunOptions, logger *slog.Logger) (map[string]provider.Provider, error) {
+func buildProviders(cfg *config.Config, o *RunOptions) (map[string]provider.Provider, error) {
 	f := o.Factory
 	apis := map[string]provider.Provider{}
 	conc := o.Concurrency
