@@ -69,6 +69,11 @@ type Factory struct {
 	// Transport, when set, returns the HTTP transport for a provider instead of the network's (tests
 	// point every provider at an in-process simulator); nil from it means the default.
 	Transport func(p *config.Provider) http.RoundTripper
+	// OpenOutput, when set, opens run's output file for appending instead of results.OpenAppend
+	// (tests inject a disk that fills up). It is called after a resume scan or --fresh has prepared
+	// the file; each result line reaches the writer in one Write call. At the end run calls its
+	// Sync method, if it has one, and Close.
+	OpenOutput func(path string) (io.WriteCloser, error)
 }
 
 // LoadConfig loads the providers file named by -c, else $LLMBATCH_CONFIG, else ./providers.yaml.

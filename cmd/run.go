@@ -233,14 +233,20 @@ func openOutput(path string, o *RunOptions, logger *slog.Logger) (w io.Writer, d
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, nil, nil, usageErr(fmt.Errorf("output directory: %w", err))
 	}
-	file, err := results.OpenAppend(path)
+	open := func(path string) (io.WriteCloser, error) { return results.OpenAppend(path) }
+	if o.Factory.OpenOutput != nil {
+		open = o.Factory.OpenOutput
+	}
+	file, err := open(path)
 	if err != nil {
 		return nil, nil, nil, usageErr(err)
 	}
 	return file, done, func() error {
-		if err := file.Sync(); err != nil {
-			file.Close()
-			return err
+		if s, ok := file.(interface{ Sync() error }); ok {
+			if err := s.Sync(); err != nil {
+				file.Close()
+				return err
+			}
 		}
 		return file.Close()
 	}, nil

@@ -1,6 +1,9 @@
 package batch
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // budget is the --max-cost hard cap. A request reserves its estimated worst-case cost before it is
 // sent and settles the actual cost after, so concurrent requests can never overshoot the cap.
@@ -9,30 +12,59 @@ type budget struct {
 	limit    float64 // USD; 0 = no cap
 	spent    float64 // settled
 	reserved float64 // estimates of requests in flight
+	holders  int     // reservations not yet settled
+	// settled is closed (and replaced) by every settle, waking reservations that wait for room.
+	settled chan struct{}
 }
 
-// reserve claims est USD for one attempt; false when the cap would be exceeded.
-func (b *budget) reserve(est float64) bool {
+// reserve claims est USD for one attempt. While requests in flight hold reservations that may yet
+// settle for less, it waits for them rather than refuse: the cap is reached only when est does not
+// fit beside what is already spent. It returns errBudget then, or ctx's error if ctx ends first.
+func (b *budget) reserve(ctx context.Context, est float64) error {
 	if b.limit <= 0 {
-		return true
+		return nil
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.spent+b.reserved+est > b.limit {
-		return false
+	for {
+		b.mu.Lock()
+		if b.spent+est > b.limit {
+			b.mu.Unlock()
+			return errBudget
+		}
+		if b.holders == 0 || b.spent+b.reserved+est <= b.limit {
+			b.reserved += est
+			b.holders++
+			b.mu.Unlock()
+			return nil
+		}
+		if b.settled == nil {
+			b.settled = make(chan struct{})
+		}
+		wait := b.settled
+		b.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	b.reserved += est
-	return true
 }
 
 // settle replaces a reservation of est by the actual cost.
 func (b *budget) settle(est, actual float64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.limit > 0 {
-		b.reserved -= est
-	}
 	b.spent += actual
+	if b.limit <= 0 {
+		return
+	}
+	b.reserved -= est
+	if b.holders--; b.holders == 0 {
+		b.reserved = 0 // no floating-point residue when nothing is in flight
+	}
+	if b.settled != nil {
+		close(b.settled)
+		b.settled = nil
+	}
 }
 
 // total returns the settled spend.

@@ -100,6 +100,7 @@ type engine struct {
 	sendCtx      context.Context
 	results      chan *results.Result
 	budgetHit    atomic.Bool
+	recovered    recovery // a lane came back: jobs queued on fallback lanes choose again
 }
 
 var errBudget = errors.New("budget reached")
@@ -172,14 +173,17 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 	select {
 	case <-done:
 	case <-e.dispatchCtx.Done():
-		timer := time.NewTimer(e.opts.Grace)
-		select {
-		case <-done:
-		case <-timer.C:
-			e.log.Warn("requests still in flight after the grace period were abandoned", "grace", e.opts.Grace)
-		case <-ctx.Done():
+		// After a write failure their answers could not be written: nothing is worth waiting for.
+		if !errors.Is(context.Cause(e.dispatchCtx), ErrWrite) {
+			timer := time.NewTimer(e.opts.Grace)
+			select {
+			case <-done:
+			case <-timer.C:
+				e.log.Warn("requests still in flight after the grace period were abandoned", "grace", e.opts.Grace)
+			case <-ctx.Done():
+			}
+			timer.Stop()
 		}
-		timer.Stop()
 		abandon() // in-flight requests end now, unwritten (they are resumed later)
 		<-done
 	}

@@ -58,6 +58,7 @@ const (
 	finished                // the result line is ready
 	stopped                 // the run is stopping (or the budget is spent): leave the prompt for resume
 	refused                 // the lane could not take it right now (breaker trial in flight, daily quota spent)
+	moved                   // choose again at once: a lane recovered, or this one's breaker opened or its provider was disabled while the prompt waited
 )
 
 // run sends the prompt until it succeeds, fails for good, or the run stops. A nil result means the
@@ -97,6 +98,8 @@ func (j *job) run() *results.Result {
 			if retry.Wait(j.e.dispatchCtx, refusedWait) != nil {
 				return nil
 			}
+			continue
+		case moved:
 			continue
 		}
 		last, lastLane = class, l
@@ -228,44 +231,58 @@ func charEstimate(req *request.Request) int {
 
 // attempt makes one try on lane l.
 func (j *job) attempt(l *lane) (*results.Result, retry.Class, outcome) {
-	report, admitted := l.breaker.Allow()
-	if !admitted {
-		return nil, retry.Class{}, refused
-	}
 	in, _ := j.item.Input(l.sel)
-	estCost := tokens.Cost(l.cfg, in, j.expectedOutput(l))
+	// The budget reserves for the larger input count too: a provider may bill more than our tokenizer
+	// counts (an estimate for some models; runs of whitespace), and the cap must hold whatever it bills.
+	estCost := tokens.Cost(l.cfg, max(in, j.charEstimate), j.expectedOutput(l))
 	admit := j.admission(l, in)
-	ticket, err := l.limiter.Wait(j.e.dispatchCtx, admit)
+	ticket, err := j.waitLimiter(l, admit)
 	if errors.Is(err, ratelimit.ErrDailyExhausted) {
-		report(context.Canceled) // neutral for the breaker
 		if !l.exhausted.Swap(true) {
 			j.e.log.Warn("daily quota spent: lane takes no more work", "lane", l.name())
 		}
 		return nil, retry.Class{}, refused
 	}
 	if errors.Is(err, ratelimit.ErrTooLarge) {
-		report(context.Canceled)
 		return nil, retry.Class{Type: retry.TypeContextLength, Action: retry.ActionFailover, Retryable: true,
 			Message: fmt.Sprintf("%s: a request of %d tokens exceeds the lane's token limit", l.name(), admit)}, failed
 	}
 	if err != nil {
-		report(context.Canceled)
+		if errors.Is(err, context.Canceled) && j.e.dispatchCtx.Err() == nil {
+			return nil, retry.Class{}, moved // see waitLimiter
+		}
 		return nil, retry.Class{}, stopped
 	}
-	if !j.e.budget.reserve(estCost) {
-		report(context.Canceled)
+	if err := j.e.budget.reserve(j.e.dispatchCtx, estCost); err != nil {
 		ticket.Cancel()
-		j.e.hitBudget()
+		if errors.Is(err, errBudget) {
+			j.e.hitBudget()
+		}
 		return nil, retry.Class{}, stopped
 	}
 	// The concurrency slot is taken after the rate-limit slot, so requests waiting for a slow lane
 	// do not hold slots that other lanes could use. (Re-reserving a rate slot that went stale while
 	// waiting here would lose it: x/time/rate cannot refund a reservation whose time has passed.)
 	if !j.acquire(l) {
-		report(context.Canceled)
 		ticket.Cancel()
 		j.e.budget.settle(estCost, 0)
 		return nil, retry.Class{}, stopped
+	}
+	// The breaker and the provider's state are checked last, right before sending: waiting for the
+	// rate limit and a slot can take long, and a request must not go out to a lane whose breaker
+	// opened, or whose provider was disabled, meanwhile.
+	report, admitted := l.breaker.Allow()
+	if !admitted || l.prov.disabledReason() != "" {
+		if admitted {
+			report(context.Canceled) // neutral for the breaker
+		}
+		j.release(l)
+		ticket.Cancel()
+		j.e.budget.settle(estCost, 0)
+		if admitted || l.breaker.State() == routing.StateOpen {
+			return nil, retry.Class{}, moved // pick skips the lane now
+		}
+		return nil, retry.Class{}, refused // half-open with its trial in flight
 	}
 	j.attempts++
 	l.admitted.Add(1)
@@ -278,7 +295,7 @@ func (j *job) attempt(l *lane) (*results.Result, retry.Class, outcome) {
 	latency := j.e.now().Sub(started)
 	report(err)
 	if err == nil {
-		l.health.Record(true, j.e.now())
+		j.recordSuccess(l)
 		l.limiter.Observe(resp.Limits)
 		ticket.Settle(resp.Usage.InputTokens + resp.Usage.OutputTokens)
 		cost := tokens.Cost(l.cfg, resp.Usage.InputTokens, resp.Usage.OutputTokens)
@@ -310,6 +327,35 @@ func (j *job) attempt(l *lane) (*results.Result, retry.Class, outcome) {
 	j.e.log.Debug("attempt failed", "id", j.req.ID, "lane", l.name(), "error", string(class.Type),
 		"status", class.StatusCode, "attempt", j.attempts)
 	return nil, class, failed
+}
+
+// waitLimiter waits for the lane's rate limiter to admit a request of admit tokens. On a fallback
+// lane (not the job's first) the wait also ends when any lane recovers, with an error while the run
+// goes on, so that the job gives up its place in this lane's queue and chooses again: prompts that
+// fell back while the preferred lane was down return to it once it is back.
+func (j *job) waitLimiter(l *lane, admit int) (*ratelimit.Ticket, error) {
+	if len(j.lanes) == 0 || l == j.lanes[0] {
+		return l.limiter.Wait(j.e.dispatchCtx, admit)
+	}
+	ctx, cancel := context.WithCancel(j.e.dispatchCtx)
+	stop := context.AfterFunc(j.e.recovered.next(), cancel)
+	defer func() {
+		stop()
+		cancel()
+	}()
+	return l.limiter.Wait(ctx, admit)
+}
+
+// recordSuccess records a success in the lane's health and, when that brings the lane back above its
+// health threshold, tells the jobs waiting on fallback lanes.
+func (j *job) recordSuccess(l *lane) {
+	threshold := l.health.Config().Threshold
+	before := l.health.Score()
+	l.health.Record(true, j.e.now())
+	if before < threshold && l.health.Score() >= threshold {
+		j.e.log.Info("lane recovered", "lane", l.name())
+		j.e.recovered.signal()
+	}
 }
 
 // acquire takes the global and the provider's in-flight slots; false when the run stops meanwhile.

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -119,4 +120,34 @@ func buildLanes(cfg *config.Config, sels []*selector.Lane, apis map[string]provi
 		return nil, errors.New("no usable lane: set the API key variable of at least one provider in the config, or use a type: sim provider")
 	}
 	return lanes, nil
+}
+
+// recovery tells jobs that a lane has just recovered (its first success after lane failures), so a
+// job queued on a less preferred lane's rate limiter can give up its place and choose again: without
+// it, every job that fell back while a cheap lane was down stays on the fallback for the rest of its
+// wait, however long. The zero value is ready to use; it is safe for concurrent use.
+type recovery struct {
+	mu     sync.Mutex
+	ctx    context.Context // done at the next recovery; nil until someone waits
+	cancel context.CancelFunc
+}
+
+// next returns a context that is done at the next recovery.
+func (r *recovery) next() context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx == nil {
+		r.ctx, r.cancel = context.WithCancel(context.Background())
+	}
+	return r.ctx
+}
+
+// signal ends the current next context, waking every job that waits on it.
+func (r *recovery) signal() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancel != nil {
+		r.cancel()
+		r.ctx, r.cancel = nil, nil
+	}
 }

@@ -9,8 +9,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 const (
@@ -526,8 +524,8 @@ type Ticket struct {
 	ent    *entry
 	rpm    *bucket
 	tpm    *bucket
-	rpmRes []*rate.Reservation
-	tpmRes []*rate.Reservation
+	rpmRes hold
+	tpmRes hold
 }
 
 // At returns the time the request was admitted.

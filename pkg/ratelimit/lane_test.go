@@ -409,11 +409,18 @@ func TestCancelReleases(t *testing.T) {
 			t.Errorf("after Cancel: %d/min %d/day, want 1 and 1", s.MinuteRequests, s.DayRequests)
 		}
 		a.Settle(1)
+		// b was cancelled at its slot, so its slot is free again: c takes it at once.
+		start := time.Now()
+		c, _ := lane.Wait(t.Context(), 1)
+		if d := time.Since(start); d != 0 {
+			t.Errorf("Wait after cancelling a due slot took %v, want the freed slot at once", d)
+		}
+		c.Settle(1)
 
 		// A Wait whose deadline comes before its slot fails at once (as rate.Limiter.WaitN does) and
 		// releases the slot: the next caller is not queued behind it.
 		before := lane.Delay(1)
-		start := time.Now()
+		start = time.Now()
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		if _, err := lane.Wait(ctx, 1); !errors.Is(err, context.DeadlineExceeded) {
@@ -422,7 +429,7 @@ func TestCancelReleases(t *testing.T) {
 		if d := time.Since(start); d != 0 {
 			t.Errorf("Wait with a deadline before its slot took %v, want an immediate error", d)
 		}
-		if s := lane.Snapshot(); s.Waiting != 0 || s.MinuteRequests != 1 || s.DayRequests != 1 {
+		if s := lane.Snapshot(); s.Waiting != 0 || s.MinuteRequests != 2 || s.DayRequests != 2 {
 			t.Errorf("after an abandoned Wait: %+v", s)
 		}
 		if got := lane.Delay(1); got > before {
@@ -440,9 +447,98 @@ func TestCancelReleases(t *testing.T) {
 		if d := time.Since(start); d != 5*time.Second {
 			t.Errorf("cancelled Wait returned after %v, want 5s", d)
 		}
-		if s := lane.Snapshot(); s.Waiting != 0 || s.DayRequests != 1 {
+		if s := lane.Snapshot(); s.Waiting != 0 || s.DayRequests != 2 {
 			t.Errorf("after a cancelled Wait: %+v", s)
 		}
+	})
+}
+
+// A request cancelled after its slot came due (never sent: the caller lost its turn, a breaker
+// opened) gives its slot back: x/time/rate cannot restore a reservation whose time has passed, so
+// without the lane's refund every such request would cost the pacing two slots.
+func TestCancelAfterSlotReleasesPacing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lane := ratelimit.New("p/m", ratelimit.Limits{RPM: 60}, time.Now) // burst 1, a slot every ~1 s
+		a, _ := lane.Wait(t.Context(), 1)
+		a.Settle(1)
+		b, _ := lane.Wait(t.Context(), 1) // returns at its slot
+		before := lane.Delay(1)
+		b.Cancel()
+		if got := lane.Delay(1); got != 0 {
+			t.Errorf("Delay after cancelling a due slot = %v (%v before), want 0: the slot is free again", got, before)
+		}
+		c, _ := lane.Wait(t.Context(), 1)
+		c.Settle(1)
+		if got := lane.Delay(1); got < 900*time.Millisecond {
+			t.Errorf("Delay after the refunded slot was used = %v, want ~1s: a refund is spent once", got)
+		}
+	})
+}
+
+// The end-to-end scenario of a run whose config has no limits: 64 requests go out at once before
+// anything is known, the provider enforces 300 RPM and says so (reset = until its oldest admission
+// leaves, as pkg/sim reports it), and half of the requests lose their slot before they are sent and
+// take a new one (as an engine does that re-reserves a slot gone stale). The lane must still reach
+// the ceiling: a slot given back is not paid for twice.
+func TestUnknownLimitsBurstThenHeadersWithRequeues(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const rpm, workers = 300, 64
+		lane := ratelimit.New("p/m", ratelimit.Limits{}, time.Now)
+		p := &fakeProvider{rpm: rpm, resetOldest: true}
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+		defer cancel()
+		var (
+			mu          sync.Mutex
+			ok, limited int
+			seq         int
+			wg          sync.WaitGroup
+		)
+		for range workers {
+			wg.Go(func() {
+				for {
+					tk, err := lane.Wait(ctx, 150)
+					if err != nil {
+						return
+					}
+					mu.Lock()
+					i := seq
+					seq++
+					mu.Unlock()
+					if i%2 == 1 {
+						tk.Cancel() // lost its turn: never sent
+						if tk, err = lane.Wait(ctx, 150); err != nil {
+							return
+						}
+					}
+					accepted, rl := p.arrive(time.Now(), 150)
+					time.Sleep(200 * time.Millisecond)
+					mu.Lock()
+					if accepted {
+						ok++
+					} else {
+						limited++
+					}
+					mu.Unlock()
+					if accepted {
+						tk.Settle(150)
+						lane.Observe(rl)
+					} else {
+						tk.RateLimited(rl)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if s := lane.Snapshot(); s.Limits.RPM != rpm || s.Source.RPM != ratelimit.SourceHeaders {
+			t.Errorf("limits %+v from %+v, want %d RPM from headers", s.Limits, s.Source, rpm)
+		}
+		if want := 0.9 * 3 * rpm; float64(ok) < want {
+			t.Errorf("accepted %d in 3 min, want >= %.0f (90%% of the ceiling)", ok, want)
+		}
+		if limited > workers {
+			t.Errorf("%d requests answered 429, want at most the opening burst of %d", limited, workers)
+		}
+		t.Logf("accepted %d in 3 min (%.1f%% of %d RPM), %d answered 429", ok, 100*float64(ok)/(3*rpm), rpm, limited)
 	})
 }
 

@@ -17,6 +17,9 @@ type fakeProvider struct {
 	mu       sync.Mutex
 	rpm, tpm int
 	hide     bool // no limit headers on any response (429s still carry Retry-After)
+	// resetOldest reports the reset as the time until the oldest admission leaves the window (when
+	// capacity next grows, as pkg/sim does) instead of until the newest does (fully restored).
+	resetOldest bool
 	// netDelay, when set, is the time request i takes to reach the provider after admission.
 	netDelay func(i int) time.Duration
 	log      []arrival
@@ -62,6 +65,9 @@ func (p *fakeProvider) arrive(now time.Time, tokens int) (bool, provider.RateLim
 	var reset time.Duration
 	if len(p.log) > 0 {
 		reset = p.log[len(p.log)-1].at.Add(time.Minute).Sub(now)
+		if p.resetOldest {
+			reset = p.log[0].at.Add(time.Minute).Sub(now)
+		}
 	}
 	if p.rpm > 0 {
 		rl.HasRequests, rl.LimitRequests, rl.RemainingRequests, rl.ResetRequests = true, p.rpm, p.rpm-reqs, reset

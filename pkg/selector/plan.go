@@ -405,7 +405,7 @@ func (p *Planner) decide(it *Item, ch *Choice) Assignment {
 	}
 	if len(p.cand) == 0 {
 		if ch != nil {
-			ch.Err = noLaneError(ch.Excluded, pm, pp)
+			ch.Err = noLaneError(ch.Excluded, pm, pp, start)
 		}
 		return none
 	}
@@ -609,8 +609,8 @@ func pinError(pm, pp string) error {
 	return fmt.Errorf("no configured provider is named %q", pp)
 }
 
-// noLaneError summarises why every lane was ruled out.
-func noLaneError(ex []Exclusion, pm, pp string) error {
+// noLaneError summarises why every lane was ruled out; start is the first category of the ladder.
+func noLaneError(ex []Exclusion, pm, pp string, start model.Category) error {
 	kinds := map[ExclusionKind]int{}
 	first := map[ExclusionKind]string{}
 	for _, e := range ex {
@@ -629,6 +629,10 @@ func noLaneError(ex []Exclusion, pm, pp string) error {
 		msg += " (pinned to provider " + pp + ")"
 	}
 	if len(kinds) == 0 {
+		if pm == "" && start > model.Tiny {
+			// Lanes of lower categories exist but the ladder only goes up.
+			return fmt.Errorf("%s: no lane of category %s or above is configured", msg, start)
+		}
 		return errors.New(msg + ": no lanes configured")
 	}
 	return errors.New(msg + ": " + kindList(kinds, first))
