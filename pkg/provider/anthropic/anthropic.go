@@ -132,20 +132,13 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 		out.RequestID = r.ID
 	}
 	var text strings.Builder
-	var calls []toolCall
+	var calls []provider.ToolCall
 	for _, b := range r.Content {
 		switch b.Type {
 		case "text":
 			text.WriteString(b.Text)
 		case "tool_use":
-			args := bytes.TrimSpace(b.Input)
-			if len(args) == 0 {
-				args = []byte("{}")
-			}
-			tc := toolCall{ID: b.ID, Type: "function"}
-			tc.Function.Name = b.Name
-			tc.Function.Arguments = compactJSON(args)
-			calls = append(calls, tc)
+			calls = append(calls, provider.NewToolCall(b.ID, b.Name, b.Input))
 		}
 	}
 	out.Content = text.String()
@@ -175,15 +168,6 @@ func finishReason(s string) string {
 }
 
 // toolCall is an OpenAI-shaped tool call.
-type toolCall struct {
-	ID       string `json:"id"`
-	Type     string `json:"type"`
-	Function struct {
-		Name      string `json:"name"`
-		Arguments string `json:"arguments"`
-	} `json:"function"`
-}
-
 // messagesRequest is the /v1/messages request body.
 type messagesRequest struct {
 	Model         string            `json:"model"`
@@ -345,23 +329,13 @@ func imageFromPart(raw json.RawMessage) (imageBlock, bool) {
 
 // toolUses converts OpenAI tool_calls into tool_use blocks.
 func toolUses(raw json.RawMessage) ([]any, error) {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return nil, nil
-	}
-	var calls []toolCall
-	if err := json.Unmarshal(raw, &calls); err != nil {
-		return nil, fmt.Errorf("decode tool_calls: %w", err)
+	calls, err := provider.DecodeToolCalls(raw)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]any, 0, len(calls))
 	for _, tc := range calls {
-		input := json.RawMessage(strings.TrimSpace(tc.Function.Arguments))
-		if len(input) == 0 {
-			input = json.RawMessage("{}")
-		}
-		if !json.Valid(input) {
-			return nil, fmt.Errorf("tool call %q: arguments are not valid JSON", tc.ID)
-		}
-		out = append(out, toolUseBlock{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: input})
+		out = append(out, toolUseBlock{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: json.RawMessage(tc.Function.Arguments)})
 	}
 	return out, nil
 }
@@ -453,13 +427,4 @@ func ParseError(_ int, body []byte) provider.ErrorInfo {
 		info.Code = env.Error.Details.ErrorCode
 	}
 	return info
-}
-
-// compactJSON renders a JSON value without insignificant whitespace, as OpenAI's arguments are.
-func compactJSON(b []byte) string {
-	var buf bytes.Buffer
-	if json.Compact(&buf, b) != nil {
-		return string(b)
-	}
-	return buf.String()
 }

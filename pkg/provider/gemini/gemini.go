@@ -131,21 +131,15 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 	}
 	cand := r.Candidates[0]
 	var text strings.Builder
-	var calls []toolCall
+	var calls []provider.ToolCall
 	for _, p := range cand.Content.Parts {
 		switch {
 		case p.FunctionCall != nil:
-			args := bytes.TrimSpace(p.FunctionCall.Args)
-			if len(args) == 0 || bytes.Equal(args, []byte("null")) {
-				args = []byte("{}")
+			id := p.FunctionCall.ID
+			if id == "" {
+				id = fmt.Sprintf("call_%d", len(calls))
 			}
-			tc := toolCall{ID: p.FunctionCall.ID, Type: "function"}
-			if tc.ID == "" {
-				tc.ID = fmt.Sprintf("call_%d", len(calls))
-			}
-			tc.Function.Name = p.FunctionCall.Name
-			tc.Function.Arguments = compactJSON(args)
-			calls = append(calls, tc)
+			calls = append(calls, provider.NewToolCall(id, p.FunctionCall.Name, p.FunctionCall.Args))
 		case !p.Thought:
 			text.WriteString(p.Text)
 		}
@@ -179,15 +173,6 @@ func finishReason(s string) string {
 }
 
 // toolCall is an OpenAI-shaped tool call.
-type toolCall struct {
-	ID       string `json:"id"`
-	Type     string `json:"type"`
-	Function struct {
-		Name      string `json:"name"`
-		Arguments string `json:"arguments"`
-	} `json:"function"`
-}
-
 // generateRequest is the :generateContent request body.
 type generateRequest struct {
 	Contents          []content         `json:"contents"`
@@ -377,25 +362,15 @@ func textParts(c request.Content) []any {
 
 // functionCalls converts OpenAI tool_calls into functionCall parts, recording id -> name.
 func functionCalls(raw json.RawMessage, names map[string]string) ([]any, error) {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return nil, nil
-	}
-	var calls []toolCall
-	if err := json.Unmarshal(raw, &calls); err != nil {
-		return nil, fmt.Errorf("decode tool_calls: %w", err)
+	calls, err := provider.DecodeToolCalls(raw)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]any, 0, len(calls))
 	for _, tc := range calls {
-		args := json.RawMessage(strings.TrimSpace(tc.Function.Arguments))
-		if len(args) == 0 {
-			args = json.RawMessage("{}")
-		}
-		if !json.Valid(args) {
-			return nil, fmt.Errorf("tool call %q: arguments are not valid JSON", tc.ID)
-		}
 		names[tc.ID] = tc.Function.Name
 		var p functionCallPart
-		p.FunctionCall.Name, p.FunctionCall.Args = tc.Function.Name, args
+		p.FunctionCall.Name, p.FunctionCall.Args = tc.Function.Name, json.RawMessage(tc.Function.Arguments)
 		out = append(out, p)
 	}
 	return out, nil
@@ -523,13 +498,4 @@ func ParseError(_ int, body []byte) provider.ErrorInfo {
 		}
 	}
 	return info
-}
-
-// compactJSON renders a JSON value without insignificant whitespace, as OpenAI's arguments are.
-func compactJSON(b []byte) string {
-	var buf bytes.Buffer
-	if json.Compact(&buf, b) != nil {
-		return string(b)
-	}
-	return buf.String()
 }
