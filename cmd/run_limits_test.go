@@ -19,11 +19,7 @@ providers:
 func TestRunRPMBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newSimRun(t, rpmBoundConfig, 900, 40)
-		code, elapsed := s.run()
-		if code != ExitOK {
-			t.Fatalf("exit %d: %s", code, s.stderr.String())
-		}
-		s.allOK()
+		_, elapsed := s.runOK()
 		st := s.stats("s1/m-small")
 		got := share(len(s.prompts), elapsed, 300)
 		t.Logf("rpm-bound: %d prompts in %s (virtual): %.1f%% of 300 RPM, %d 429s, at most %d in a window",
@@ -69,11 +65,7 @@ providers:
 func TestRunTPMBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newSimRun(t, tpmBoundConfig, 600, 400)
-		code, elapsed := s.run()
-		if code != ExitOK {
-			t.Fatalf("exit %d: %s", code, s.stderr.String())
-		}
-		s.allOK()
+		_, elapsed := s.runOK()
 		st := s.stats("s1/m-small")
 		perRequest := float64(st.InputTokens)/float64(st.OK) + 50 // the simulator's admission cost
 		ceiling := 30000 / perRequest
@@ -112,11 +104,7 @@ providers:
 func TestRunThreeProvidersSpeed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newSimRun(t, threeProvidersConfig, 1920, 40)
-		code, elapsed := s.run("--prefer", "speed")
-		if code != ExitOK {
-			t.Fatalf("exit %d: %s", code, s.stderr.String())
-		}
-		got := s.allOK()
+		got, elapsed := s.runOK("--prefer", "speed")
 		perLane := map[string]int{}
 		for _, r := range got {
 			perLane[r.Provider]++
@@ -139,10 +127,8 @@ func TestRunThreeProvidersSpeed(t *testing.T) {
 func TestRunThreeProvidersCost(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newSimRun(t, threeProvidersConfig, 300, 40)
-		if code, _ := s.run(); code != ExitOK {
-			t.Fatalf("exit %d: %s", code, s.stderr.String())
-		}
-		for id, r := range s.allOK() {
+		got, _ := s.runOK()
+		for id, r := range got {
 			if r.Provider != "cheap" {
 				t.Fatalf("%s went to %s under --prefer cost; the cheapest lane was healthy", id, r.Provider)
 			}
@@ -176,11 +162,7 @@ func TestRunOverstatedLimits(t *testing.T) { testLearnedLimits(t, "rpm: 1200,", 
 func testLearnedLimits(t *testing.T, limits string, rejected int) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newSimRun(t, fmt.Sprintf(learnedConfig, limits), 900, 40)
-		code, elapsed := s.run()
-		if code != ExitOK {
-			t.Fatalf("exit %d: %s", code, s.stderr.String())
-		}
-		s.allOK()
+		_, elapsed := s.runOK()
 		got := share(len(s.prompts), elapsed, 300)
 		t.Logf("%d prompts in %s (virtual): %.1f%% of the real 300 RPM", len(s.prompts), elapsed, 100*got)
 		checkLane(t, s, "s1/m-small", 300, rejected)

@@ -86,6 +86,17 @@ func (s *simRun) run(args ...string) (int, time.Duration) {
 	return code, time.Since(start)
 }
 
+// runOK runs the batch like run, fails the test unless it exits 0 with exactly one ok line per
+// prompt, and returns the lines by id and the virtual wall time.
+func (s *simRun) runOK(args ...string) (map[string]results.Result, time.Duration) {
+	s.t.Helper()
+	code, elapsed := s.run(args...)
+	if code != ExitOK {
+		s.t.Fatalf("exit %d: %s", code, s.stderr.String())
+	}
+	return s.allOK(), elapsed
+}
+
 // lines parses the output file. It fails the test on a line that is not a result or an answer that
 // does not belong to its prompt (the simulator's digest of the prompt text leads every answer).
 func (s *simRun) lines() []results.Result {
