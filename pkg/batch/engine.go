@@ -1,7 +1,7 @@
 // Package batch is the pipeline of `llmbatch run`: read → analyse → select → wait for the lane's
 // limits → send → classify, retry or fail over → write. Each prompt is one job goroutine; at most
-// Window jobs exist at once, so memory stays bounded whatever the input size, and one goroutine owns
-// the output.
+// four times the concurrency (and at least 256) jobs exist at once, so memory stays bounded whatever
+// the input size, and one goroutine owns the output.
 package batch
 
 import (
