@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -154,6 +153,10 @@ func preflight(ctx context.Context, cfg *config.Config, sel selector.Options, ge
 		return nil, usageErr(err)
 	}
 	n, errs := prepareInput(ctx, in, lanes, sel)
+	if ctx.Err() != nil {
+		in.Close()
+		return nil, ctx.Err()
+	}
 	if len(errs) > 0 {
 		in.Close()
 		return nil, inputErrors(errs)
@@ -176,59 +179,29 @@ func checkGlobalPins(lanes []*selector.Lane, sel selector.Options) error {
 	return nil
 }
 
-// prepareInput validates the whole input and checks every request's pinned model against the
-// lanes, in two concurrent passes. It returns the number of requests and every problem, each naming
-// file:line and the field.
+// prepareInput validates the whole input in one pass, checking every request's own model against
+// the lanes as it goes. It returns the number of requests and every problem, each naming file:line
+// and the field.
 func prepareInput(ctx context.Context, in *request.Input, lanes []*selector.Lane, opts selector.Options) (int, []error) {
-	var n int
-	var valErrs, pinErrs []error
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		r, err := in.Open()
-		if err != nil {
-			valErrs = []error{err}
-			return nil
-		}
-		defer r.Close()
-		n, valErrs = request.Validate(r, in.Name())
-		return nil
-	})
-	if opts.PinModel == "" { // --model overrides every request's model: nothing to check per line
-		g.Go(func() error {
-			pinErrs = checkRequestPins(ctx, in, lanes, opts.PinProvider)
-			return nil
-		})
-	}
-	_ = g.Wait()
-	return n, append(valErrs, pinErrs...)
-}
-
-// checkRequestPins reads the input and reports each request whose own model no available lane serves.
-// Lines that do not parse are left to Validate.
-func checkRequestPins(ctx context.Context, in *request.Input, lanes []*selector.Lane, pinProvider string) []error {
 	r, err := in.Open()
 	if err != nil {
-		return []error{err}
+		return 0, []error{err}
 	}
 	defer r.Close()
-	rd := request.NewReader(r, in.Name())
+	v := request.Validator{}
+	if opts.PinModel == "" { // --model overrides every request's model: nothing to check per line
+		v.Check = requestPinCheck(in.Name(), lanes, opts.PinProvider)
+	}
+	return v.Validate(ctx, r, in.Name())
+}
+
+// requestPinCheck returns a request check that fails when no available lane serves the request's own
+// model. It remembers the answer for up to 10,000 distinct models.
+func requestPinCheck(name string, lanes []*selector.Lane, pinProvider string) func(*request.Request) error {
 	seen := map[string]string{}
-	var errs []error
-	more := 0
-	for ctx.Err() == nil {
-		req, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		var le *request.LineError
-		if errors.As(err, &le) {
-			continue
-		}
-		if err != nil {
-			return append(errs, err)
-		}
+	return func(req *request.Request) error {
 		if req.Model == "" {
-			continue
+			return nil
 		}
 		problem, ok := seen[req.Model]
 		if !ok {
@@ -238,18 +211,10 @@ func checkRequestPins(ctx context.Context, in *request.Input, lanes []*selector.
 			}
 		}
 		if problem == "" {
-			continue
+			return nil
 		}
-		if len(errs) >= request.MaxReportedErrors {
-			more++
-			continue
-		}
-		errs = append(errs, fmt.Errorf("%s:%d: model: %s", in.Name(), req.Line, problem))
+		return &request.LineError{File: name, Line: req.Line, Field: "model", Msg: problem}
 	}
-	if more > 0 {
-		errs = append(errs, fmt.Errorf("%s: and %d more requests pin unavailable models", in.Name(), more))
-	}
-	return errs
 }
 
 // inputErrors joins problems into one usage error (exit 2).

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -64,7 +65,8 @@ type Factory struct {
 	IO     *IOStreams
 	Getenv func(string) string
 	Now    func() time.Time
-	// Signals, when set, delivers the process's interrupt signals (SIGINT/SIGTERM) to run.
+	// Signals, when set, delivers the process's interrupt signals (SIGINT/SIGTERM) to run, estimate,
+	// select and sim serve; without it they are not watched.
 	Signals <-chan os.Signal
 	// Transport, when set, returns the HTTP transport for a provider instead of the network's (tests
 	// point every provider at an in-process simulator); nil from it means the default.
@@ -132,6 +134,37 @@ func Main() int {
 	return Execute(context.Background(), f, os.Args[1:])
 }
 
+// untilSignal returns ctx cancelled by the first value on sigs (nil: never) for commands that stop
+// at once on Ctrl-C, and a function that stops watching and reports whether a signal came. It is for
+// estimate, select and run's checks before anything is sent; run then watches the signals itself.
+func untilSignal(ctx context.Context, sigs <-chan os.Signal) (context.Context, func() bool) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case s := <-sigs:
+			cancel(fmt.Errorf("%w by %s", errInterrupted, s))
+		case <-done:
+		}
+	})
+	return ctx, func() bool {
+		close(done)
+		wg.Wait()
+		select { // a signal that came before the stop counts, even if the watcher had not taken it yet
+		case s := <-sigs:
+			cancel(fmt.Errorf("%w by %s", errInterrupted, s))
+		default:
+		}
+		got := errors.Is(context.Cause(ctx), errInterrupted)
+		cancel(nil)
+		return got
+	}
+}
+
+// errInterrupted is the cause of a context cancelled by a signal.
+var errInterrupted = errors.New("interrupted")
+
 // Execute runs the command line args and maps the outcome to an exit code, printing any error to ErrOut.
 func Execute(ctx context.Context, f *Factory, args []string) int {
 	root := NewRootCmd(f)
@@ -146,6 +179,7 @@ func Execute(ctx context.Context, f *Factory, args []string) int {
 		code = ee.Code
 	} else if errors.Is(err, context.Canceled) {
 		code = ExitInterrupted
+		err = errors.New("interrupted")
 	}
 	if ee == nil || ee.Err != nil {
 		fmt.Fprintf(f.IO.ErrOut, "llmbatch: %v\n", err)

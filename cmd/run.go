@@ -94,8 +94,15 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	if err != nil {
 		return usageErr(err)
 	}
-	chk, err := preflight(ctx, cfg, sel, f.Getenv, o.Input, f.IO)
-	if err != nil {
+	checkCtx, stopWatching := untilSignal(ctx, f.Signals) // nothing is sent yet: Ctrl-C stops at once
+	chk, err := preflight(checkCtx, cfg, sel, f.Getenv, o.Input, f.IO)
+	if interrupted := stopWatching(); interrupted || err != nil {
+		if chk != nil {
+			chk.in.Close()
+		}
+		if interrupted {
+			return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted during the input check; nothing was sent")}
+		}
 		return err
 	}
 	defer chk.in.Close()

@@ -533,3 +533,26 @@ func TestSafetyStdoutStreams(t *testing.T) {
 		s.allOK() // stdout holds exactly one ok line per prompt, each its prompt's answer
 	})
 }
+
+// Ctrl-C during the checks before anything is sent stops run, estimate and select at once with exit
+// 130: no request, no output file, nothing printed on stdout.
+func TestSafetyInterruptDuringChecksStopsAtOnce(t *testing.T) {
+	s := newSimRun(t, safetyConfig, 50, 40)
+	for _, args := range [][]string{
+		{"run", s.input, "-c", s.cfgPath, "-o", s.output},
+		{"estimate", s.input, "-c", s.cfgPath},
+		{"select", s.input, "-c", s.cfgPath},
+	} {
+		sigs := make(chan os.Signal, 1)
+		sigs <- os.Interrupt
+		if code := s.exec(sigs, args...); code != ExitInterrupted {
+			t.Errorf("%s: exit %d, want %d\n%s", args[0], code, ExitInterrupted, s.stderr.String())
+		}
+		if !strings.Contains(s.stderr.String(), "interrupted") || s.stdout.Len() != 0 {
+			t.Errorf("%s: stderr %q, stdout %q; want an interrupted message and no output", args[0], s.stderr.String(), s.stdout.String())
+		}
+	}
+	if _, err := os.Stat(s.output); !os.IsNotExist(err) || s.sent() != 0 {
+		t.Errorf("output stat: %v, %d requests sent; want no file and nothing sent", err, s.sent())
+	}
+}

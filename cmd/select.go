@@ -42,7 +42,9 @@ func NewCmdSelect(f *Factory) *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Input = args[0]
 			opts.Config = func() (*config.Config, error) { return f.LoadConfig(configPath) }
-			return selectRun(c.Context(), opts)
+			ctx, stop := untilSignal(c.Context(), f.Signals) // nothing is sent: Ctrl-C stops at once
+			defer stop()
+			return selectRun(ctx, opts)
 		},
 	}
 	c.Flags().StringVarP(&configPath, "config", "c", "", "providers file (default ./providers.yaml, else $LLMBATCH_CONFIG)")
