@@ -78,14 +78,14 @@ func modelCategory(m *config.Model) model.Category { return model.Of(m.Name, m.C
 func modelContext(m *config.Model) int { return model.ContextWindow(m.Name, m.ContextWindow) }
 
 // buildLanes returns one lane per configured (provider, model) and a warning for each provider that
-// is skipped because its key variable is unset (its lanes stay in the list, unavailable, so that
-// --explain can say why they were not used).
+// is skipped because its key variable is unset. The lanes of skipped and disabled providers stay in
+// the list, unavailable, so that --explain can say why they were not used.
 func buildLanes(cfg *config.Config, getenv func(string) string) ([]*selector.Lane, []string) {
 	var lanes []*selector.Lane
 	var warnings []string
 	for _, p := range cfg.Providers {
-		available := p.Available(getenv)
-		if !available {
+		unavailable := p.Unavailable(getenv)
+		if unavailable != "" && !p.Disabled() { // a disabled provider is the config's choice: no warning
 			warnings = append(warnings, fmt.Sprintf("provider %s skipped: %s is not set", p.Name, p.APIKeyEnv))
 		}
 		for _, m := range p.Models {
@@ -96,8 +96,8 @@ func buildLanes(cfg *config.Config, getenv func(string) string) ([]*selector.Lan
 			if p.MaxConcurrency > 0 && p.MaxConcurrency < l.Concurrency {
 				l.Concurrency = p.MaxConcurrency
 			}
-			if !available {
-				l.Available, l.Unavailable = false, "provider key not set ("+p.APIKeyEnv+")"
+			if unavailable != "" {
+				l.Available, l.Unavailable = false, unavailable
 			}
 			lanes = append(lanes, l)
 		}
@@ -117,12 +117,20 @@ func pinProblem(lanes []*selector.Lane, pinModel, pinProvider string) string {
 		}
 		return fmt.Sprintf("provider %q is not in the config (see llmbatch models)", pinProvider)
 	}
-	var why []string
+	var reasons []string // in first-seen order, each with the lanes it rules out
+	lanesOf := map[string][]string{}
 	for _, l := range matched {
 		if l.Available {
 			return ""
 		}
-		why = append(why, l.String()+": "+l.Unavailable)
+		if _, ok := lanesOf[l.Unavailable]; !ok {
+			reasons = append(reasons, l.Unavailable)
+		}
+		lanesOf[l.Unavailable] = append(lanesOf[l.Unavailable], l.String())
+	}
+	why := make([]string, len(reasons))
+	for i, r := range reasons {
+		why[i] = strings.Join(lanesOf[r], ", ") + ": " + r
 	}
 	return "pinned only to unavailable models: " + strings.Join(why, "; ")
 }

@@ -47,6 +47,7 @@ type modelsJSON struct {
 	APIKeyEnv      string      `json:"api_key_env"`
 	KeySet         bool        `json:"key_set"`
 	Available      bool        `json:"available"`
+	Unavailable    string      `json:"unavailable,omitempty"` // why not, when not available
 	MaxConcurrency int         `json:"max_concurrency"`
 	Models         []modelJSON `json:"models"`
 }
@@ -79,7 +80,8 @@ func modelsRun(_ context.Context, opts *ModelsOptions) error {
 		}{Config: cfg.Path, Providers: []modelsJSON{}}
 		for _, p := range cfg.Providers {
 			pj := modelsJSON{Name: p.Name, Type: p.Type, BaseURL: p.BaseURL, APIKeyEnv: p.APIKeyEnv,
-				KeySet: p.APIKey(getenv) != "", Available: p.Available(getenv), MaxConcurrency: p.MaxConcurrency}
+				KeySet: p.APIKey(getenv) != "", Available: p.Available(getenv),
+				Unavailable: p.Unavailable(getenv), MaxConcurrency: p.MaxConcurrency}
 			for _, m := range p.Models {
 				pj.Models = append(pj.Models, modelJSON{Name: m.Name, Category: modelCategory(m).String(),
 					ContextWindow: modelContext(m), MaxOutputTokens: m.MaxOutputTokens,
@@ -121,6 +123,8 @@ func modelsRun(_ context.Context, opts *ModelsOptions) error {
 // keyStatus says whether a provider's key variable is set, never showing the key.
 func keyStatus(p *config.Provider, getenv func(string) string) string {
 	switch {
+	case p.Disabled():
+		return "disabled (enabled: false)"
 	case !p.NeedsKey():
 		return "none needed"
 	case p.APIKey(getenv) != "":

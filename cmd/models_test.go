@@ -88,7 +88,7 @@ func TestModelsDefaultProvidersYAML(t *testing.T) {
 	}
 	got, _ := runModelsJSON(t, "../providers.yaml", func(string) string { return "" })
 	keys := map[string]string{"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY",
-		"groq": "GROQ_API_KEY", "openrouter": "OPENROUTER_API_KEY"} // ollama ships commented out
+		"groq": "GROQ_API_KEY", "openrouter": "OPENROUTER_API_KEY", "ollama": ""} // ollama: keyless, shipped disabled
 	if len(got.Providers) != len(keys) {
 		t.Errorf("%d providers, want %d", len(got.Providers), len(keys))
 	}
@@ -98,8 +98,12 @@ func TestModelsDefaultProvidersYAML(t *testing.T) {
 		if !ok || p.APIKeyEnv != want {
 			t.Errorf("provider %s: api_key_env %q", p.Name, p.APIKeyEnv)
 		}
-		if p.Available != (want == "") {
-			t.Errorf("provider %s available=%v with no keys set", p.Name, p.Available)
+		wantWhy := "provider key not set (" + want + ")"
+		if want == "" {
+			wantWhy = "disabled in the config (enabled: false)"
+		}
+		if p.Available || p.Unavailable != wantWhy {
+			t.Errorf("provider %s available=%v (%q) with no keys set, want unavailable: %s", p.Name, p.Available, p.Unavailable, wantWhy)
 		}
 		for _, m := range p.Models {
 			cats[m.Category]++

@@ -139,6 +139,11 @@ func Main() int {
 // estimate, select and run's checks before anything is sent; run then watches the signals itself.
 func untilSignal(ctx context.Context, sigs <-chan os.Signal) (context.Context, func() bool) {
 	ctx, cancel := context.WithCancelCause(ctx)
+	select { // one already pending stops the command before it starts
+	case s := <-sigs:
+		cancel(fmt.Errorf("%w by %s", errInterrupted, s))
+	default:
+	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {

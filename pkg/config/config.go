@@ -53,6 +53,7 @@ type Provider struct {
 	Type           string            `yaml:"type"` // openai | anthropic | gemini | sim
 	BaseURL        string            `yaml:"base_url"`
 	APIKeyEnv      string            `yaml:"api_key_env"`
+	Enabled        *bool             `yaml:"enabled"`         // false keeps the provider listed but unused; default true
 	MaxConcurrency int               `yaml:"max_concurrency"` // 0 = only the global bound
 	Headers        map[string]string `yaml:"headers"`         // extra request headers (no secrets: keys come from api_key_env)
 	Timeout        *Duration         `yaml:"timeout"`         // overrides defaults.timeout
@@ -195,8 +196,21 @@ func (p *Provider) APIKey(getenv func(string) string) string {
 	return getenv(p.APIKeyEnv)
 }
 
-// Available reports whether the provider can be used: a simulator, a keyless endpoint (api_key_env
-// empty, as for a local Ollama), or a provider whose key variable is set.
-func (p *Provider) Available(getenv func(string) string) bool {
-	return !p.NeedsKey() || p.APIKey(getenv) != ""
+// Available reports whether the provider can be used: it is not disabled (enabled: false) and it is
+// a simulator, a keyless endpoint (api_key_env empty, as for a local Ollama), or a provider whose key
+// variable is set.
+func (p *Provider) Available(getenv func(string) string) bool { return p.Unavailable(getenv) == "" }
+
+// Unavailable says why the provider cannot be used, or "" when it can.
+func (p *Provider) Unavailable(getenv func(string) string) string {
+	switch {
+	case p.Disabled():
+		return "disabled in the config (enabled: false)"
+	case p.NeedsKey() && p.APIKey(getenv) == "":
+		return "provider key not set (" + p.APIKeyEnv + ")"
+	}
+	return ""
 }
+
+// Disabled reports whether the config turns the provider off with enabled: false.
+func (p *Provider) Disabled() bool { return p.Enabled != nil && !*p.Enabled }

@@ -96,9 +96,28 @@ func yamlError(name string, err error) *Error {
 	var se yaml.Error
 	if errors.As(err, &se) && se.GetToken() != nil {
 		p := se.GetToken().Position
-		return &Error{File: name, Line: p.Line, Column: p.Column, Msg: se.GetMessage()}
+		return &Error{File: name, Line: p.Line, Column: p.Column, Msg: typeMismatch(se.GetToken(), se.GetMessage())}
 	}
 	return &Error{File: name, Msg: yaml.FormatError(err, false, false)}
+}
+
+// typeMismatch rewrites the decoder's "cannot unmarshal string into Go struct field Config.Providers
+// of type int" as "rpm: "lots" is not a whole number"; other messages pass unchanged.
+func typeMismatch(tok *token.Token, msg string) string {
+	_, goType, ok := strings.Cut(msg, " of type ")
+	if !strings.HasPrefix(msg, "cannot unmarshal") || !ok {
+		return msg
+	}
+	want := map[string]string{"int": "a whole number", "float64": "a number", "bool": "true or false",
+		"string": "a string"}[goType]
+	if want == "" {
+		want = "of the expected type (" + goType + ")"
+	}
+	field := "value"
+	if prev := tok.Prev; prev != nil && prev.Type == token.MappingValueType && prev.Prev != nil {
+		field = prev.Prev.Value
+	}
+	return fmt.Sprintf("%s: %q is not %s", field, tok.Value, want)
 }
 
 // applyDefaults fills what the file leaves out with the documented defaults.

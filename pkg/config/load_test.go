@@ -36,6 +36,10 @@ func TestParseErrorsNameFileLineAndField(t *testing.T) {
 		}},
 		{"sim faults", "providers:\n  - name: s\n    type: sim\n    models: [{name: x}]\n    sim: {faults: {hang: 2}, limits: {y: {rpm: 1}}}\n",
 			[]string{"p.yaml:5:26: hang is a probability between 0 and 1", `sim limits name model "y"`}},
+		{"wrong type", "providers:\n  - name: a\n    type: sim\n    enabled: maybe\n    models: [{name: m}]\n",
+			[]string{`p.yaml:4:14: enabled: "maybe" is not true or false`}},
+		{"not a number", "providers:\n  - {name: a, type: sim, models: [{name: m, rpm: lots}]}\n",
+			[]string{`p.yaml:2:50: rpm: "lots" is not a whole number`}},
 		{"no type", "providers:\n  - name: a\n    models: [{name: x}]\n", []string{`p.yaml:2:9: provider "a" has no type`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,5 +85,34 @@ func TestLoadAppliesDefaults(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
 		t.Errorf("a missing file must be named: %v", err)
+	}
+}
+
+func TestProviderAvailability(t *testing.T) {
+	cfg, err := Parse("p.yaml", []byte(`providers:
+  - {name: keyed, type: openai, base_url: http://x, api_key_env: K, models: [{name: m}]}
+  - {name: local, type: openai, base_url: http://localhost:11434/v1, api_key_env: "", models: [{name: m}]}
+  - {name: off, type: openai, base_url: http://x, api_key_env: K, enabled: false, models: [{name: m}]}
+  - {name: on, type: sim, enabled: true, models: [{name: m}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range []map[string]string{{}, {"K": "sk-set"}} {
+		getenv := func(k string) string { return env[k] }
+		want := map[string]string{"keyed": "provider key not set (K)", "local": "", "on": "",
+			"off": "disabled in the config (enabled: false)"}
+		if env["K"] != "" {
+			want["keyed"] = ""
+		}
+		for _, p := range cfg.Providers {
+			if got := p.Unavailable(getenv); got != want[p.Name] || p.Available(getenv) != (got == "") {
+				t.Errorf("K=%q: %s: unavailable %q, want %q", env["K"], p.Name, got, want[p.Name])
+			}
+		}
+	}
+	if _, err := Parse("p.yaml", []byte("providers:\n  - {name: a, type: sim, enabled: maybe, models: [{name: m}]}\n")); err == nil ||
+		!strings.Contains(err.Error(), "p.yaml:2") {
+		t.Errorf("enabled: maybe must be an error naming the line, got %v", err)
 	}
 }
