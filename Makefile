@@ -4,7 +4,7 @@ STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 STATICCHECK_VERSION ?= v0.8.2
 BIN         ?= bin/llmbatch
 
-.PHONY: build test lint tools bench bench-run bench-loopback demo clean
+.PHONY: build test lint tools bench bench-run bench-estimate bench-loopback demo clean
 
 build:
 	$(GO) build -o $(BIN) .
@@ -40,6 +40,15 @@ bench-run: build
 	$(BIN) sim prompts 1000000 > testdata/out/million.jsonl
 	@if [ -x /usr/bin/time ]; then /usr/bin/time -f 'wall %es, peak RSS %M KiB' $(BIN) run testdata/out/million.jsonl -c testdata/unlimited.sim.yaml --fresh --quiet; \
 	 else time $(BIN) run testdata/out/million.jsonl -c testdata/unlimited.sim.yaml --fresh --quiet; fi
+
+# Issue 2's scale target: `estimate` over a 1 GiB file of 8.7 million short prompts, counted exactly
+# with both OpenAI encodings; prints wall time and peak RSS (target under 200 MiB). About a minute.
+bench-estimate: build
+	mkdir -p testdata/out
+	$(BIN) sim prompts 8700000 > testdata/out/gib.jsonl
+	@ls -l testdata/out/gib.jsonl
+	@if [ -x /usr/bin/time ]; then /usr/bin/time -f 'wall %es, peak RSS %M KiB' $(BIN) estimate testdata/out/gib.jsonl -c testdata/estimate.sim.yaml; \
+	 else time $(BIN) estimate testdata/out/gib.jsonl -c testdata/estimate.sim.yaml; fi
 
 # Throughput over real HTTP: `llmbatch sim serve` on loopback enforcing 1,200 + 600 RPM, and
 # `llmbatch run` against it with the real OpenAI adapter; the summary's OF CEILING column is the

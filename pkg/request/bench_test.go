@@ -65,3 +65,25 @@ func BenchmarkReader(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkIDHashesSpill finds the one duplicate among a million id hashes kept 64k at a time in
+// memory (16 sorted runs on disk, the duplicate in memory), reporting ns per id.
+func BenchmarkIDHashesSpill(b *testing.B) {
+	const n = 1 << 20
+	for b.Loop() {
+		s := &idHashes{limit: 64 << 10, dir: b.TempDir()}
+		for i := range uint64(n) {
+			if err := s.add(i * 0x9E3779B97F4A7C15); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if s.add(42); s.add(42) != nil || len(s.runs) != 16 {
+			b.Fatalf("%d runs on disk", len(s.runs))
+		}
+		if _, repeats, err := s.duplicates(100); err != nil || repeats != 1 {
+			b.Fatalf("repeats %d, %v", repeats, err)
+		}
+		s.close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/id")
+}
