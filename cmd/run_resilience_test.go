@@ -32,6 +32,7 @@ import (
 type exchange struct {
 	provider   string
 	id         string // the prompt's custom_id
+	body       []byte // the request body as sent
 	sent, done time.Time
 	status     int           // 0 when no response arrived (reset, timeout)
 	retryAfter time.Duration // what the response asked for (retry-after-ms, else retry-after)
@@ -59,7 +60,7 @@ func (rt recordingTransport) RoundTrip(req *http.Request) (*http.Response, error
 	}
 	_ = req.Body.Close()
 	req.Body = io.NopCloser(bytes.NewReader(body))
-	e := exchange{provider: rt.provider, sent: time.Now()}
+	e := exchange{provider: rt.provider, sent: time.Now(), body: body}
 	if m := promptItem.FindSubmatch(body); m != nil {
 		var n int
 		fmt.Sscan(string(m[1]), &n)

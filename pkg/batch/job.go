@@ -390,7 +390,7 @@ func (j *job) providerRequest(l *lane) *provider.Request {
 	model := l.sel.Name
 	return &provider.Request{Model: model, Messages: r.Messages, MaxTokens: r.MaxTokens,
 		Temperature: r.Temperature, TopP: r.TopP, Stop: r.Stop, ResponseFormat: r.ResponseFormat,
-		Tools: r.Tools, Reasoning: l.reasoning}
+		Tools: r.Tools, Extra: r.Extra, Reasoning: l.reasoning}
 }
 
 func (j *job) logAttempt(l *lane, at time.Time, errType string) {

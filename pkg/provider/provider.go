@@ -34,6 +34,9 @@ type Request struct {
 	Stop           []string
 	ResponseFormat json.RawMessage // OpenAI shape; adapters translate or ignore where unsupported
 	Tools          json.RawMessage // OpenAI shape; adapters translate where supported
+	// Extra holds OpenAI chat parameters passed through as written (request.PassThroughFields): the
+	// OpenAI-compatible adapter sends them, the others translate tool_choice and ignore the rest.
+	Extra map[string]json.RawMessage
 	// Reasoning marks a reasoning model: the OpenAI adapter sends max_completion_tokens instead of
 	// max_tokens and leaves out temperature/top_p.
 	Reasoning bool

@@ -58,3 +58,36 @@ func DecodeToolCalls(raw json.RawMessage) ([]ToolCall, error) {
 	}
 	return calls, nil
 }
+
+// ToolChoice is an OpenAI tool_choice in neutral form, for adapters to translate.
+type ToolChoice struct {
+	Mode string // "auto", "none" or "required" (some tool must be called)
+	Name string // with Mode "required": the one function that must be called; "" = any
+}
+
+// ParseToolChoice reads the request's pass-through tool_choice ("auto", "none", "required", or
+// {"type":"function","function":{"name":...}}); ok is false when the request has none.
+func ParseToolChoice(extra map[string]json.RawMessage) (tc ToolChoice, ok bool, err error) {
+	raw, ok := extra["tool_choice"]
+	if !ok {
+		return ToolChoice{}, false, nil
+	}
+	var mode string
+	if json.Unmarshal(raw, &mode) == nil {
+		switch mode {
+		case "auto", "none", "required":
+			return ToolChoice{Mode: mode}, true, nil
+		}
+		return ToolChoice{}, false, fmt.Errorf("tool_choice %q: want auto, none, required or a function", mode)
+	}
+	var fn struct {
+		Type     string `json:"type"`
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if err := json.Unmarshal(raw, &fn); err != nil || fn.Type != "function" || fn.Function.Name == "" {
+		return ToolChoice{}, false, fmt.Errorf(`tool_choice: want "auto", "none", "required" or {"type":"function","function":{"name":...}}`)
+	}
+	return ToolChoice{Mode: "required", Name: fn.Function.Name}, true, nil
+}

@@ -25,3 +25,23 @@ func TestToolCalls(t *testing.T) {
 		t.Fatal("null arguments must become {}")
 	}
 }
+
+func TestParseToolChoice(t *testing.T) {
+	for raw, want := range map[string]ToolChoice{
+		`"auto"`: {Mode: "auto"}, `"none"`: {Mode: "none"}, `"required"`: {Mode: "required"},
+		`{"type":"function","function":{"name":"f"}}`: {Mode: "required", Name: "f"},
+	} {
+		got, ok, err := ParseToolChoice(map[string]json.RawMessage{"tool_choice": json.RawMessage(raw)})
+		if err != nil || !ok || got != want {
+			t.Errorf("%s: %+v, %v, %v; want %+v", raw, got, ok, err, want)
+		}
+	}
+	for _, raw := range []string{`"always"`, `{"type":"function"}`, `3`} {
+		if _, _, err := ParseToolChoice(map[string]json.RawMessage{"tool_choice": json.RawMessage(raw)}); err == nil {
+			t.Errorf("%s: no error", raw)
+		}
+	}
+	if _, ok, err := ParseToolChoice(nil); ok || err != nil {
+		t.Errorf("no tool_choice: ok %v, err %v", ok, err)
+	}
+}

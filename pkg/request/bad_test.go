@@ -57,6 +57,8 @@ func TestValidateBadInputs(t *testing.T) {
 			{11, "temprature", "unknown field"},
 			{12, "model", "is empty"},
 			{13, "max_completion_tokens", "is 200 but max_tokens is 100"},
+			{14, "stream", "llmbatch reads whole responses"},
+			{15, "n", "is 3 (llmbatch keeps one answer per prompt"},
 		}},
 		{"shapes.jsonl", 0, []wantErr{
 			{1, "prompt", "is empty"},

@@ -22,6 +22,7 @@ type canonicalRequest struct {
 	Stop           []string           `json:"stop,omitempty"`
 	ResponseFormat any                `json:"response_format,omitempty"`
 	Tools          any                `json:"tools,omitempty"`
+	Extra          map[string]any     `json:"extra,omitempty"` // keys sorted by encoding/json
 }
 
 type canonicalMessage struct {
@@ -34,7 +35,7 @@ type canonicalMessage struct {
 
 // Canonical returns the request's canonical form: compact JSON with a fixed field order and sorted
 // object keys, holding everything that decides the model's answer (pinned model, messages, max_tokens,
-// temperature, top_p, stop, response_format, tools) and nothing else (not the id, line, shape,
+// temperature, top_p, stop, response_format, tools, the pass-through parameters) and nothing else (not the id, line, shape,
 // category hint or metadata). Equal requests read from any of the three shapes have equal canonical forms.
 func (r *Request) Canonical() []byte {
 	c := canonicalRequest{
@@ -47,6 +48,12 @@ func (r *Request) Canonical() []byte {
 		Stop:           r.Stop,
 		ResponseFormat: normalizeJSON(r.ResponseFormat),
 		Tools:          normalizeJSON(r.Tools),
+	}
+	if len(r.Extra) > 0 {
+		c.Extra = make(map[string]any, len(r.Extra))
+		for k, v := range r.Extra {
+			c.Extra[k] = normalizeJSON(v)
+		}
 	}
 	for i, m := range r.Messages {
 		cm := canonicalMessage{Role: m.Role, Name: m.Name, ToolCallID: m.ToolCallID, ToolCalls: normalizeJSON(m.ToolCalls)}

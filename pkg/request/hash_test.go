@@ -21,9 +21,9 @@ func hashesOf(t *testing.T, lines ...string) []string {
 
 func TestHashSameAcrossShapes(t *testing.T) {
 	h := hashesOf(t,
-		`{"custom_id":"x1","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"system","content":"Sys"},{"role":"user","content":"Q?"}],"max_completion_tokens":50,"temperature":0.5,"top_p":1,"stop":["END"],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{}}}}]}}`,
-		`{"id":"x2","messages":[{"role":"system","content":"Sys"},{"role":"user","content":"Q?"}],"model":"gpt-4o-mini","max_tokens":50,"temperature":0.50,"top_p":1.0,"stop":"END","tools":[{"function":{"parameters":{"properties":{},"type":"object"},"name":"f"},"type":"function"}]}`,
-		`{"id":"x3","prompt":"Q?","system":"Sys","model":"gpt-4o-mini","max_tokens":50,"temperature":5e-1,"top_p":1,"stop":["END"],"tools":[ {"type":"function", "function":{"name":"f","parameters":{"type":"object","properties":{}}}} ],"category":"large","metadata":{"who":"me"}}`,
+		`{"custom_id":"x1","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"system","content":"Sys"},{"role":"user","content":"Q?"}],"max_completion_tokens":50,"temperature":0.5,"top_p":1,"stop":["END"],"seed":7,"tool_choice":{"type":"function","function":{"name":"f"}},"stream":false,"n":1,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{}}}}]}}`,
+		`{"id":"x2","messages":[{"role":"system","content":"Sys"},{"role":"user","content":"Q?"}],"model":"gpt-4o-mini","max_tokens":50,"temperature":0.50,"top_p":1.0,"stop":"END","tool_choice":{"function":{"name":"f"},"type":"function"},"seed":7,"tools":[{"function":{"parameters":{"properties":{},"type":"object"},"name":"f"},"type":"function"}]}`,
+		`{"id":"x3","prompt":"Q?","system":"Sys","model":"gpt-4o-mini","max_tokens":50,"temperature":5e-1,"top_p":1,"stop":["END"],"seed":7,"tool_choice":{"type":"function","function":{"name":"f"}},"tools":[ {"type":"function", "function":{"name":"f","parameters":{"type":"object","properties":{}}}} ],"category":"large","metadata":{"who":"me"}}`,
 	)
 	if h[0] != h[1] || h[1] != h[2] {
 		t.Errorf("the same request in three shapes hashed differently:\n%s", strings.Join(h, "\n"))
@@ -48,6 +48,9 @@ func TestHashChangesWithContent(t *testing.T) {
 		`{"id":"a","prompt":"Translate: hello","system":"You translate.","max_tokens":20,"response_format":{"type":"json_object"}}`,
 		`{"id":"a","messages":[{"role":"developer","content":"You translate."},{"role":"user","content":"Translate: hello"}],"max_tokens":20}`,
 		`{"id":"a","messages":[{"role":"system","content":"You translate."},{"role":"user","content":"Translate: hello","name":"bob"}],"max_tokens":20}`,
+		`{"id":"a","prompt":"Translate: hello","system":"You translate.","max_tokens":20,"seed":1}`,
+		`{"id":"a","prompt":"Translate: hello","system":"You translate.","max_tokens":20,"seed":2}`,
+		`{"id":"a","prompt":"Translate: hello","system":"You translate.","max_tokens":20,"user":"u1"}`,
 	}
 	hashes := hashesOf(t, append([]string{base}, variants...)...)
 	seen := map[string]int{}

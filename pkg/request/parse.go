@@ -29,8 +29,15 @@ func errField(field, format string, args ...any) *fieldError {
 }
 
 // commonFields may appear on a chat or prompt line, or in the body of a Batch line.
-var commonFields = []string{"model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop",
-	"response_format", "tools", "category", "metadata"}
+var commonFields = append([]string{"model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop",
+	"response_format", "tools", "category", "metadata", "stream", "n"}, PassThroughFields...)
+
+// PassThroughFields are OpenAI chat-completion parameters llmbatch does not interpret: they are kept
+// raw in Request.Extra and sent as written to OpenAI-compatible providers. Any other unknown field is
+// an error, so that a typo ("temprature") is caught instead of silently dropped.
+var PassThroughFields = []string{"seed", "user", "logprobs", "top_logprobs", "presence_penalty",
+	"frequency_penalty", "logit_bias", "tool_choice", "parallel_tool_calls", "reasoning_effort",
+	"service_tier", "store", "prediction", "verbosity", "web_search_options"}
 
 var (
 	chatFields   = fieldSet(append([]string{"id", "messages"}, commonFields...))
@@ -247,6 +254,20 @@ func (o object) common(req *Request) *fieldError {
 	}
 	if raw, ok := o.fields["metadata"]; ok && !isNull(raw) {
 		req.Metadata = append(json.RawMessage(nil), raw...)
+	}
+	if raw, ok := o.fields["stream"]; ok && !isNull(raw) && string(raw) != "false" {
+		return o.err("stream", "is set (llmbatch reads whole responses; remove it or set it to false)")
+	}
+	if raw, ok := o.fields["n"]; ok && !isNull(raw) && string(raw) != "1" {
+		return o.err("n", "is %s (llmbatch keeps one answer per prompt; remove it, or give each copy its own line and id)", describe(raw))
+	}
+	for _, k := range PassThroughFields {
+		if raw, ok := o.fields[k]; ok && !isNull(raw) {
+			if req.Extra == nil {
+				req.Extra = map[string]json.RawMessage{}
+			}
+			req.Extra[k] = append(json.RawMessage(nil), raw...)
+		}
 	}
 	return nil
 }

@@ -35,6 +35,8 @@ type Request struct {
 	Tools          json.RawMessage // passed through untouched
 	Category       string          // hint: tiny|small|large|reasoning ("" = let the analyser decide)
 	Metadata       json.RawMessage // copied to the result untouched
+	// Extra holds the PassThroughFields the line gave (seed, tool_choice, …), raw, by name; nil when none.
+	Extra map[string]json.RawMessage
 
 	Hash string // request_hash: hex sha256 of the canonical request
 }

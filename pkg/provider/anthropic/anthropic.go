@@ -88,8 +88,9 @@ func (c *Client) Name() string { return c.name }
 // Complete sends req to /v1/messages (one attempt). System and developer messages become the
 // top-level system prompt, consecutive messages of the same role are merged, tool messages become
 // tool_result blocks, assistant tool_calls become tool_use blocks, stop becomes stop_sequences and
-// OpenAI function tools become {name, description, input_schema}. ResponseFormat is not supported by
-// the Messages API and is ignored. Text blocks of the reply are joined into Content; tool_use blocks
+// OpenAI function tools become {name, description, input_schema}, and tool_choice and
+// parallel_tool_calls become tool_choice. ResponseFormat and the other pass-through parameters (seed,
+// penalties, logprobs…) are not supported by the Messages API and are ignored. Text blocks of the reply are joined into Content; tool_use blocks
 // come back as OpenAI-shaped ToolCalls. Usage.InputTokens includes cache reads and writes (as
 // OpenAI's prompt_tokens does); CachedTokens is the cache reads. Errors are *provider.APIError.
 func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider.Response, error) {
@@ -178,6 +179,14 @@ type messagesRequest struct {
 	TopP          *float64          `json:"top_p,omitempty"`
 	StopSequences []string          `json:"stop_sequences,omitempty"`
 	Tools         []json.RawMessage `json:"tools,omitempty"`
+	ToolChoice    *toolChoice       `json:"tool_choice,omitempty"`
+}
+
+// toolChoice is Anthropic's tool_choice.
+type toolChoice struct {
+	Type                   string `json:"type"` // auto | any | tool | none
+	Name                   string `json:"name,omitempty"`
+	DisableParallelToolUse bool   `json:"disable_parallel_tool_use,omitempty"`
 }
 
 // message is one Anthropic turn; each block is a struct or a raw pass-through part.
@@ -268,7 +277,35 @@ func (c *Client) buildRequest(req *provider.Request) (*messagesRequest, error) {
 		return nil, err
 	}
 	mr.Tools = tools
+	if len(tools) > 0 {
+		if mr.ToolChoice, err = translateToolChoice(req.Extra); err != nil {
+			return nil, err
+		}
+	}
 	return mr, nil
+}
+
+// translateToolChoice maps OpenAI's tool_choice and parallel_tool_calls: false onto Anthropic's
+// tool_choice; nil when the request sets neither.
+func translateToolChoice(extra map[string]json.RawMessage) (*toolChoice, error) {
+	tc, ok, err := provider.ParseToolChoice(extra)
+	if err != nil {
+		return nil, err
+	}
+	serial := string(extra["parallel_tool_calls"]) == "false"
+	if !ok && !serial {
+		return nil, nil
+	}
+	out := &toolChoice{Type: "auto", DisableParallelToolUse: serial}
+	switch {
+	case tc.Mode == "none":
+		out.Type, out.DisableParallelToolUse = "none", false // the API allows the flag only with tools in use
+	case tc.Name != "":
+		out.Type, out.Name = "tool", tc.Name
+	case tc.Mode == "required":
+		out.Type = "any"
+	}
+	return out, nil
 }
 
 // contentBlocks turns a message content into Anthropic blocks: text (empty text dropped, as the API

@@ -108,6 +108,8 @@ func TestCompleteTranslatesConversation(t *testing.T) {
 		Tools: json.RawMessage(`[{"type":"function","function":{"name":"get_weather","description":"Current weather","parameters":{"type":"object","properties":{"location":{"type":"string"}},"required":["location"]}}},
 			{"type":"function","function":{"name":"now"}},
 			{"type":"web_search_20250305","name":"web_search","max_uses":2}]`),
+		Extra: map[string]json.RawMessage{"tool_choice": json.RawMessage(`"required"`), "parallel_tool_calls": json.RawMessage(`false`),
+			"seed": json.RawMessage(`7`)}, // no seed in the Messages API: dropped
 	}
 	resp, err := c.Complete(context.Background(), req)
 	if err != nil {
@@ -134,7 +136,8 @@ func TestCompleteTranslatesConversation(t *testing.T) {
 		"tools":[
 			{"name":"get_weather","description":"Current weather","input_schema":{"type":"object","properties":{"location":{"type":"string"}},"required":["location"]}},
 			{"name":"now","input_schema":{"type":"object","properties":{}}},
-			{"type":"web_search_20250305","name":"web_search","max_uses":2}]}`)
+			{"type":"web_search_20250305","name":"web_search","max_uses":2}],
+		"tool_choice":{"type":"any","disable_parallel_tool_use":true}}`)
 }
 
 func TestCompleteRejectsBadInput(t *testing.T) {
@@ -144,6 +147,8 @@ func TestCompleteRejectsBadInput(t *testing.T) {
 		"bad tool args": {Model: "m", Messages: []request.Message{{Role: "assistant",
 			ToolCalls: json.RawMessage(`[{"id":"t","type":"function","function":{"name":"f","arguments":"{not json"}}]`)}}},
 		"bad tools": {Model: "m", Messages: []request.Message{{Role: "user", Content: text("x")}}, Tools: json.RawMessage(`{"a":1}`)},
+		"bad tool_choice": {Model: "m", Messages: []request.Message{{Role: "user", Content: text("x")}},
+			Tools: json.RawMessage(`[{"type":"function","function":{"name":"f"}}]`), Extra: map[string]json.RawMessage{"tool_choice": json.RawMessage(`"always"`)}},
 	} {
 		_, err := c.Complete(context.Background(), req)
 		if err == nil || !strings.HasPrefix(err.Error(), "anthropic: m: ") {

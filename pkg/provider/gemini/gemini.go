@@ -84,7 +84,9 @@ func (c *Client) endpoint(model string) string {
 // systemInstruction; assistant turns are role "model"; tool results become functionResponse parts;
 // max_tokens, temperature, top_p and stop go into generationConfig; a json_object or json_schema
 // response_format sets responseMimeType application/json (and responseJsonSchema for json_schema);
-// OpenAI function tools become functionDeclarations (parametersJsonSchema). Text parts of the first
+// OpenAI function tools become functionDeclarations (parametersJsonSchema) and tool_choice becomes
+// toolConfig; seed and the presence and frequency penalties go into generationConfig, the other
+// pass-through parameters are ignored. Text parts of the first
 // candidate (thoughts excluded) are joined into Content. Usage.OutputTokens includes thinking tokens
 // (billed as output, as OpenAI's completion_tokens does); ReasoningTokens is thoughtsTokenCount. A
 // prompt blocked before generation is a Response with FinishReason content_filter. Errors are
@@ -179,6 +181,15 @@ type generateRequest struct {
 	SystemInstruction *content          `json:"systemInstruction,omitempty"`
 	GenerationConfig  *generationConfig `json:"generationConfig,omitempty"`
 	Tools             []tool            `json:"tools,omitempty"`
+	ToolConfig        *toolConfig       `json:"toolConfig,omitempty"`
+}
+
+// toolConfig is Gemini's tool_choice.
+type toolConfig struct {
+	FunctionCallingConfig struct {
+		Mode                 string   `json:"mode"` // AUTO | ANY | NONE
+		AllowedFunctionNames []string `json:"allowedFunctionNames,omitempty"`
+	} `json:"functionCallingConfig"`
 }
 
 type content struct {
@@ -224,6 +235,9 @@ type generationConfig struct {
 	StopSequences      []string        `json:"stopSequences,omitempty"`
 	ResponseMimeType   string          `json:"responseMimeType,omitempty"`
 	ResponseJSONSchema json.RawMessage `json:"responseJsonSchema,omitempty"`
+	Seed               json.RawMessage `json:"seed,omitempty"`
+	PresencePenalty    json.RawMessage `json:"presencePenalty,omitempty"`
+	FrequencyPenalty   json.RawMessage `json:"frequencyPenalty,omitempty"`
 }
 
 type tool struct {
@@ -303,7 +317,9 @@ func buildRequest(req *provider.Request) (*generateRequest, error) {
 			}
 		}
 	}
-	if gc.MaxOutputTokens > 0 || gc.Temperature != nil || gc.TopP != nil || len(gc.StopSequences) > 0 || gc.ResponseMimeType != "" {
+	gc.Seed, gc.PresencePenalty, gc.FrequencyPenalty = req.Extra["seed"], req.Extra["presence_penalty"], req.Extra["frequency_penalty"]
+	if gc.MaxOutputTokens > 0 || gc.Temperature != nil || gc.TopP != nil || len(gc.StopSequences) > 0 ||
+		gc.ResponseMimeType != "" || gc.Seed != nil || gc.PresencePenalty != nil || gc.FrequencyPenalty != nil {
 		gr.GenerationConfig = &gc
 	}
 	decls, err := translateTools(req.Tools)
@@ -312,6 +328,18 @@ func buildRequest(req *provider.Request) (*generateRequest, error) {
 	}
 	if len(decls) > 0 {
 		gr.Tools = []tool{{FunctionDeclarations: decls}}
+		tc, ok, err := provider.ParseToolChoice(req.Extra)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			gr.ToolConfig = &toolConfig{}
+			fc := &gr.ToolConfig.FunctionCallingConfig
+			fc.Mode = map[string]string{"auto": "AUTO", "none": "NONE", "required": "ANY"}[tc.Mode]
+			if tc.Name != "" {
+				fc.AllowedFunctionNames = []string{tc.Name}
+			}
+		}
 	}
 	return gr, nil
 }

@@ -110,6 +110,8 @@ func TestCompleteFunctionCallingConversation(t *testing.T) {
 		},
 		ResponseFormat: json.RawMessage(`{"type":"json_schema","json_schema":{"name":"w","schema":{"type":"object","properties":{"t":{"type":"number"}}}}}`),
 		Tools:          json.RawMessage(`[{"type":"function","function":{"name":"get_weather","description":"Weather now","parameters":{"type":"object","properties":{"location":{"type":"string"}},"additionalProperties":false}}}]`),
+		Extra: map[string]json.RawMessage{"tool_choice": json.RawMessage(`{"type":"function","function":{"name":"get_weather"}}`),
+			"seed": json.RawMessage(`42`), "frequency_penalty": json.RawMessage(`0.2`), "logit_bias": json.RawMessage(`{"50256":-100}`)},
 	}
 	resp, err := c.Complete(context.Background(), req)
 	if err != nil {
@@ -133,9 +135,11 @@ func TestCompleteFunctionCallingConversation(t *testing.T) {
 				{"text":"Also this:"},
 				{"inlineData":{"mimeType":"image/png","data":"iVBORw0KGgo="}}]}],
 		"systemInstruction":{"parts":[{"text":"Be terse."}]},
-		"generationConfig":{"responseMimeType":"application/json","responseJsonSchema":{"type":"object","properties":{"t":{"type":"number"}}}},
+		"generationConfig":{"responseMimeType":"application/json","responseJsonSchema":{"type":"object","properties":{"t":{"type":"number"}}},
+			"seed":42,"frequencyPenalty":0.2},
 		"tools":[{"functionDeclarations":[{"name":"get_weather","description":"Weather now",
-			"parametersJsonSchema":{"type":"object","properties":{"location":{"type":"string"}},"additionalProperties":false}}]}]}`)
+			"parametersJsonSchema":{"type":"object","properties":{"location":{"type":"string"}},"additionalProperties":false}}]}],
+		"toolConfig":{"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":["get_weather"]}}}`)
 }
 
 func TestCompleteBlockedPrompt(t *testing.T) {

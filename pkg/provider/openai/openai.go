@@ -8,7 +8,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,6 +80,7 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: encode request: %w", c.name, req.Model, err)
 	}
+	body = appendExtra(body, req)
 	call := &provider.Call{Provider: c.name, Model: req.Model, URL: c.url, Header: c.header, Body: body,
 		Secret: c.key, ParseError: ParseError, RequestsPerDay: c.daily}
 	res, err := call.Do(ctx, c.client, c.now)
@@ -174,6 +178,29 @@ func buildRequest(req *provider.Request) *chatRequest {
 		cr.TopP = req.TopP
 	}
 	return cr
+}
+
+// samplingOnly are pass-through parameters that reasoning models reject, like temperature and top_p.
+var samplingOnly = map[string]bool{"presence_penalty": true, "frequency_penalty": true, "logprobs": true,
+	"top_logprobs": true, "logit_bias": true}
+
+// appendExtra adds the request's pass-through parameters to the encoded body, in sorted order (their
+// names never clash with chatRequest's fields: the reader only lets PassThroughFields through).
+func appendExtra(body []byte, req *provider.Request) []byte {
+	if len(req.Extra) == 0 {
+		return body
+	}
+	body = body[:len(body)-1] // the closing brace
+	for _, k := range slices.Sorted(maps.Keys(req.Extra)) {
+		if req.Reasoning && samplingOnly[k] {
+			continue
+		}
+		body = append(body, ',')
+		body = strconv.AppendQuote(body, k)
+		body = append(body, ':')
+		body = append(body, req.Extra[k]...)
+	}
+	return append(body, '}')
 }
 
 // chatResponse is the part of a /chat/completions response the adapter reads.

@@ -115,6 +115,8 @@ func TestCompleteReasoningUsesMaxCompletionTokens(t *testing.T) {
 	req.MaxTokens = 4000
 	req.Temperature = ptr(0.7)
 	req.TopP = ptr(0.5)
+	req.Extra = map[string]json.RawMessage{"seed": json.RawMessage(`7`), "reasoning_effort": json.RawMessage(`"low"`),
+		"presence_penalty": json.RawMessage(`0.5`)} // o-series reject penalties, like temperature
 	resp, err := c.Complete(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +127,7 @@ func TestCompleteReasoningUsesMaxCompletionTokens(t *testing.T) {
 	jsonEqual(t, tr.Requests()[0].Body, `{"model":"o4-mini","messages":[
 		{"role":"system","content":"Answer briefly."},
 		{"role":"user","content":"What is the capital of France?"}],
-		"max_completion_tokens":4000}`)
+		"max_completion_tokens":4000,"reasoning_effort":"low","seed":7}`)
 }
 
 func TestCompleteToolCallsAndMessagePassThrough(t *testing.T) {
@@ -143,7 +145,8 @@ func TestCompleteToolCallsAndMessagePassThrough(t *testing.T) {
 		{Role: "user", Content: parts},
 		{Role: "assistant", ToolCalls: calls},
 		{Role: "tool", ToolCallID: "call_1", Content: request.Content{Text: `{"temp_c":21}`}},
-	}}
+	}, Extra: map[string]json.RawMessage{"tool_choice": json.RawMessage(`{"type": "function", "function": {"name": "get_weather"}}`),
+		"parallel_tool_calls": json.RawMessage(`false`), "user": json.RawMessage(`"u-42"`)}}
 	resp, err := c.Complete(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +169,8 @@ func TestCompleteToolCallsAndMessagePassThrough(t *testing.T) {
 	jsonEqual(t, r.Body, `{"model":"llama3.2","messages":[
 		{"role":"user","content":[{"type":"text","text":"What is in this image?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo=","detail":"low"}}]},
 		{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Rome\"}"}}]},
-		{"role":"tool","content":"{\"temp_c\":21}","tool_call_id":"call_1"}]}`)
+		{"role":"tool","content":"{\"temp_c\":21}","tool_call_id":"call_1"}],
+		"tool_choice":{"type":"function","function":{"name":"get_weather"}},"parallel_tool_calls":false,"user":"u-42"}`)
 }
 
 func TestCompleteErrors(t *testing.T) {
