@@ -168,8 +168,17 @@ func checkAttempts(t *testing.T, got map[string]results.Result, rec *recorder, r
 		if res.Attempts > 1 {
 			multi++
 		}
+		failures, throttled := map[string]int{}, 0 // as the engine counts them for the backoff
 		for i, a := range res.AttemptLog {
 			e := ex[i]
+			n := 0
+			if a.ErrorType == "rate_limit" {
+				throttled++
+				n = throttled
+			} else if retried(a.ErrorType) {
+				failures[e.provider]++
+				n = failures[e.provider]
+			}
 			if a.Provider != e.provider || a.Model == "" {
 				t.Fatalf("%s attempt %d: logged lane %s/%s, sent to %s", id, i+1, a.Provider, a.Model, e.provider)
 			}
@@ -197,13 +206,16 @@ func checkAttempts(t *testing.T, got map[string]results.Result, rec *recorder, r
 				}
 				continue
 			}
+			if wait == 0 && ex[i+1].provider != e.provider {
+				continue // max_attempts used on this lane: on to the next one at once
+			}
 			if e.retryAfter > 0 {
 				if wait < e.retryAfter.Truncate(time.Millisecond) {
 					t.Fatalf("%s attempt %d: waited %v, the server asked for %v", id, i+1, wait, e.retryAfter)
 				}
 				continue
 			}
-			d := min(r.BaseDelay.D()<<i, r.MaxDelay.D())
+			d := min(r.BaseDelay.D()<<(n-1), r.MaxDelay.D())
 			lo := time.Duration(float64(d)*(1-r.Jitter)) - time.Millisecond
 			hi := time.Duration(float64(d) * (1 + r.Jitter))
 			if wait < lo || wait > hi {
@@ -676,4 +688,31 @@ providers:
 			})
 		})
 	}
+}
+
+// TestResilienceMaxAttemptsPerLane: a prompt that uses up max_attempts on a lane that keeps failing
+// (its breaker not yet open) moves on to its next lane instead of failing, and the waits match the
+// per-lane backoff.
+func TestResilienceMaxAttemptsPerLane(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := strings.Replace(resilienceConfig("openai", "faults: {server_error: 1.0}", 600),
+			"  - name: flaky\n    type: sim\n", "  - name: flaky\n    type: sim\n    breaker: {failure_threshold: 100, open_for: 30s}\n"+
+				"    retry: {max_attempts: 3}\n", 1) // used up before the lane's health score sends the prompt elsewhere
+		s := newSimRun(t, cfg, 1, 40)
+		code, _, rec := s.runRecorded("-v")
+		if code != ExitOK {
+			t.Fatalf("exit %d: %s", code, s.stderr.String())
+		}
+		got := s.allOK()
+		checkAttempts(t, got, rec, resilienceRetry)
+		r := got["p00000"]
+		var lanes []string
+		for _, a := range r.AttemptLog {
+			lanes = append(lanes, a.Provider)
+		}
+		want := []string{"flaky", "flaky", "flaky", "backup"}
+		if r.Provider != "backup" || !slices.Equal(lanes, want) {
+			t.Errorf("answered by %s after attempts on %v; want max_attempts (3) on flaky, then backup", r.Provider, lanes)
+		}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/provider"
@@ -29,7 +30,10 @@ type job struct {
 	// throttled counts the 429s among attempts: a rate limit is the lane's state, not the prompt's
 	// fault, so it has its own, larger allowance instead of using up max_attempts.
 	throttled int
-	log       []results.Attempt
+	// failures counts the retryable failures other than 429s on each lane: max_attempts applies per
+	// lane, and a prompt that used them up on one lane moves on to its other lanes before failing.
+	failures map[*lane]int
+	log      []results.Attempt
 }
 
 // newJob asks the planner for the prompt's lanes. It runs on the producer goroutine (the planner is
@@ -109,7 +113,13 @@ func (j *job) run() *results.Result {
 		delay := time.Duration(0)
 		switch class.Action {
 		case retry.ActionRetry:
-			delay = l.prov.policy.Delay(j.attempts, class, j.e.jitter())
+			if slices.Contains(j.lanes, l) { // else it moves to another lane at once
+				n := j.failures[l]
+				if class.Type == retry.TypeRateLimit {
+					n = j.throttled
+				}
+				delay = l.prov.policy.Delay(n, class, j.e.jitter())
+			}
 		case retry.ActionFailover:
 			j.dropLane(l)
 		case retry.ActionFailoverLargerContext:
@@ -144,7 +154,23 @@ func (j *job) shouldRetry(l *lane, class retry.Class) bool {
 		j.throttled++
 		return j.throttled <= rateLimitRetries*max(p.MaxAttempts, 1)
 	}
-	return p.ShouldRetry(j.attempts-j.throttled, class)
+	if !class.Retryable {
+		return false
+	}
+	if j.failures == nil {
+		j.failures = map[*lane]int{}
+	}
+	j.failures[l]++
+	if p.ShouldRetry(j.failures[l], class) {
+		return true
+	}
+	if len(j.lanes) > 1 { // spent on this lane: the prompt's other lanes get their own max_attempts
+		j.dropLane(l)
+		j.e.log.Debug("max attempts used on a lane; trying the prompt's next lane", "id", j.req.ID,
+			"lane", l.sel.String(), "error", string(class.Type))
+		return true
+	}
+	return false
 }
 
 // rateLimitRetries multiplies max_attempts for 429s.

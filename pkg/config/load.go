@@ -129,32 +129,41 @@ func (c *Config) applyDefaults() {
 	if d.Timeout == 0 {
 		d.Timeout = Duration(120 * time.Second)
 	}
-	fillRetry(&d.Retry)
-	if d.Breaker.FailureThreshold == 0 {
-		d.Breaker.FailureThreshold = 5
-	}
-	if d.Breaker.OpenFor == 0 {
-		d.Breaker.OpenFor = Duration(30 * time.Second)
-	}
-	for _, p := range c.Providers {
+	fillRetry(&d.Retry, Retry{MaxAttempts: 6, BaseDelay: Duration(time.Second), MaxDelay: Duration(60 * time.Second), Jitter: 0.25})
+	fillBreaker(&d.Breaker, Breaker{FailureThreshold: 5, OpenFor: Duration(30 * time.Second)})
+	for _, p := range c.Providers { // a provider's override inherits what it leaves out from defaults
 		if p.Retry != nil {
-			fillRetry(p.Retry)
+			fillRetry(p.Retry, d.Retry)
+		}
+		if p.Breaker != nil {
+			fillBreaker(p.Breaker, d.Breaker)
 		}
 	}
 }
 
-func fillRetry(r *Retry) {
+// fillRetry sets r's zero fields from def.
+func fillRetry(r *Retry, def Retry) {
 	if r.MaxAttempts == 0 {
-		r.MaxAttempts = 6
+		r.MaxAttempts = def.MaxAttempts
 	}
 	if r.BaseDelay == 0 {
-		r.BaseDelay = Duration(time.Second)
+		r.BaseDelay = def.BaseDelay
 	}
 	if r.MaxDelay == 0 {
-		r.MaxDelay = Duration(60 * time.Second)
+		r.MaxDelay = def.MaxDelay
 	}
 	if r.Jitter == 0 {
-		r.Jitter = 0.25
+		r.Jitter = def.Jitter
+	}
+}
+
+// fillBreaker sets b's zero fields from def.
+func fillBreaker(b *Breaker, def Breaker) {
+	if b.FailureThreshold == 0 {
+		b.FailureThreshold = def.FailureThreshold
+	}
+	if b.OpenFor == 0 {
+		b.OpenFor = def.OpenFor
 	}
 }
 

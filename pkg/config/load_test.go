@@ -62,7 +62,7 @@ func TestParseErrorsNameFileLineAndField(t *testing.T) {
 
 func TestLoadAppliesDefaults(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p.yaml")
-	yaml := "providers:\n  - name: s\n    type: sim\n    retry: {max_attempts: 2}\n    models: [{name: x, rpm: 10}]\n"
+	yaml := "defaults:\n  retry: {base_delay: 250ms}\nproviders:\n  - name: s\n    type: sim\n    retry: {max_attempts: 2}\n    breaker: {failure_threshold: 9}\n    models: [{name: x, rpm: 10}]\n"
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +71,14 @@ func TestLoadAppliesDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := cfg.Providers[0]
-	if cfg.Defaults.Concurrency != 64 || cfg.TimeoutFor(p) != 120*time.Second || cfg.BreakerFor(p).FailureThreshold != 5 {
+	if cfg.Defaults.Concurrency != 64 || cfg.TimeoutFor(p) != 120*time.Second || cfg.Defaults.Breaker.FailureThreshold != 5 {
 		t.Errorf("defaults not applied: %+v", cfg.Defaults)
 	}
-	if r := cfg.RetryFor(p); r.MaxAttempts != 2 || r.BaseDelay.D() != time.Second || r.Jitter != 0.25 {
-		t.Errorf("provider retry override not completed with defaults: %+v", r)
+	if r := cfg.RetryFor(p); r.MaxAttempts != 2 || r.BaseDelay.D() != 250*time.Millisecond || r.MaxDelay.D() != time.Minute || r.Jitter != 0.25 {
+		t.Errorf("provider retry override not completed from the file's defaults: %+v", r)
+	}
+	if b := cfg.BreakerFor(p); b.FailureThreshold != 9 || b.OpenFor.D() != 30*time.Second {
+		t.Errorf("provider breaker override not completed from defaults: %+v", b)
 	}
 	if p.Sim == nil || p.Sim.API != TypeOpenAI || !p.Available(func(string) string { return "" }) {
 		t.Errorf("a sim provider needs no key and speaks openai by default: %+v", p.Sim)
