@@ -139,9 +139,10 @@ func Main() int {
 // estimate, select and run's checks before anything is sent; run then watches the signals itself.
 func untilSignal(ctx context.Context, sigs <-chan os.Signal) (context.Context, func() bool) {
 	ctx, cancel := context.WithCancelCause(ctx)
+	interrupt := func(s os.Signal) { cancel(fmt.Errorf("%w by %s", errInterrupted, s)) }
 	select { // one already pending stops the command before it starts
 	case s := <-sigs:
-		cancel(fmt.Errorf("%w by %s", errInterrupted, s))
+		interrupt(s)
 	default:
 	}
 	done := make(chan struct{})
@@ -149,7 +150,7 @@ func untilSignal(ctx context.Context, sigs <-chan os.Signal) (context.Context, f
 	wg.Go(func() {
 		select {
 		case s := <-sigs:
-			cancel(fmt.Errorf("%w by %s", errInterrupted, s))
+			interrupt(s)
 		case <-done:
 		}
 	})
@@ -158,7 +159,7 @@ func untilSignal(ctx context.Context, sigs <-chan os.Signal) (context.Context, f
 		wg.Wait()
 		select { // a signal that came before the stop counts, even if the watcher had not taken it yet
 		case s := <-sigs:
-			cancel(fmt.Errorf("%w by %s", errInterrupted, s))
+			interrupt(s)
 		default:
 		}
 		got := errors.Is(context.Cause(ctx), errInterrupted)

@@ -49,6 +49,9 @@ func (s *idHashes) spill() error {
 			return fmt.Errorf("checking ids for duplicates needs a temporary file (8 bytes per request; set TMPDIR to a writable directory): %w", err)
 		}
 		s.file = f
+		// Unlinked at once where the OS allows it (the open file stays usable), so a killed run
+		// leaves nothing behind; close removes it otherwise.
+		_ = os.Remove(f.Name())
 	}
 	slices.Sort(s.buf)
 	w := bufio.NewWriterSize(s.file, 64<<10)
@@ -117,7 +120,7 @@ func (s *idHashes) close() {
 	s.buf = nil
 	if s.file != nil {
 		s.file.Close()
-		os.Remove(s.file.Name())
+		_ = os.Remove(s.file.Name()) // already gone where the OS let spill unlink it
 		s.file = nil
 	}
 }
