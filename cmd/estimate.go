@@ -34,7 +34,6 @@ type EstimateOptions struct {
 // under the chosen selection policy and the other one.
 func NewCmdEstimate(f *Factory) *cobra.Command {
 	opts := &EstimateOptions{IO: f.IO, Getenv: f.Getenv}
-	var configPath string
 	c := &cobra.Command{
 		Use:   "estimate INPUT.jsonl [-c providers.yaml] [--json]",
 		Short: "Estimate tokens, cost and wall time of a batch without sending anything",
@@ -42,15 +41,9 @@ func NewCmdEstimate(f *Factory) *cobra.Command {
 			"prompts, input tokens (exact or estimated), expected output tokens, cost per model and in total,\n" +
 			"and the wall time under the configured rate limits, for the chosen policy and for the other one.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			opts.Input = args[0]
-			opts.Config = func() (*config.Config, error) { return f.LoadConfig(configPath) }
-			ctx, stop := untilSignal(c.Context(), f.Signals) // nothing is sent: Ctrl-C stops at once
-			defer stop()
-			return estimateRun(ctx, opts)
-		},
 	}
-	c.Flags().StringVarP(&configPath, "config", "c", "", "providers file (default ./providers.yaml, else $LLMBATCH_CONFIG)")
+	c.RunE = dryRunE(f, &opts.Input, func(ctx context.Context) error { return estimateRun(ctx, opts) })
+	opts.Config = configFlag(f, c)
 	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object")
 	c.Flags().Float64Var(&opts.MaxCost, "max-cost", 0, "warn when the estimated cost exceeds this many USD")
 	opts.Selection.register(c.Flags())

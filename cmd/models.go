@@ -24,17 +24,13 @@ type ModelsOptions struct {
 // context window, prices, limits, free flag, and whether each provider's key variable is set.
 func NewCmdModels(f *Factory) *cobra.Command {
 	opts := &ModelsOptions{IO: f.IO, Getenv: f.Getenv}
-	var configPath string
 	c := &cobra.Command{
 		Use:   "models [-c providers.yaml] [--json]",
 		Short: "List the configured providers and models: category, context, prices, limits, key status",
 		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			opts.Config = func() (*config.Config, error) { return f.LoadConfig(configPath) }
-			return modelsRun(c.Context(), opts)
-		},
+		RunE:  func(c *cobra.Command, _ []string) error { return modelsRun(c.Context(), opts) },
 	}
-	c.Flags().StringVarP(&configPath, "config", "c", "", "providers file (default ./providers.yaml, else $LLMBATCH_CONFIG)")
+	opts.Config = configFlag(f, c)
 	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object instead of a table")
 	return c
 }

@@ -134,6 +134,24 @@ func Main() int {
 	return Execute(context.Background(), f, os.Args[1:])
 }
 
+// configFlag adds -c/--config to c and returns the loader of the providers file it names (LoadConfig's
+// order of defaults applies).
+func configFlag(f *Factory, c *cobra.Command) func() (*config.Config, error) {
+	path := c.Flags().StringP("config", "c", "", "providers file (default ./providers.yaml, else $LLMBATCH_CONFIG)")
+	return func() (*config.Config, error) { return f.LoadConfig(*path) }
+}
+
+// dryRunE is the RunE of a command that sends nothing (estimate, select): it stores the one argument
+// in *input and runs with a context that Ctrl-C cancels at once.
+func dryRunE(f *Factory, input *string, run func(context.Context) error) func(*cobra.Command, []string) error {
+	return func(c *cobra.Command, args []string) error {
+		*input = args[0]
+		ctx, stop := untilSignal(c.Context(), f.Signals)
+		defer stop()
+		return run(ctx)
+	}
+}
+
 // untilSignal returns ctx cancelled by the first value on sigs (nil: never) for commands that stop
 // at once on Ctrl-C, and a function that stops watching and reports whether a signal came. It is for
 // estimate, select and run's checks before anything is sent; run then watches the signals itself.

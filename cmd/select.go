@@ -31,7 +31,6 @@ type SelectOptions struct {
 // NewCmdSelect builds the `select` command: the model each prompt would be sent to, and why.
 func NewCmdSelect(f *Factory) *cobra.Command {
 	opts := &SelectOptions{IO: f.IO, Getenv: f.Getenv}
-	var configPath string
 	c := &cobra.Command{
 		Use:   "select INPUT.jsonl [-c providers.yaml] [--json] [--explain]",
 		Short: "Show which model each prompt would go to, without sending anything",
@@ -39,15 +38,9 @@ func NewCmdSelect(f *Factory) *cobra.Command {
 			"run would send it to, with the estimated tokens and cost, then a summary per model. --explain adds\n" +
 			"why: the analyser's reason, the rule that picked the model, and the models ruled out.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			opts.Input = args[0]
-			opts.Config = func() (*config.Config, error) { return f.LoadConfig(configPath) }
-			ctx, stop := untilSignal(c.Context(), f.Signals) // nothing is sent: Ctrl-C stops at once
-			defer stop()
-			return selectRun(ctx, opts)
-		},
 	}
-	c.Flags().StringVarP(&configPath, "config", "c", "", "providers file (default ./providers.yaml, else $LLMBATCH_CONFIG)")
+	c.RunE = dryRunE(f, &opts.Input, func(ctx context.Context) error { return selectRun(ctx, opts) })
+	opts.Config = configFlag(f, c)
 	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON line per prompt")
 	c.Flags().BoolVar(&opts.Explain, "explain", false, "say why each model was chosen and which were ruled out")
 	opts.Selection.register(c.Flags())

@@ -143,7 +143,8 @@ func (j *job) run() *results.Result {
 // with its one trial request.
 const refusedWait = 250 * time.Millisecond
 
-// shouldRetry decides whether the prompt gets another attempt after class on lane l.
+// shouldRetry decides whether the prompt gets another attempt after class on lane l. When l has used
+// up max_attempts and the prompt has other lanes, it drops l, so the next attempt goes elsewhere.
 func (j *job) shouldRetry(l *lane, class retry.Class) bool {
 	p := l.prov.policy
 	switch class.Action {

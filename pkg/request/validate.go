@@ -91,7 +91,9 @@ func (v Validator) Validate(ctx context.Context, r io.Reader, name string) (n in
 		}
 	}
 	if readErr == nil {
-		readErr = reportDuplicates(ctx, r, name, seed, ids, report, &extra)
+		var unnamed int
+		unnamed, readErr = reportDuplicates(ctx, r, name, seed, ids, report)
+		extra += unnamed
 	}
 	slices.SortStableFunc(errs, func(a, b error) int { return cmp.Compare(lineOf(a), lineOf(b)) })
 	if readErr != nil {
@@ -104,29 +106,29 @@ func (v Validator) Validate(ctx context.Context, r io.Reader, name string) (n in
 }
 
 // reportDuplicates finds the duplicated ids and, when there are any, reads r again from the start to
-// name the lines that repeat an earlier id, until MaxReportedErrors are named; the rest are added to
-// *extra. It keeps within the memory budget of ids: at most half as many duplicated hashes, each with
+// name the lines that repeat an earlier id, until MaxReportedErrors are named; it returns how many
+// repeats it left unnamed. It keeps within the memory budget of ids: at most half as many duplicated hashes, each with
 // the line it first appears on, so past that many distinct duplicated ids the ones named may not be
 // the first in the file.
-func reportDuplicates(ctx context.Context, r io.Reader, name string, seed maphash.Seed, ids *idHashes, report func(error), extra *int) error {
+func reportDuplicates(ctx context.Context, r io.Reader, name string, seed maphash.Seed, ids *idHashes, report func(error)) (unnamed int, err error) {
 	dups, repeats, err := ids.duplicates(max(ids.limit/2, MaxReportedErrors))
 	ids.close() // give the memory back before the second read
 	if err != nil || repeats == 0 {
-		return err
+		return 0, err
 	}
 	s, ok := r.(io.Seeker)
 	if !ok {
-		return fmt.Errorf("%s: %d lines repeat an earlier id (every id must be unique)", name, repeats)
+		return 0, fmt.Errorf("%s: %d lines repeat an earlier id (every id must be unique)", name, repeats)
 	}
 	if _, err := s.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("%s: rereading to name duplicate ids: %w", name, err)
+		return 0, fmt.Errorf("%s: rereading to name duplicate ids: %w", name, err)
 	}
 	firstLine := make([]int, len(dups)) // of dups[i]; 0 until seen
 	named := 0
 	rd := NewReader(r, name)
 	for named < MaxReportedErrors {
 		if rd.line%4096 == 0 && ctx.Err() != nil {
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 		req, err := rd.Next()
 		if errors.Is(err, io.EOF) {
@@ -137,7 +139,7 @@ func reportDuplicates(ctx context.Context, r io.Reader, name string, seed maphas
 			if errors.As(err, &le) {
 				continue // reported by the first pass
 			}
-			return err
+			return 0, err
 		}
 		i, dup := slices.BinarySearch(dups, maphash.String(seed, req.ID))
 		switch {
@@ -154,8 +156,7 @@ func reportDuplicates(ctx context.Context, r io.Reader, name string, seed maphas
 				Msg: fmt.Sprintf("%q duplicates line %d (every id must be unique)", req.ID, firstLine[i])})
 		}
 	}
-	*extra += repeats - named
-	return nil
+	return repeats - named, nil
 }
 
 // lineOf is the line a validation error names, for ordering; errors without one sort last.
