@@ -24,7 +24,7 @@ func TestRunFlagsParse(t *testing.T) {
 		t.Fatal("runF was not called")
 	}
 	want := RunOptions{Factory: f, Input: "in.jsonl", Output: "out.jsonl", ConfigPath: "p.yaml",
-		Selection: SelectionFlags{Prefer: "speed", Deadline: 30 * time.Minute, Model: "m", Provider: "p"},
+		Selection:   SelectionFlags{Prefer: "speed", Deadline: 30 * time.Minute, Model: "m", Provider: "p"},
 		Concurrency: 7, MaxCost: 1.5, Fresh: true, Format: results.FormatOpenAI, Progress: "never", Quiet: true,
 		LogFormat: "json", Verbose: true}
 	if *got != want {
