@@ -19,6 +19,7 @@ import (
 
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/progress"
+	"github.com/llmbatch/llmbatch/pkg/provider"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
 	"github.com/llmbatch/llmbatch/pkg/selector"
@@ -47,6 +48,10 @@ type Options struct {
 
 	// Transport, when set, returns the HTTP transport of a provider (nil from it = the default).
 	Transport func(p *config.Provider) http.RoundTripper
+	// Limits keeps the lanes' rate limits; nil = in-process (see LimitStore).
+	Limits LimitStore
+	// Dispatch returns the dispatcher of a provider; nil = one request per prompt (see Dispatcher).
+	Dispatch func(p *config.Provider, api provider.Provider) Dispatcher
 	// OpenOutput, when set, opens the output for appending instead of results.OpenAppend. Each
 	// result line reaches it in one Write call; at the end Run calls its Sync (if any) and Close.
 	OpenOutput func(path string) (io.WriteCloser, error)
@@ -103,7 +108,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	lanes, err := buildLanes(o.Config, p.Routes, apis, o.Concurrency, o.Now)
+	lanes, err := buildLanes(o.Config, p.Routes, apis, o.Concurrency, o.Limits, o.Dispatch, o.Now)
 	if err != nil {
 		return nil, usageErr(err)
 	}
@@ -150,6 +155,12 @@ func (o *Options) setDefaults() {
 	if o.Grace <= 0 {
 		o.Grace = 30 * time.Second
 	}
+	if o.Limits == nil {
+		o.Limits = localLimits{now: o.Now}
+	}
+	if o.Dispatch == nil {
+		o.Dispatch = func(_ *config.Provider, api provider.Provider) Dispatcher { return realtime{api} }
+	}
 }
 
 // untilStopped returns ctx cancelled when stop is closed, and a function that stops watching and
@@ -195,14 +206,15 @@ type engine struct {
 	output  *results.Writer
 	display *progress.Display // nil = none
 
-	// dispatchCtx is cancelled to stop starting requests (stop signal, budget, write error);
-	// sendCtx only when the run must end at once.
-	dispatchCtx  context.Context
-	stopDispatch context.CancelCauseFunc
-	sendCtx      context.Context
-	results      chan *results.Result
-	budgetHit    atomic.Bool
-	recovered    recovery // a lane came back: jobs queued on fallback lanes choose again
+	// halted ends when no new request may start (Stop, budget, write error, ctx): its cause says
+	// why. wire ends the requests already sent: at ctx's end, or when a halt's grace runs out.
+	// These two are the only stop states; see "Stopping" in the package doc.
+	halted    context.Context
+	halt      context.CancelCauseFunc
+	wire      context.Context
+	results   chan *results.Result
+	budgetHit atomic.Bool
+	recovered recovery // a lane came back: jobs queued on fallback lanes choose again
 }
 
 var errBudget = errors.New("budget reached")
@@ -224,18 +236,18 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 	start := e.now()
 	rep := &Report{}
 	var abandon context.CancelFunc
-	e.sendCtx, abandon = context.WithCancel(ctx)
+	e.wire, abandon = context.WithCancel(ctx)
 	defer abandon()
 	var cancel context.CancelCauseFunc
-	e.dispatchCtx, cancel = context.WithCancelCause(ctx)
-	e.stopDispatch = cancel
+	e.halted, cancel = context.WithCancelCause(ctx)
+	e.halt = cancel
 	defer cancel(nil)
 	if e.opts.Stop != nil {
 		go func() {
 			select {
 			case <-e.opts.Stop:
 				cancel(errStopped)
-			case <-e.dispatchCtx.Done():
+			case <-e.halted.Done():
 			}
 		}()
 	}
@@ -253,9 +265,9 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 	go func() { jobs.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-e.dispatchCtx.Done():
+	case <-e.halted.Done():
 		// After a write failure their answers could not be written: nothing is worth waiting for.
-		if !errors.Is(context.Cause(e.dispatchCtx), ErrWrite) {
+		if !errors.Is(context.Cause(e.halted), ErrWrite) {
 			timer := time.NewTimer(e.opts.Grace)
 			select {
 			case <-done:
@@ -276,7 +288,7 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 	rep.Elapsed = e.now().Sub(start)
 	rep.Budget = e.budgetHit.Load()
 	rep.Remaining = rep.Prompts - rep.Skipped - rep.OK - rep.Failed
-	cause := context.Cause(e.dispatchCtx)
+	cause := context.Cause(e.halted)
 	rep.Interrupted = errors.Is(cause, errStopped) || ctx.Err() != nil
 	switch {
 	case werr != nil:
@@ -292,7 +304,7 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 // produce streams the input and starts one job per prompt that still needs an answer, never more
 // than cap(window) at once. After a stop it reads on without sending, to count what remains.
 func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report) error {
-	err := e.source(e.sendCtx, func(req *request.Request, item selector.Item) error {
+	err := e.source(e.wire, func(req *request.Request, item selector.Item) error {
 		rep.Prompts++
 		if e.known != nil {
 			if r, skip := e.known.Known(req); skip {
@@ -304,13 +316,13 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 				return nil
 			}
 		}
-		if e.dispatchCtx.Err() != nil {
+		if e.halted.Err() != nil {
 			return nil
 		}
 		j := e.newJob(req, item)
 		select {
 		case window <- struct{}{}:
-		case <-e.dispatchCtx.Done():
+		case <-e.halted.Done():
 			return nil
 		}
 		jobs.Add(1)
@@ -323,8 +335,8 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 		}()
 		return nil
 	})
-	if err != nil && e.sendCtx.Err() == nil {
-		e.stopDispatch(err)
+	if err != nil && e.wire.Err() == nil {
+		e.halt(err)
 		return fmt.Errorf("reading the input: %w", err)
 	}
 	return nil
@@ -339,7 +351,7 @@ func (e *engine) writeLoop(rep *Report) error {
 		}
 		if err := e.output.Write(r); err != nil {
 			werr = fmt.Errorf("%w: %w", ErrWrite, err)
-			e.stopDispatch(werr)
+			e.halt(werr)
 			continue
 		}
 		if r.Status == results.StatusOK {
@@ -371,7 +383,7 @@ func (e *engine) record(r *results.Result) {
 func (e *engine) hitBudget() {
 	if e.budgetHit.CompareAndSwap(false, true) {
 		e.log.Warn("budget reached: no more requests are sent", "max_cost_usd", e.opts.MaxCost)
-		e.stopDispatch(errBudget)
+		e.halt(errBudget)
 	}
 }
 
@@ -394,6 +406,6 @@ func (e *engine) reportCeilings() {
 			continue
 		}
 		perRequest := float64(l.admittedTokens.Load()) / float64(n)
-		e.opts.Summary.SetCeiling(l.prov.name, l.sel.Name, l.limiter.Snapshot().Limits.Ceiling(perRequest))
+		e.opts.Summary.SetCeiling(l.prov.name, l.sel.Name, l.limits.Snapshot().Limits.Ceiling(perRequest))
 	}
 }
