@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/provider"
@@ -106,24 +105,15 @@ func (j *job) run() *results.Result {
 			continue
 		}
 		last, lastLane = class, l
-		if !j.shouldRetry(l, class) {
+		step, delay := j.next(l, class)
+		switch step {
+		case retry.Fail:
 			return j.fail(class, l)
-		}
-		delay := time.Duration(0)
-		switch class.Action {
-		case retry.ActionRetry:
-			if slices.Contains(j.lanes, l) { // else it moves to another lane at once
-				n := j.failures[l]
-				if class.Type == retry.TypeRateLimit {
-					n = j.throttled
-				}
-				delay = l.prov.policy.Delay(n, class, j.e.jitter())
-			}
-		case retry.ActionFailover:
+		case retry.OtherLane:
 			j.dropLane(l)
-		case retry.ActionFailoverLargerContext:
+		case retry.LargerLane:
 			j.dropLanesUpTo(l)
-		case retry.ActionDisableProvider:
+		case retry.Disable:
 			if l.prov.disable(class) {
 				j.e.log.Warn("provider disabled for the rest of the run", "provider", l.prov.name,
 					"error", string(class.Type), "message", class.Message)
@@ -142,39 +132,24 @@ func (j *job) run() *results.Result {
 // with its one trial request.
 const refusedWait = 250 * time.Millisecond
 
-// shouldRetry decides whether the prompt gets another attempt after class on lane l. When l has used
-// up max_attempts and the prompt has other lanes, it drops l, so the next attempt goes elsewhere.
-func (j *job) shouldRetry(l *lane, class retry.Class) bool {
-	p := l.prov.policy
-	switch class.Action {
-	case retry.ActionFailover, retry.ActionFailoverLargerContext, retry.ActionDisableProvider:
-		return true // the lane is dropped or disabled; the loop ends when no lane is left
+// next counts the failure of class on lane l and asks retry.Next what follows.
+func (j *job) next(l *lane, class retry.Class) (retry.Step, time.Duration) {
+	s := retry.State{LaneFailures: j.failures[l], RateLimited: j.throttled, OtherLanes: len(j.lanes) > 1}.Count(class)
+	j.throttled = s.RateLimited
+	if s.LaneFailures != j.failures[l] {
+		if j.failures == nil {
+			j.failures = map[*lane]int{}
+		}
+		j.failures[l] = s.LaneFailures
 	}
-	if class.Type == retry.TypeRateLimit {
-		j.throttled++
-		return j.throttled <= rateLimitRetries*max(p.MaxAttempts, 1)
-	}
-	if !class.Retryable {
-		return false
-	}
-	if j.failures == nil {
-		j.failures = map[*lane]int{}
-	}
-	j.failures[l]++
-	if p.ShouldRetry(j.failures[l], class) {
-		return true
-	}
-	if len(j.lanes) > 1 { // spent on this lane: the prompt's other lanes get their own max_attempts
-		j.dropLane(l)
+	s.Jitter = j.e.jitter()
+	step, delay := retry.Next(s, class, l.prov.policy)
+	if step == retry.OtherLane && class.Action == retry.ActionRetry {
 		j.e.log.Debug("max attempts used on a lane; trying the prompt's next lane", "id", j.req.ID,
 			"lane", l.sel.String(), "error", string(class.Type))
-		return true
 	}
-	return false
+	return step, delay
 }
-
-// rateLimitRetries multiplies max_attempts for 429s.
-const rateLimitRetries = 4
 
 // chooseLane returns the lane for the next attempt, or nil and how long until a breaker admits a
 // trial (0 = no lane will ever be usable again).
