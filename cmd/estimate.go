@@ -117,7 +117,7 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		return prepared(err)
 	}
 	defer chk.Close()
-	lanes, in := chk.Routes, chk.Input
+	lanes, in := chk.Lanes, chk.Input
 
 	alt := sel
 	alt.Prefer = 1 - sel.Prefer

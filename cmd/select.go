@@ -95,7 +95,7 @@ func selectRun(ctx context.Context, opts *SelectOptions) error {
 		return prepared(err)
 	}
 	defer chk.Close()
-	lanes, in := chk.Routes, chk.Input
+	lanes, in := chk.Lanes, chk.Input
 
 	planner := selector.NewPlanner(lanes, sel)
 	w := bufio.NewWriter(opts.IO.Out)

@@ -1,7 +1,3 @@
-// Package batch is the pipeline of `llmbatch run`: read → analyse → select → wait for the lane's
-// limits → send → classify, retry or fail over → write. Each prompt is one job goroutine; at most
-// four times the concurrency (and at least 256) jobs exist at once, so memory stays bounded whatever
-// the input size, and one goroutine owns the output.
 package batch
 
 import (
@@ -108,7 +104,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	lanes, err := buildLanes(o.Config, p.Routes, apis, o.Concurrency, o.Limits, o.Dispatch, o.Now)
+	targets, err := buildTargets(o.Config, p.Lanes, apis, o.Concurrency, o.Limits, o.Dispatch, o.Now)
 	if err != nil {
 		return nil, usageErr(err)
 	}
@@ -116,7 +112,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := newEngine(o, lanes)
+	e := newEngine(o, targets)
 	e.source, e.known = p.source(), out.known
 	e.output = results.NewWriter(out.w, o.Format, results.WithClock(o.Now), results.WithName(out.path))
 	if o.Progress != nil {
@@ -196,7 +192,7 @@ type engine struct {
 	log     *slog.Logger
 	rand    func() float64
 	randMu  sync.Mutex
-	lanes   []*lane
+	targets []*target
 	planner *selector.Planner
 	slots   chan struct{} // global in-flight bound
 	budget  budget
@@ -221,11 +217,11 @@ var errBudget = errors.New("budget reached")
 var errStopped = errors.New("stopped")
 
 // newEngine builds the engine over lanes; o has its defaults set.
-func newEngine(o Options, lanes []*lane) *engine {
-	e := &engine{opts: o, now: o.Now, log: o.Logger, rand: o.Rand, lanes: lanes,
+func newEngine(o Options, targets []*target) *engine {
+	e := &engine{opts: o, now: o.Now, log: o.Logger, rand: o.Rand, targets: targets,
 		slots: make(chan struct{}, o.Concurrency), budget: budget{limit: o.MaxCost}}
-	sels := make([]*selector.Lane, len(lanes))
-	for i, l := range lanes {
+	sels := make([]*selector.Lane, len(targets))
+	for i, l := range targets {
 		sels[i] = l.sel
 	}
 	e.planner = selector.NewPlanner(sels, o.Select)
@@ -400,7 +396,7 @@ func (e *engine) reportCeilings() {
 	if e.opts.Summary == nil {
 		return
 	}
-	for _, l := range e.lanes {
+	for _, l := range e.targets {
 		n := l.admitted.Load()
 		if n == 0 {
 			continue

@@ -42,7 +42,7 @@ type PrepareOptions struct {
 // Prepared is a config and an input that passed every check: the selector's routes and an input
 // that can be streamed (analysed) as often as needed. Close releases the input.
 type Prepared struct {
-	Routes   []*selector.Lane // one per configured (provider, model); unusable ones marked so, for --explain
+	Lanes    []*selector.Lane // one per configured (provider, model); unusable ones marked so, for --explain
 	Warnings []string         // providers skipped because their key is unset
 	Input    *request.Input
 	Prompts  int // requests in the input
@@ -60,7 +60,7 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Prepared, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	routes, warnings := Routes(o.Config, getenv)
+	routes, warnings := SelectorLanes(o.Config, getenv)
 	if err := checkGlobalPins(routes, o.Select); err != nil {
 		return nil, err
 	}
@@ -82,13 +82,13 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Prepared, error) {
 		in.Close()
 		return nil, inputErrors(errs)
 	}
-	return &Prepared{Routes: routes, Warnings: warnings, Input: in, Prompts: n}, nil
+	return &Prepared{Lanes: routes, Warnings: warnings, Input: in, Prompts: n}, nil
 }
 
-// Routes returns the selector's view of every configured (provider, model) and a warning for each
+// SelectorLanes returns the selector's view of every configured (provider, model) and a warning for each
 // provider skipped because its key variable is unset. The routes of skipped and disabled providers
 // stay in the list, unavailable, so that --explain can say why they were not used.
-func Routes(cfg *config.Config, getenv func(string) string) ([]*selector.Lane, []string) {
+func SelectorLanes(cfg *config.Config, getenv func(string) string) ([]*selector.Lane, []string) {
 	var routes []*selector.Lane
 	var warnings []string
 	for _, p := range cfg.Providers {
