@@ -208,7 +208,7 @@ type engine struct {
 	halted    context.Context
 	halt      context.CancelCauseFunc
 	wire      context.Context
-	results   chan *results.Result
+	results   chan finishedPrompt
 	budgetHit atomic.Bool
 	recovered recovery // a lane came back: jobs queued on fallback lanes choose again
 }
@@ -249,7 +249,7 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 	}
 
 	// One goroutine owns the output; jobs hand it finished results.
-	e.results = make(chan *results.Result, 256)
+	e.results = make(chan finishedPrompt, 256)
 	writeErr := make(chan error, 1)
 	go func() { writeErr <- e.writeLoop(rep) }()
 
@@ -305,7 +305,7 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 		if e.known != nil {
 			if r, skip := e.known.Known(req); skip {
 				if r != nil {
-					e.results <- r // counted as ok or failed when written
+					e.results <- finishedPrompt{r: r} // counted as ok or failed when written
 				} else {
 					rep.Skipped++
 				}
@@ -326,7 +326,7 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 			defer jobs.Done()
 			defer func() { <-window }()
 			if r := j.run(); r != nil {
-				e.results <- r
+				e.results <- finishedPrompt{r: r, rateLimited: j.throttled}
 			}
 		}()
 		return nil
@@ -341,7 +341,8 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 // writeLoop writes every result the jobs produce; the first write error stops dispatch.
 func (e *engine) writeLoop(rep *Report) error {
 	var werr error
-	for r := range e.results {
+	for f := range e.results {
+		r := f.r
 		if werr != nil {
 			continue // drain: nothing more is written after a failure
 		}
@@ -355,15 +356,23 @@ func (e *engine) writeLoop(rep *Report) error {
 		} else {
 			rep.Failed++
 		}
-		e.record(r)
+		e.record(f)
 	}
 	return werr
 }
 
+// finishedPrompt is a prompt's result on its way to the writer, with the 429s it met (for the summary).
+type finishedPrompt struct {
+	r           *results.Result
+	rateLimited int
+}
+
 // record feeds the progress display and summary with one finished prompt.
-func (e *engine) record(r *results.Result) {
+func (e *engine) record(f finishedPrompt) {
+	r := f.r
 	o := progress.Outcome{Provider: r.Provider, Model: r.Model, OK: r.Status == results.StatusOK,
-		CostUSD: r.CostUSD, Latency: time.Duration(r.LatencyMS) * time.Millisecond, Retries: max(r.Attempts-1, 0)}
+		CostUSD: r.CostUSD, Latency: time.Duration(r.LatencyMS) * time.Millisecond, Retries: max(r.Attempts-1, 0),
+		RateLimited: f.rateLimited}
 	if r.Usage != nil {
 		o.InputTokens, o.OutputTokens = r.Usage.InputTokens, r.Usage.OutputTokens
 	}
