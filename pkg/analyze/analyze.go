@@ -24,9 +24,11 @@
 //
 // A few rules stay on top of the model, because they encode costs the corpus cannot teach:
 //   - the request's own category hint (req.Category) wins;
-//   - tiny is never chosen for a prompt over tinyMaxInput tokens, one that declares tools, or one the
-//     model gives a reasoning probability of reasoningVeto or more: sending a reasoning prompt to a
-//     tiny model wastes the call, sending a tiny one to a small model costs a little;
+//   - tiny is never chosen for a prompt over tinyMaxInput tokens, one that declares tools, one the
+//     model gives a reasoning probability of reasoningVeto or more, or one with direct evidence of
+//     reasoning (scan.reasoningEvidence: a proof, an algorithm, an equation, a request for the
+//     steps): sending a reasoning prompt to a tiny model wastes the call, sending a tiny one to a
+//     small model costs a little;
 //   - a prompt of longInput tokens or more is at least large.
 //
 // Profile.Reason names the signals that decided: the features that raise the chosen category's score
@@ -166,6 +168,10 @@ func Analyze(req *request.Request, inputTokens int) Profile {
 			note = "; not tiny: declares tools"
 		case prob[model.Reasoning-1] >= reasoningVeto:
 			note = "; not tiny: reasoning likely"
+		default:
+			if f, ok := s.reasoningEvidence(); ok {
+				note = "; not tiny: " + s.evidence(f)
+			}
 		}
 		if note != "" {
 			best, second = rank(sc, best)
@@ -184,6 +190,28 @@ func Analyze(req *request.Request, inputTokens int) Profile {
 	}
 	p.RequiredContext = inputTokens + tokens.OutputTokens(req, p.Category)
 	return p
+}
+
+// reasoningEvidence reports the first direct sign that a prompt needs reasoning, whatever the model
+// says: it vetoes Tiny (issue 13: no reasoning prompt may be scored tiny).
+func (s *scan) reasoningEvidence() (feature, bool) {
+	switch {
+	case s.hits[fProof] > 0:
+		return fProof, true
+	case s.hits[fAlgo] > 0:
+		return fAlgo, true
+	case s.hits[fWhy] > 0:
+		return fWhy, true
+	case s.mathOps > 0:
+		return fMathOps, true
+	case s.hits[fMath] >= 2:
+		return fMath, true
+	case s.hits[fPlan] >= 2:
+		return fPlan, true
+	case s.hits[fPuzzle] >= 2:
+		return fPuzzle, true
+	}
+	return 0, false
 }
 
 // rank returns the indexes of the highest and second-highest scores, leaving out skip (-1: none).

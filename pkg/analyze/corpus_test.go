@@ -19,7 +19,7 @@ type scores struct {
 	misses                []string
 }
 
-func (s *scores) accuracy() float64       { return ratio(s.correct, s.n) }
+func (s *scores) accuracy() float64        { return ratio(s.correct, s.n) }
 func (s *scores) reasoningRecall() float64 { return ratio(s.reasonedOK, s.reasoning) }
 func (s *scores) trivialToTiny() float64   { return ratio(s.trivialTiny, s.trivial) }
 
@@ -124,4 +124,7 @@ const (
 func TestTuneCorpus(t *testing.T) {
 	s := measure(t, tunePath)
 	t.Logf("tune corpus:\n%s", s.report())
+	for _, m := range s.misses {
+		t.Logf("miss: %s", m)
+	}
 }

@@ -18,7 +18,8 @@ const (
 	fPuzzle                   // logic-puzzle vocabulary: knights, weighings, who owns, order, …
 	fPlan                     // planning under constraints: schedule, at most, cannot, assign, …
 	fAlgo                     // algorithms: complexity, O(n log n), greedy, counterexample, …
-	fWhy                      // asks for the reasoning: why, step by step, justify
+	fWhy                      // asks for the reasoning: step by step, justify, explain why
+	fExplain                  // asks for an explanation or advice: why, explain, how does, tips
 	fClassify                 // asks for a label: classify, sentiment, spam, positive or negative
 	fExtract                  // asks to pull a field out of a text
 	fYesNo                    // "yes or no", "true or false"
@@ -34,6 +35,7 @@ const (
 	fNegation                 // not, never, nicht, не, 不: constraints and puzzles are full of them
 	fWh                       // the question opens with what/who/where/… (or holds 什么/誰/…)
 	fAux                      // the question opens with is/are/does/can/…: a yes/no question
+	fQuotedWord               // quotes a single word: "apple", «chien», 「犬」
 	fNumbers                  // how many numbers the text holds
 	fMathOps                  // = + ^ × √ ≤ next to a number: arithmetic and equations
 	fVars                     // single-letter variables and terms like 2x, 4k
@@ -60,10 +62,10 @@ const (
 // against this list so stale weights are caught.
 var featureNames = [numFeatures]string{
 	fProof: "proof", fMath: "maths terms", fPuzzle: "puzzle terms", fPlan: "constraints", fAlgo: "algorithm terms",
-	fWhy: "asks why", fClassify: "classification", fExtract: "extraction", fYesNo: "yes/no", fOneWord: "one-word answer",
+	fWhy: "asks for the reasoning", fExplain: "explanation", fClassify: "classification", fExtract: "extraction", fYesNo: "yes/no", fOneWord: "one-word answer",
 	fGreeting: "chit-chat", fTranslate: "translation", fSummarise: "summary", fRewrite: "rewrite", fWrite: "short writing",
 	fLongForm: "long-form", fDesign: "design/review", fBuild: "build a program", fNegation: "negations",
-	fWh: "wh-question", fAux: "yes/no question", fNumbers: "numbers", fMathOps: "equation", fVars: "variables",
+	fQuotedWord: "quoted word", fWh: "wh-question", fAux: "yes/no question", fNumbers: "numbers", fMathOps: "equation", fVars: "variables",
 	fQuestions: "questions", fSentences: "sentences", fBullets: "list lines", fNames: "names", fLength: "length",
 	fVeryShort: "very short", fLong: "long prompt", fCode: "code", fFence: "code block", fTurns: "earlier turns",
 	fSystem: "system prompt", fTools: "tools", fMaxSmall: "small max_tokens", fMaxLarge: "large max_tokens",
@@ -83,6 +85,7 @@ func (s *scan) vector(inputTokens, maxTokens int, turns int, system, tools bool)
 	}
 	v[fWh] = b2f(s.whStart || s.hits[fWh] > 0)
 	v[fAux] = b2f(s.auxStart)
+	v[fQuotedWord] = b2f(s.quotedWord)
 	v[fNumbers] = sat(s.numbers, 8)
 	v[fMathOps] = sat(s.mathOps, 4)
 	v[fVars] = sat(s.vars, 4)

@@ -10,7 +10,8 @@ var trained = linear{
 		"puzzle terms",
 		"constraints",
 		"algorithm terms",
-		"asks why",
+		"asks for the reasoning",
+		"explanation",
 		"classification",
 		"extraction",
 		"yes/no",
@@ -26,6 +27,7 @@ var trained = linear{
 		"negations",
 		"wh-question",
 		"yes/no question",
+		"quoted word",
 		"numbers",
 		"equation",
 		"variables",
@@ -46,175 +48,183 @@ var trained = linear{
 		"word count",
 		"CJK text",
 	},
-	bias: [numClasses]float64{-0.0772, 0.8205, -1.2967, 0.5534},
+	bias: [numClasses]float64{-0.1790, 0.8317, -1.2402, 0.5874},
 	weights: [numClasses][]float64{
 		{ // tiny
-			-1.5096, // proof
-			-1.6670, // maths terms
-			-0.7484, // puzzle terms
-			-0.4229, // constraints
-			-0.5180, // algorithm terms
-			-1.4741, // asks why
-			2.3642,  // classification
-			2.1586,  // extraction
-			1.1170,  // yes/no
-			1.5175,  // one-word answer
-			2.3973,  // chit-chat
-			-0.5384, // translation
-			-0.1880, // summary
-			-0.6722, // rewrite
-			-1.8573, // short writing
-			-0.3523, // long-form
-			-0.2240, // design/review
-			-0.2068, // build a program
-			-0.1012, // negations
-			0.8124,  // wh-question
-			1.3379,  // yes/no question
-			-0.3910, // numbers
-			-0.4321, // equation
-			-0.6294, // variables
-			0.8752,  // questions
-			-0.6749, // sentences
-			-0.0032, // list lines
-			-0.2612, // names
-			-1.5036, // length
-			1.7269,  // very short
-			-0.0117, // long prompt
-			-1.5174, // code
-			-0.0394, // code block
-			0.0875,  // earlier turns
-			0.2303,  // system prompt
+			-1.5765, // proof
+			-2.0716, // maths terms
+			-0.7033, // puzzle terms
+			-0.3525, // constraints
+			-0.3964, // algorithm terms
+			-0.3488, // asks for the reasoning
+			-2.3340, // explanation
+			2.1025,  // classification
+			2.0452,  // extraction
+			1.0474,  // yes/no
+			0.6217,  // one-word answer
+			2.4863,  // chit-chat
+			-0.8060, // translation
+			-0.2119, // summary
+			-0.7043, // rewrite
+			-1.8475, // short writing
+			-0.3431, // long-form
+			-0.3028, // design/review
+			-0.1961, // build a program
+			-0.2168, // negations
+			0.9716,  // wh-question
+			1.3897,  // yes/no question
+			1.1614,  // quoted word
+			-0.2431, // numbers
+			-0.3836, // equation
+			-0.5900, // variables
+			0.7708,  // questions
+			-0.4193, // sentences
+			-0.0023, // list lines
+			-0.3866, // names
+			-1.2997, // length
+			1.7587,  // very short
+			-0.0216, // long prompt
+			-1.4841, // code
+			-0.0799, // code block
+			0.1440,  // earlier turns
+			0.2330,  // system prompt
 			0,       // tools
-			1.1274,  // small max_tokens
+			1.2297,  // small max_tokens
 			0,       // large max_tokens
-			-0.1047, // word count
-			0.0446,  // CJK text
+			-0.0838, // word count
+			0.1091,  // CJK text
 		},
 		{ // small
-			-1.5386, // proof
-			-1.3657, // maths terms
-			-1.5070, // puzzle terms
-			-0.3805, // constraints
-			-0.7968, // algorithm terms
-			0.0326,  // asks why
-			-1.0473, // classification
-			-1.0656, // extraction
-			-0.8736, // yes/no
-			-1.1225, // one-word answer
-			-1.4040, // chit-chat
-			1.4370,  // translation
-			1.5474,  // summary
-			1.9063,  // rewrite
-			1.1673,  // short writing
-			-1.5226, // long-form
-			-1.2899, // design/review
-			-1.2112, // build a program
-			-0.7524, // negations
-			-0.1684, // wh-question
-			-1.1055, // yes/no question
-			-1.3665, // numbers
-			-0.9924, // equation
-			-0.8210, // variables
-			-0.5895, // questions
-			0.6193,  // sentences
-			-0.0120, // list lines
-			0.3695,  // names
-			0.5169,  // length
-			0.4466,  // very short
-			-0.2584, // long prompt
-			1.7793,  // code
-			-0.0958, // code block
-			0.5681,  // earlier turns
-			0.1479,  // system prompt
+			-1.5008, // proof
+			-1.4065, // maths terms
+			-1.5139, // puzzle terms
+			-0.5835, // constraints
+			-1.0022, // algorithm terms
+			-0.8419, // asks for the reasoning
+			1.9075,  // explanation
+			-1.1213, // classification
+			-0.9814, // extraction
+			-0.7656, // yes/no
+			-0.4432, // one-word answer
+			-1.3964, // chit-chat
+			1.7569,  // translation
+			1.4445,  // summary
+			2.0346,  // rewrite
+			1.2427,  // short writing
+			-1.5305, // long-form
+			-1.1669, // design/review
+			-1.2035, // build a program
+			-0.7588, // negations
+			-0.3257, // wh-question
+			-1.0785, // yes/no question
+			-0.8993, // quoted word
+			-1.3022, // numbers
+			-0.9400, // equation
+			-0.8629, // variables
+			-0.6335, // questions
+			0.4614,  // sentences
+			-0.0071, // list lines
+			0.4075,  // names
+			0.2829,  // length
+			0.3705,  // very short
+			-0.3736, // long prompt
+			1.8515,  // code
+			-0.0677, // code block
+			0.3944,  // earlier turns
+			0.2182,  // system prompt
 			0,       // tools
-			-0.5928, // small max_tokens
+			-0.6123, // small max_tokens
 			0,       // large max_tokens
-			-0.9924, // word count
-			0.0863,  // CJK text
+			-1.0382, // word count
+			-0.0478, // CJK text
 		},
 		{ // large
-			-0.1100, // proof
-			0.1566,  // maths terms
-			-0.5698, // puzzle terms
-			-0.4123, // constraints
-			-0.2892, // algorithm terms
-			0.6025,  // asks why
-			-0.3837, // classification
-			-0.3592, // extraction
-			-0.1011, // yes/no
-			-0.1964, // one-word answer
-			-0.2090, // chit-chat
-			-0.2148, // translation
-			-0.4050, // summary
-			-0.2648, // rewrite
-			2.0958,  // short writing
-			2.8155,  // long-form
-			2.9533,  // design/review
-			1.8179,  // build a program
-			0.2750,  // negations
-			-0.6141, // wh-question
-			-0.1603, // yes/no question
-			0.8352,  // numbers
-			0.6293,  // equation
-			-0.0796, // variables
-			-0.7055, // questions
-			0.2534,  // sentences
-			-0.0338, // list lines
-			1.1902,  // names
-			1.6054,  // length
-			-1.7262, // very short
-			1.1875,  // long prompt
-			0.5118,  // code
-			0.4440,  // code block
-			-0.1598, // earlier turns
-			0.2610,  // system prompt
+			-0.1051, // proof
+			0.0151,  // maths terms
+			-0.5384, // puzzle terms
+			-0.3811, // constraints
+			-0.2788, // algorithm terms
+			0.6524,  // asks for the reasoning
+			0.1492,  // explanation
+			-0.3982, // classification
+			-0.3466, // extraction
+			-0.0984, // yes/no
+			-0.1645, // one-word answer
+			-0.2281, // chit-chat
+			-0.2225, // translation
+			-0.3725, // summary
+			-0.3185, // rewrite
+			2.0011,  // short writing
+			2.8049,  // long-form
+			2.8638,  // design/review
+			1.8163,  // build a program
+			0.2850,  // negations
+			-0.5829, // wh-question
+			-0.1716, // yes/no question
+			0.0081,  // quoted word
+			0.8100,  // numbers
+			0.6494,  // equation
+			-0.1668, // variables
+			-0.6786, // questions
+			0.1850,  // sentences
+			-0.0251, // list lines
+			1.1769,  // names
+			1.5350,  // length
+			-1.7165, // very short
+			1.0732,  // long prompt
+			0.5087,  // code
+			0.4306,  // code block
+			-0.1969, // earlier turns
+			0.3255,  // system prompt
 			0,       // tools
-			-0.2565, // small max_tokens
+			-0.2722, // small max_tokens
 			0,       // large max_tokens
-			1.3570,  // word count
-			-0.1618, // CJK text
+			1.3907,  // word count
+			-0.1218, // CJK text
 		},
 		{ // reasoning
-			3.1582,  // proof
-			2.8761,  // maths terms
-			2.8252,  // puzzle terms
-			1.2156,  // constraints
-			1.6040,  // algorithm terms
-			0.8390,  // asks why
-			-0.9332, // classification
-			-0.7338, // extraction
-			-0.1423, // yes/no
-			-0.1986, // one-word answer
-			-0.7843, // chit-chat
-			-0.6838, // translation
-			-0.9544, // summary
-			-0.9694, // rewrite
-			-1.4057, // short writing
-			-0.9406, // long-form
-			-1.4394, // design/review
-			-0.4000, // build a program
-			0.5787,  // negations
-			-0.0299, // wh-question
-			-0.0722, // yes/no question
-			0.9223,  // numbers
-			0.7953,  // equation
-			1.5300,  // variables
-			0.4198,  // questions
-			-0.1978, // sentences
-			0.0490,  // list lines
-			-1.2985, // names
-			-0.6188, // length
-			-0.4473, // very short
-			-0.9174, // long prompt
-			-0.7736, // code
-			-0.3087, // code block
-			-0.4958, // earlier turns
-			-0.6392, // system prompt
+			3.1824,  // proof
+			3.4630,  // maths terms
+			2.7556,  // puzzle terms
+			1.3172,  // constraints
+			1.6774,  // algorithm terms
+			0.5383,  // asks for the reasoning
+			0.2773,  // explanation
+			-0.5830, // classification
+			-0.7173, // extraction
+			-0.1833, // yes/no
+			-0.0140, // one-word answer
+			-0.8618, // chit-chat
+			-0.7284, // translation
+			-0.8601, // summary
+			-1.0118, // rewrite
+			-1.3964, // short writing
+			-0.9312, // long-form
+			-1.3941, // design/review
+			-0.4167, // build a program
+			0.6905,  // negations
+			-0.0630, // wh-question
+			-0.1397, // yes/no question
+			-0.2703, // quoted word
+			0.7353,  // numbers
+			0.6742,  // equation
+			1.6197,  // variables
+			0.5413,  // questions
+			-0.2271, // sentences
+			0.0345,  // list lines
+			-1.1978, // names
+			-0.5182, // length
+			-0.4128, // very short
+			-0.6780, // long prompt
+			-0.8762, // code
+			-0.2831, // code block
+			-0.3415, // earlier turns
+			-0.7767, // system prompt
 			0,       // tools
-			-0.2780, // small max_tokens
+			-0.3452, // small max_tokens
 			0,       // large max_tokens
-			-0.2599, // word count
-			0.0309,  // CJK text
+			-0.2687, // word count
+			0.0605,  // CJK text
 		},
 	},
 }

@@ -181,6 +181,7 @@ type scan struct {
 	bullets, names         int
 	cjk                    int  // Chinese and Japanese characters
 	wordCount              bool // "500 words" or more asked for
+	quotedWord             bool // a single word in quotes
 
 	// Per-text state.
 	firstWord         bool // the next word is the first of the final user turn
@@ -260,14 +261,27 @@ func (s *scan) text(t string, limit int, final bool) int {
 	s.bytes += len(t)
 	s.firstWord = final
 	var word [32]byte
-	n := 0          // bytes of the current word (may exceed len(word): then it is not looked up)
-	ascii := true   // the current word is ASCII letters and digits
+	n := 0        // bytes of the current word (may exceed len(word): then it is not looked up)
+	ascii := true // the current word is ASCII letters and digits
 	digitsOnly := true
 	wordStart, prevEnd := 0, -2
 	var prev1, prev2 uint16
 	capital := false // the current word starts with an upper-case letter
 	sentenceStart := true
 	cjkSeen := false
+	quoteStart := -1 // where the text of an open quotation starts
+	quote := func(i, size int, open, close bool) {
+		switch {
+		case quoteStart >= 0 && close:
+			q := strings.TrimSpace(t[quoteStart:i])
+			if len(q) > 0 && len(q) <= 30 && !strings.ContainsAny(q, " \n") {
+				s.quotedWord = true
+			}
+			quoteStart = -1
+		case open:
+			quoteStart = i + size
+		}
+	}
 
 	flush := func(end int) {
 		w := word[:min(n, len(word))]
@@ -391,6 +405,12 @@ func (s *scan) text(t string, limit int, final bool) int {
 				}
 			case ';', '{', '}', '<', '>':
 				s.symbols++
+			case '"':
+				quote(i, 1, true, true)
+			case '\'':
+				if i == 0 || t[i-1] == ' ' || quoteStart >= 0 {
+					quote(i, 1, i == 0 || t[i-1] == ' ', true)
+				}
 			case '`':
 				if strings.HasPrefix(t[i:], "```") {
 					s.fences++
@@ -407,6 +427,12 @@ func (s *scan) text(t string, limit int, final bool) int {
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(t[i:])
+		switch r {
+		case '“', '„', '«', '「', '『':
+			quote(i, size, true, r == '“')
+		case '”', '»', '」', '』':
+			quote(i, size, false, true)
+		}
 		switch {
 		case isCJK(r):
 			if n > 0 {
