@@ -74,7 +74,7 @@ const scanLimit = 64 << 10
 type Profile struct {
 	Complexity      float64        // 0 (trivial) to 1 (hard): the model's expected category, tiny 0 … reasoning 1; 3 decimals
 	Level           string         // LevelSimple, LevelModerate or LevelComplex
-	Reasoning       bool           // the model gives reasoning a probability of one half or more
+	Reasoning       bool           // the model ranks reasoning first or gives it a probability of one half or more
 	Code            bool           // contains code or asks for it
 	MultiTurn       bool           // holds an earlier exchange: an assistant message or several user messages
 	Tools           bool           // declares tools
@@ -109,6 +109,7 @@ func extract(req *request.Request, inputTokens int) (*scan, vector, int, int) {
 		if budget <= 0 {
 			continue
 		}
+		s.assistant = m.Role == "assistant"
 		if m.Content.Parts == nil {
 			budget -= s.text(m.Content.Text, budget, i == finalUser)
 			continue
@@ -146,7 +147,7 @@ func Analyze(req *request.Request, inputTokens int) Profile {
 	}
 	sc := trained.scores(&v)
 	prob := softmax(sc)
-	p.Reasoning = prob[model.Reasoning-1] >= 0.5
+	p.Reasoning = prob[model.Reasoning-1] >= 0.5 || classOf(rank1(sc)) == model.Reasoning
 	cx := (prob[1] + 2*prob[2] + 3*prob[3]) / 3
 	p.Complexity = math.Round(math.Min(math.Max(cx, 0), 1)*1000) / 1000
 	switch {
@@ -210,8 +211,17 @@ func (s *scan) reasoningEvidence() (feature, bool) {
 		return fPlan, true
 	case s.hits[fPuzzle] >= 2:
 		return fPuzzle, true
+	case s.numbers+s.dataNumbers >= 8:
+		// A word, a label or a field does not come out of eight numbers: they are a problem's givens
+		// (or data to work through, which is at least small).
+		return fNumbers, true
 	}
 	return 0, false
+}
+
+func rank1(sc [numClasses]float64) int {
+	best, _ := rank(sc, -1)
+	return best
 }
 
 // rank returns the indexes of the highest and second-highest scores, leaving out skip (-1: none).

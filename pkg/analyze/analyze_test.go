@@ -165,12 +165,12 @@ func TestAnalyzeDeterministicAndBounded(t *testing.T) {
 	}
 	// Text beyond the scan limit is not examined: keywords at the end of a huge first message are
 	// ignored, while the final user turn is always scanned.
-	huge := strings.Repeat("x ", scanLimit) + " prove theorem lemma"
+	huge := strings.Repeat("lorem ", scanLimit/6+1) + " prove theorem lemma"
 	r = user(huge, "ok", "Label this: 'great product'")
 	if p := Analyze(r, 100); p.Reasoning {
 		t.Errorf("keywords beyond the scan limit were counted: %+v", p)
 	}
-	r = user("Label this: 'great product'", "ok", "Prove that 17 is prime. "+strings.Repeat("x ", scanLimit))
+	r = user("Label this: 'great product'", "ok", "Prove that 17 is prime. "+strings.Repeat("lorem ", scanLimit/6+1))
 	if p := Analyze(r, 100); !p.Reasoning {
 		t.Errorf("the final turn was not scanned: %+v", p)
 	}

@@ -2,7 +2,7 @@
 
 package analyze
 
-// trained was fitted on 286 prompts of ../../testdata/analyze/tune.jsonl.
+// trained was fitted on 314 prompts of ../../testdata/analyze/tune.jsonl.
 var trained = linear{
 	features: []string{
 		"proof",
@@ -29,6 +29,7 @@ var trained = linear{
 		"yes/no question",
 		"quoted word",
 		"numbers",
+		"numbers in the data",
 		"equation",
 		"variables",
 		"questions",
@@ -48,183 +49,187 @@ var trained = linear{
 		"word count",
 		"CJK text",
 	},
-	bias: [numClasses]float64{-0.1790, 0.8317, -1.2402, 0.5874},
+	bias: [numClasses]float64{0.0631, 0.7323, -1.2061, 0.4106},
 	weights: [numClasses][]float64{
 		{ // tiny
-			-1.5765, // proof
-			-2.0716, // maths terms
-			-0.7033, // puzzle terms
-			-0.3525, // constraints
-			-0.3964, // algorithm terms
-			-0.3488, // asks for the reasoning
-			-2.3340, // explanation
-			2.1025,  // classification
-			2.0452,  // extraction
-			1.0474,  // yes/no
-			0.6217,  // one-word answer
-			2.4863,  // chit-chat
-			-0.8060, // translation
-			-0.2119, // summary
-			-0.7043, // rewrite
-			-1.8475, // short writing
-			-0.3431, // long-form
-			-0.3028, // design/review
-			-0.1961, // build a program
-			-0.2168, // negations
-			0.9716,  // wh-question
-			1.3897,  // yes/no question
-			1.1614,  // quoted word
-			-0.2431, // numbers
-			-0.3836, // equation
-			-0.5900, // variables
-			0.7708,  // questions
-			-0.4193, // sentences
-			-0.0023, // list lines
-			-0.3866, // names
-			-1.2997, // length
-			1.7587,  // very short
-			-0.0216, // long prompt
-			-1.4841, // code
-			-0.0799, // code block
-			0.1440,  // earlier turns
-			0.2330,  // system prompt
+			-1.5737, // proof
+			-1.8963, // maths terms
+			-0.7470, // puzzle terms
+			-0.1583, // constraints
+			-0.3645, // algorithm terms
+			-0.3827, // asks for the reasoning
+			-2.8756, // explanation
+			1.8036,  // classification
+			1.6438,  // extraction
+			1.0172,  // yes/no
+			0.8798,  // one-word answer
+			2.4318,  // chit-chat
+			-0.7979, // translation
+			-0.3341, // summary
+			-0.7719, // rewrite
+			-1.7079, // short writing
+			-0.4630, // long-form
+			-0.4005, // design/review
+			-0.0471, // build a program
+			-0.1823, // negations
+			0.8974,  // wh-question
+			1.1512,  // yes/no question
+			1.0273,  // quoted word
+			-0.8695, // numbers
+			1.2440,  // numbers in the data
+			-0.2377, // equation
+			-0.7096, // variables
+			0.6445,  // questions
+			-0.1515, // sentences
+			-0.0245, // list lines
+			-0.4219, // names
+			-1.2714, // length
+			1.4883,  // very short
+			-0.1271, // long prompt
+			-1.5607, // code
+			-0.0991, // code block
+			0.2073,  // earlier turns
+			0.4237,  // system prompt
 			0,       // tools
-			1.2297,  // small max_tokens
+			1.3943,  // small max_tokens
 			0,       // large max_tokens
-			-0.0838, // word count
-			0.1091,  // CJK text
+			-0.1060, // word count
+			0.0741,  // CJK text
 		},
 		{ // small
-			-1.5008, // proof
-			-1.4065, // maths terms
-			-1.5139, // puzzle terms
-			-0.5835, // constraints
-			-1.0022, // algorithm terms
-			-0.8419, // asks for the reasoning
-			1.9075,  // explanation
-			-1.1213, // classification
-			-0.9814, // extraction
-			-0.7656, // yes/no
-			-0.4432, // one-word answer
-			-1.3964, // chit-chat
-			1.7569,  // translation
-			1.4445,  // summary
-			2.0346,  // rewrite
-			1.2427,  // short writing
-			-1.5305, // long-form
-			-1.1669, // design/review
-			-1.2035, // build a program
-			-0.7588, // negations
-			-0.3257, // wh-question
-			-1.0785, // yes/no question
-			-0.8993, // quoted word
-			-1.3022, // numbers
-			-0.9400, // equation
-			-0.8629, // variables
-			-0.6335, // questions
-			0.4614,  // sentences
-			-0.0071, // list lines
-			0.4075,  // names
-			0.2829,  // length
-			0.3705,  // very short
-			-0.3736, // long prompt
-			1.8515,  // code
-			-0.0677, // code block
-			0.3944,  // earlier turns
-			0.2182,  // system prompt
+			-1.4893, // proof
+			-1.4564, // maths terms
+			-1.4993, // puzzle terms
+			-0.5147, // constraints
+			-1.0695, // algorithm terms
+			-0.7974, // asks for the reasoning
+			2.2160,  // explanation
+			-0.9553, // classification
+			-0.8869, // extraction
+			-0.7763, // yes/no
+			-0.5486, // one-word answer
+			-1.3204, // chit-chat
+			1.6879,  // translation
+			1.4028,  // summary
+			1.9794,  // rewrite
+			1.1577,  // short writing
+			-1.4234, // long-form
+			-1.1518, // design/review
+			-1.0863, // build a program
+			-0.7406, // negations
+			-0.0412, // wh-question
+			-0.6971, // yes/no question
+			-0.8209, // quoted word
+			-1.5089, // numbers
+			-0.7503, // numbers in the data
+			-1.0666, // equation
+			-0.7725, // variables
+			-0.3118, // questions
+			0.1987,  // sentences
+			-0.0201, // list lines
+			0.2568,  // names
+			0.0166,  // length
+			0.5557,  // very short
+			-0.5812, // long prompt
+			1.7130,  // code
+			-0.1138, // code block
+			0.3760,  // earlier turns
+			0.2548,  // system prompt
 			0,       // tools
-			-0.6123, // small max_tokens
+			-0.6031, // small max_tokens
 			0,       // large max_tokens
-			-1.0382, // word count
-			-0.0478, // CJK text
+			-0.9533, // word count
+			-0.1563, // CJK text
 		},
 		{ // large
-			-0.1051, // proof
-			0.0151,  // maths terms
-			-0.5384, // puzzle terms
-			-0.3811, // constraints
-			-0.2788, // algorithm terms
-			0.6524,  // asks for the reasoning
-			0.1492,  // explanation
-			-0.3982, // classification
-			-0.3466, // extraction
-			-0.0984, // yes/no
-			-0.1645, // one-word answer
-			-0.2281, // chit-chat
-			-0.2225, // translation
-			-0.3725, // summary
-			-0.3185, // rewrite
-			2.0011,  // short writing
-			2.8049,  // long-form
-			2.8638,  // design/review
-			1.8163,  // build a program
-			0.2850,  // negations
-			-0.5829, // wh-question
-			-0.1716, // yes/no question
-			0.0081,  // quoted word
-			0.8100,  // numbers
-			0.6494,  // equation
-			-0.1668, // variables
-			-0.6786, // questions
-			0.1850,  // sentences
-			-0.0251, // list lines
-			1.1769,  // names
-			1.5350,  // length
-			-1.7165, // very short
-			1.0732,  // long prompt
-			0.5087,  // code
-			0.4306,  // code block
-			-0.1969, // earlier turns
-			0.3255,  // system prompt
+			-0.1076, // proof
+			0.0070,  // maths terms
+			-0.5173, // puzzle terms
+			-0.6584, // constraints
+			-0.2712, // algorithm terms
+			0.7257,  // asks for the reasoning
+			0.1774,  // explanation
+			-0.3434, // classification
+			-0.2753, // extraction
+			-0.0844, // yes/no
+			-0.2560, // one-word answer
+			-0.3162, // chit-chat
+			-0.2303, // translation
+			-0.3823, // summary
+			-0.3024, // rewrite
+			1.8997,  // short writing
+			2.7279,  // long-form
+			2.7577,  // design/review
+			1.6946,  // build a program
+			0.2719,  // negations
+			-0.6805, // wh-question
+			-0.2111, // yes/no question
+			-0.0023, // quoted word
+			0.7085,  // numbers
+			0.3247,  // numbers in the data
+			0.6699,  // equation
+			-0.3770, // variables
+			-0.6490, // questions
+			0.0814,  // sentences
+			-0.0375, // list lines
+			1.2083,  // names
+			1.5478,  // length
+			-1.6960, // very short
+			1.0432,  // long prompt
+			0.5653,  // code
+			0.4277,  // code block
+			-0.2197, // earlier turns
+			0.4808,  // system prompt
 			0,       // tools
-			-0.2722, // small max_tokens
+			-0.4794, // small max_tokens
 			0,       // large max_tokens
-			1.3907,  // word count
-			-0.1218, // CJK text
+			1.3808,  // word count
+			-0.0211, // CJK text
 		},
 		{ // reasoning
-			3.1824,  // proof
-			3.4630,  // maths terms
-			2.7556,  // puzzle terms
-			1.3172,  // constraints
-			1.6774,  // algorithm terms
-			0.5383,  // asks for the reasoning
-			0.2773,  // explanation
-			-0.5830, // classification
-			-0.7173, // extraction
-			-0.1833, // yes/no
-			-0.0140, // one-word answer
-			-0.8618, // chit-chat
-			-0.7284, // translation
-			-0.8601, // summary
-			-1.0118, // rewrite
-			-1.3964, // short writing
-			-0.9312, // long-form
-			-1.3941, // design/review
-			-0.4167, // build a program
-			0.6905,  // negations
-			-0.0630, // wh-question
-			-0.1397, // yes/no question
-			-0.2703, // quoted word
-			0.7353,  // numbers
-			0.6742,  // equation
-			1.6197,  // variables
-			0.5413,  // questions
-			-0.2271, // sentences
-			0.0345,  // list lines
-			-1.1978, // names
-			-0.5182, // length
-			-0.4128, // very short
-			-0.6780, // long prompt
-			-0.8762, // code
-			-0.2831, // code block
-			-0.3415, // earlier turns
-			-0.7767, // system prompt
+			3.1705,  // proof
+			3.3457,  // maths terms
+			2.7636,  // puzzle terms
+			1.3314,  // constraints
+			1.7052,  // algorithm terms
+			0.4544,  // asks for the reasoning
+			0.4822,  // explanation
+			-0.5048, // classification
+			-0.4816, // extraction
+			-0.1565, // yes/no
+			-0.0752, // one-word answer
+			-0.7952, // chit-chat
+			-0.6597, // translation
+			-0.6865, // summary
+			-0.9050, // rewrite
+			-1.3494, // short writing
+			-0.8415, // long-form
+			-1.2054, // design/review
+			-0.5612, // build a program
+			0.6510,  // negations
+			-0.1757, // wh-question
+			-0.2430, // yes/no question
+			-0.2041, // quoted word
+			1.6700,  // numbers
+			-0.8185, // numbers in the data
+			0.6344,  // equation
+			1.8591,  // variables
+			0.3164,  // questions
+			-0.1285, // sentences
+			0.0821,  // list lines
+			-1.0432, // names
+			-0.2930, // length
+			-0.3480, // very short
+			-0.3349, // long prompt
+			-0.7176, // code
+			-0.2148, // code block
+			-0.3636, // earlier turns
+			-1.1592, // system prompt
 			0,       // tools
-			-0.3452, // small max_tokens
+			-0.3117, // small max_tokens
 			0,       // large max_tokens
-			-0.2687, // word count
-			0.0605,  // CJK text
+			-0.3215, // word count
+			0.1032,  // CJK text
 		},
 	},
 }

@@ -177,11 +177,17 @@ type scan struct {
 	bytes            int
 
 	numbers, mathOps, vars int
+	dataNumbers            int // numbers in quoted text or after "label: ", the data a task is about
+	inputTokens            int // the prompt's token count, for explanations
 	questions, sentences   int
 	bullets, names         int
 	cjk                    int  // Chinese and Japanese characters
 	wordCount              bool // "500 words" or more asked for
 	quotedWord             bool // a single word in quotes
+
+	// assistant marks an earlier assistant turn: its words are the model's, not instructions, so
+	// they feed no lexicon feature (code and structure still count).
+	assistant bool
 
 	// Per-text state.
 	firstWord         bool // the next word is the first of the final user turn
@@ -229,7 +235,7 @@ func isMathOp(r rune) bool {
 
 // isVariable reports whether a lower-cased word reads as a maths variable: one letter that is not an
 // English or Romance article or the tail of a contraction (a, i, s, t, d, l, m, y, o, e), or a short
-// digit-letter mix such as 2x, 4k, x2.
+// coefficient and variable such as 2x or 4k (not 18h or 5g).
 func isVariable(w []byte) bool {
 	if len(w) == 1 {
 		c := w[0]
@@ -249,7 +255,7 @@ func isVariable(w []byte) bool {
 			return false
 		}
 	}
-	return digits > 0 && letters == 1
+	return digits > 0 && letters == 1 && strings.ContainsRune("abcknxyz", rune(w[len(w)-1])) && w[0] <= '9'
 }
 
 // text scans at most limit bytes of t and returns how many it scanned. final marks the final user
@@ -270,6 +276,7 @@ func (s *scan) text(t string, limit int, final bool) int {
 	sentenceStart := true
 	cjkSeen := false
 	quoteStart := -1 // where the text of an open quotation starts
+	data := false    // after a colon: what follows is the data the instruction is about
 	quote := func(i, size int, open, close bool) {
 		switch {
 		case quoteStart >= 0 && close:
@@ -313,7 +320,11 @@ func (s *scan) text(t string, limit int, final bool) int {
 			if n == 3 && prevEnd == wordStart-1 && wordStart > 0 && t[wordStart-1] == ',' && s.sinceNumber == 0 {
 				s.lastNumber = s.lastNumber*1000 + v // 1,500
 			} else {
-				s.numbers++
+				if quoteStart >= 0 || data {
+					s.dataNumbers++
+				} else {
+					s.numbers++
+				}
 				s.lastNumber = min(v, 1<<20)
 			}
 			s.sinceNumber = 0
@@ -402,6 +413,7 @@ func (s *scan) text(t string, limit int, final bool) int {
 				if i+1 == len(t) || t[i+1] == ' ' || t[i+1] == '\n' {
 					s.sentences++
 					sentenceStart = true
+					data = data || c == ':'
 				}
 			case ';', '{', '}', '<', '>':
 				s.symbols++
@@ -530,6 +542,9 @@ func (s *scan) hit(id uint16, kind uint8, text string) {
 	case kindCodeTerm:
 		s.terms++
 	default:
+		if s.assistant {
+			return
+		}
 		if s.hits[kind] == 0 {
 			s.first[kind] = text
 		}
