@@ -83,9 +83,8 @@ type Profile struct {
 	Reason          string         // one line: the category and the signals that decided it
 }
 
-// extract scans a request and returns its scan and feature vector.
-func extract(req *request.Request, inputTokens int) (*scan, vector, int, int) {
-	s := &scan{}
+// extract scans a request into s and returns its feature vector and its user and assistant turns.
+func extract(s *scan, req *request.Request, inputTokens int) (vector, int, int) {
 	budget := scanLimit
 	users, assistants := 0, 0
 	system := false
@@ -123,13 +122,14 @@ func extract(req *request.Request, inputTokens int) (*scan, vector, int, int) {
 		}
 	}
 	v := s.vector(inputTokens, req.MaxTokens, assistants, system, hasJSON(req.Tools))
-	return s, v, users, assistants
+	return v, users, assistants
 }
 
 // Features returns the feature vector the model scores for a request whose prompt is inputTokens
 // long, in the order of FeatureNames. It exists for the training step (go generate).
 func Features(req *request.Request, inputTokens int) []float64 {
-	_, v, _, _ := extract(req, inputTokens)
+	var s scan
+	v, _, _ := extract(&s, req, inputTokens)
 	return v[:]
 }
 
@@ -139,7 +139,9 @@ func FeatureNames() []string { return featureNames[:] }
 // Analyze profiles req, whose prompt is inputTokens long (as counted by pkg/tokens), and picks its
 // category as the package doc describes. RequiredContext uses tokens.OutputTokens for the category.
 func Analyze(req *request.Request, inputTokens int) Profile {
-	s, v, users, assistants := extract(req, inputTokens)
+	var sc0 scan // on the stack: Analyze allocates only the Reason
+	s := &sc0
+	v, users, assistants := extract(s, req, inputTokens)
 	p := Profile{
 		MultiTurn: assistants > 0 || users > 1,
 		Tools:     v[fTools] > 0,
