@@ -192,7 +192,7 @@ func (l *Lane) apply(r reply) {
 	defer l.mu.Unlock()
 	// A pause this reply reveals ends later than the one known: admissions sleeping until a slot
 	// before its end must reschedule. (A few ms of jitter between replies is not a new pause.)
-	if v.pausedUntil.After(l.v.pausedUntil.Add(50 * time.Millisecond)) {
+	if v.pausedUntil.After(l.v.pausedUntil.Add(jitter)) {
 		close(l.changed)
 		l.changed = make(chan struct{})
 	}
@@ -224,6 +224,9 @@ func (l *Lane) call(ctx context.Context, op string, args ...any) (reply, error) 
 }
 
 var errLost = errors.New("redis lost")
+
+// jitter bounds the error of a server time converted to local time (a round trip on a LAN).
+const jitter = 50 * time.Millisecond
 
 // Ticket is one admitted request, shared or (while Redis is unreachable) local. Finish it exactly
 // once with Settle, RateLimited or Cancel; later calls are no-ops.
@@ -308,7 +311,9 @@ func (l *Lane) await(ctx context.Context, t *Ticket) (bool, error) {
 		l.mu.Lock()
 		paused, changed := l.v.pausedUntil, l.changed
 		l.mu.Unlock()
-		if t.at.Before(paused) {
+		// Both times are server times converted at different replies' arrival: allow for the
+		// round trip between them, or a slot right at the pause's end would reschedule forever.
+		if t.at.Add(jitter).Before(paused) {
 			return false, nil
 		}
 		d := t.at.Sub(l.st.now())

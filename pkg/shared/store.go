@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 
 	"github.com/llmbatch/llmbatch/pkg/ratelimit"
 )
@@ -76,6 +77,8 @@ type Store struct {
 	down  bool // Redis unreachable: lanes run locally until the monitor sees it back
 }
 
+var silenceRedisLog sync.Once
+
 // ErrUnreachable is wrapped by Open's error when the server does not answer.
 var ErrUnreachable = errors.New("redis unreachable")
 
@@ -95,6 +98,9 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// go-redis's package-wide logger would print dial failures to stderr in its own format; they
+	// reach us as errors, which the Store reports once per outage with the password masked.
+	silenceRedisLog.Do(func() { redis.SetLogger(&logging.VoidLogger{}) })
 	opts.DialTimeout = dialTimeout
 	opts.ReadTimeout = opTimeout
 	opts.WriteTimeout = opTimeout
