@@ -26,6 +26,7 @@ type Budget struct {
 	key string
 	cap int64 // nano-USD
 
+	flushMu sync.Mutex // one flush at a time, so no settlement is sent twice
 	mu      sync.Mutex
 	pending []settlement // settlements not yet recorded in Redis
 	wake    chan struct{}
@@ -94,6 +95,8 @@ func (b *Budget) Spent(ctx context.Context) (float64, error) {
 
 // flush sends the settlements not yet recorded; they stay pending when Redis is unreachable.
 func (b *Budget) flush(ctx context.Context) error {
+	b.flushMu.Lock()
+	defer b.flushMu.Unlock()
 	for {
 		b.mu.Lock()
 		if len(b.pending) == 0 {

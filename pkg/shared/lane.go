@@ -18,8 +18,9 @@ import (
 // the same Redis. Its methods mirror ratelimit.Lane's so the engine can use either. It is safe for
 // concurrent use.
 //
-// Round trips: Wait is one (the admission script), Settle or RateLimited one; Observe sends nothing
-// itself, its headers ride on the lane's next call. Delay and Snapshot read the state the last reply
+// Round trips: Wait is one (the admission script); Settle is one only when it carries news (see
+// settleNeeded), RateLimited one; Observe sends nothing itself, its headers ride on the lane's next
+// call. Delay and Snapshot read the state the last reply
 // brought and never call Redis. Cancel is one, only on abnormal paths.
 type Lane struct {
 	st   *Store
@@ -33,6 +34,7 @@ type Lane struct {
 	mu      sync.Mutex
 	v       view
 	pending *provider.RateLimits // headers to send with the next call
+	limited bool                 // a 429 since the last settlement sent: the next one ends the streak
 	waiting int
 	// changed is closed (and replaced) when a reply shows a longer pause than known, so waiting
 	// admissions reschedule after it.
@@ -182,14 +184,17 @@ func (l *Lane) apply(r reply) {
 		dayExhausted: st[12] == 1, pause: ms(st[13]), rateLimited: int(st[14]), dayEnd: ms(st[15]),
 		brk: ms(st[16]), tail: ms(st[17]), procs: r.procs,
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v.procs == 0 {
+		v.procs = l.v.procs // only heartbeats count the processes
+	}
 	if v.pause > 0 {
 		v.pausedUntil = now.Add(v.pause)
 	}
 	if v.brk > 0 {
 		v.brkOpen = now.Add(v.brk)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	// A pause this reply reveals ends later than the one known: admissions sleeping until a slot
 	// before its end must reschedule. (A few ms of jitter between replies is not a new pause.)
 	if v.pausedUntil.After(l.v.pausedUntil.Add(jitter)) {
@@ -369,7 +374,51 @@ func (t *Ticket) Settle(actualTokens int) {
 	if actualTokens <= 0 {
 		actualTokens = t.tokens
 	}
+	if !t.lane.settleNeeded(actualTokens - t.tokens) {
+		return
+	}
 	_, _ = t.lane.call(context.Background(), "settle", t.member, t.tokens, actualTokens, t.dayEnd)
+}
+
+// settleNeeded reports whether a settlement carries anything Redis does not know: an under-estimate
+// to charge, headers that teach something, a 429 streak to end, or an adaptive RPM to raise. In the
+// usual case (estimate not exceeded, headers confirming the known limits) it is skipped, so a
+// request costs one round trip. A skipped settlement drops its uninformative headers.
+func (l *Lane) settleNeeded(extra int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if extra > 0 || l.limited || l.v.src.RPM == ratelimit.SourceAdaptive {
+		l.limited = false
+		return true
+	}
+	if rl := l.pending; rl != nil {
+		if informative(*rl, l.v) {
+			return true
+		}
+		l.pending = nil
+	}
+	return false
+}
+
+// informative reports whether headers would change what v shows: a limit not yet learned or
+// different, more usage than the window holds (someone else uses the key), or a per-day budget.
+func informative(rl provider.RateLimits, v view) bool {
+	if rl.HasRequests && rl.LimitRequests > 0 {
+		if rl.RequestsPerDay {
+			return true
+		}
+		if rl.LimitRequests != v.lim.RPM || v.src.RPM != ratelimit.SourceHeaders ||
+			rl.LimitRequests-rl.RemainingRequests > v.winReqs {
+			return true
+		}
+	}
+	if rl.HasTokens && rl.LimitTokens > 0 {
+		if rl.LimitTokens != v.lim.TPM || v.src.TPM != ratelimit.SourceHeaders ||
+			rl.LimitTokens-rl.RemainingTokens > v.winTokens {
+			return true
+		}
+	}
+	return false
 }
 
 // RateLimited records a 429 for the ticket's request with its headers and Retry-After: every process
@@ -386,6 +435,7 @@ func (t *Ticket) RateLimited(rl provider.RateLimits) {
 	l := t.lane
 	l.mu.Lock()
 	l.pending = &rl // the 429's headers travel with the call
+	l.limited = true
 	l.mu.Unlock()
 	q, _ := strconv.ParseInt(t.member, 10, 64)
 	_, _ = l.call(context.Background(), "limited", t.tokens, q, rl.RetryAfter.Milliseconds())

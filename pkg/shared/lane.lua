@@ -257,10 +257,14 @@ elseif op == 'seed' then
   end
 end
 
--- this process was seen now; processes not seen for PROC_TTL are forgotten
-redis.call('ZADD', P, now, ARGV[2])
-redis.call('ZREMRANGEBYSCORE', P, '-inf', now - PROC_TTL)
-local procs = redis.call('ZCARD', P)
+-- this process was seen now; processes not seen for PROC_TTL are forgotten. Only the heartbeat
+-- (every 5 s) and a rejoin record it and refresh the keys' expiry, to keep the hot path short.
+local procs = 0
+if op == 'beat' or op == 'seed' then
+  redis.call('ZADD', P, now, ARGV[2])
+  redis.call('ZREMRANGEBYSCORE', P, '-inf', now - PROC_TTL)
+  procs = redis.call('ZCARD', P)
+end
 
 local kv = {}
 for f in pairs(dirty) do
@@ -269,7 +273,9 @@ for f in pairs(dirty) do
   if v == math.floor(v) then kv[#kv + 1] = string.format('%d', v) else kv[#kv + 1] = string.format('%.3f', v) end
 end
 if #kv > 0 then redis.call('HSET', L, unpack(kv)) end
-for _, k in ipairs({L, W, WC, P}) do redis.call('PEXPIRE', k, TTL) end
+if op == 'beat' or op == 'seed' then
+  for _, k in ipairs({L, W, WC, P}) do redis.call('PEXPIRE', k, TTL) end
+end
 
 local st = state()
 local out = {result[1], math.floor(result[2]), result[3], math.floor(result[4]), procs, now}
