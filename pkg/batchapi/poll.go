@@ -16,7 +16,7 @@ type PollPolicy struct {
 	Factor float64
 }
 
-// Delays returns the interval after one that was d, with or without progress on the last poll:
+// next returns the interval after one that was d, with or without progress on the last poll:
 // progress (more lines done, a new status) goes back to First, none backs off by Factor up to Max.
 // It is a pure function of its inputs, as the pacing decision should be.
 func (p PollPolicy) next(d time.Duration, progressed bool) time.Duration {

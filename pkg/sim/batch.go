@@ -134,7 +134,12 @@ func draw(batchID, customID string) float64 {
 	h.Write([]byte(batchID))
 	h.Write([]byte{0})
 	h.Write([]byte(customID))
-	return float64(h.Sum64()>>11) / (1 << 53)
+	// FNV's high bits barely change between ids like r1, r2: a splitmix64 finaliser spreads them.
+	x := h.Sum64()
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	x ^= x >> 31
+	return float64(x>>11) / (1 << 53)
 }
 
 // settle ends every batch whose time has come, counting its answers once. Callers hold st.mu.
