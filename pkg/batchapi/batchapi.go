@@ -145,9 +145,9 @@ type Client interface {
 
 // Options configures New.
 type Options struct {
-	Client *http.Client             // the provider's shared client; required
-	Getenv func(string) string      // reads the API key variable; os.Getenv when nil
-	Now    func() time.Time         // stamps rate limits; time.Now when nil
+	Client *http.Client        // the provider's shared client; required
+	Getenv func(string) string // reads the API key variable; os.Getenv when nil
+	Now    func() time.Time    // stamps rate limits; time.Now when nil
 }
 
 // New returns the batch client of provider p, by its dialect (p.Dialect()). A `type: sim` provider
