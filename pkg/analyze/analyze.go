@@ -29,6 +29,8 @@
 //     reasoning (scan.reasoningEvidence: a proof, an algorithm, an equation, a request for the
 //     steps): sending a reasoning prompt to a tiny model wastes the call, sending a tiny one to a
 //     small model costs a little;
+//   - reasoning is never chosen without a reasoning signal (scan.reasoningSignal: a word of the
+//     maths, proof, puzzle, planning or algorithm lexicon, an operator, a variable, two numbers);
 //   - a prompt of longInput tokens or more is at least large.
 //
 // Profile.Reason names the signals that decided: the features that raise the chosen category's score
@@ -161,15 +163,22 @@ func Analyze(req *request.Request, inputTokens int) Profile {
 		p.Level = LevelComplex
 	}
 
-	best, second := rank(sc, -1)
+	// The rules on top of the model exclude categories; the best remaining one is chosen.
+	var skip [numClasses]bool
 	note := ""
-	if classOf(best) == model.Tiny {
+	tiny, reasoning := int(model.Tiny-1), int(model.Reasoning-1)
+	best, second := rank(sc, skip)
+	if best == reasoning && !s.reasoningSignal() {
+		skip[reasoning], note = true, "; not reasoning: no sign of it"
+		best, second = rank(sc, skip)
+	}
+	if best == tiny {
 		switch {
 		case inputTokens > tinyMaxInput:
 			note = "; not tiny: " + strconv.Itoa(inputTokens) + " tokens"
 		case p.Tools:
 			note = "; not tiny: declares tools"
-		case prob[model.Reasoning-1] >= reasoningVeto:
+		case prob[reasoning] >= reasoningVeto:
 			note = "; not tiny: reasoning likely"
 		default:
 			if f, ok := s.reasoningEvidence(); ok {
@@ -177,7 +186,8 @@ func Analyze(req *request.Request, inputTokens int) Profile {
 			}
 		}
 		if note != "" {
-			best, second = rank(sc, best)
+			skip[tiny] = true
+			best, second = rank(sc, skip)
 		}
 	}
 	p.Category = classOf(best)
@@ -193,6 +203,18 @@ func Analyze(req *request.Request, inputTokens int) Profile {
 	}
 	p.RequiredContext = inputTokens + tokens.OutputTokens(req, p.Category)
 	return p
+}
+
+// reasoningSignal reports whether anything in the prompt points at reasoning: without one the model's
+// reasoning score is an extrapolation (say, a long text with no instruction the lexicon knows), and
+// the reasoning category, the dearest, is not chosen.
+func (s *scan) reasoningSignal() bool {
+	for _, f := range [...]feature{fProof, fMath, fPuzzle, fPlan, fAlgo, fWhy} {
+		if s.hits[f] > 0 {
+			return true
+		}
+	}
+	return s.mathOps > 0 || s.vars > 0 || s.numbers >= 2
 }
 
 // reasoningEvidence reports the first direct sign that a prompt needs reasoning, whatever the model
@@ -222,21 +244,24 @@ func (s *scan) reasoningEvidence() (feature, bool) {
 }
 
 func rank1(sc [numClasses]float64) int {
-	best, _ := rank(sc, -1)
+	best, _ := rank(sc, [numClasses]bool{})
 	return best
 }
 
-// rank returns the indexes of the highest and second-highest scores, leaving out skip (-1: none).
-func rank(sc [numClasses]float64, skip int) (best, second int) {
+// rank returns the indexes of the highest and second-highest scores, leaving out the skipped ones.
+func rank(sc [numClasses]float64, skip [numClasses]bool) (best, second int) {
 	best, second = -1, -1
 	for c := range sc {
 		switch {
-		case c == skip:
+		case skip[c]:
 		case best < 0 || sc[c] > sc[best]:
 			best, second = c, best
 		case second < 0 || sc[c] > sc[second]:
 			second = c
 		}
+	}
+	if second < 0 {
+		second = best
 	}
 	return best, second
 }

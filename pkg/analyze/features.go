@@ -130,23 +130,31 @@ func (s *scan) evidence(f feature) string {
 		}
 	case f == fNumbers:
 		if s.dataNumbers > 0 {
-			return strconv.Itoa(s.numbers+s.dataNumbers) + " numbers"
+			return count(s.numbers+s.dataNumbers, "number")
 		}
-		return strconv.Itoa(s.numbers) + " numbers"
+		return count(s.numbers, "number")
 	case f == fDataNumbers:
-		return strconv.Itoa(s.dataNumbers) + " numbers in the data"
+		return count(s.dataNumbers, "number") + " in the data"
 	case f == fLength || f == fLong || f == fVeryShort:
 		return name + " (" + strconv.Itoa(s.inputTokens) + " tokens)"
 	case f == fMathOps:
-		return "equation (" + strconv.Itoa(s.mathOps) + " operators)"
+		return "equation (" + count(s.mathOps, "operator") + ")"
 	case f == fQuestions:
-		return strconv.Itoa(s.questions) + " questions"
+		return count(s.questions, "question")
 	case f == fSentences:
-		return strconv.Itoa(s.sentences) + " sentences"
+		return count(s.sentences, "sentence")
 	case f == fBullets:
-		return strconv.Itoa(s.bullets) + " list lines"
+		return count(s.bullets, "list line")
 	case f == fNames:
-		return strconv.Itoa(s.names) + " names"
+		return count(s.names, "name")
 	}
 	return name
+}
+
+// count writes n and a noun, plural unless n is 1.
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

@@ -2,7 +2,7 @@
 
 package analyze
 
-// trained was fitted on 314 prompts of ../../testdata/analyze/tune.jsonl.
+// trained was fitted on 326 prompts of ../../testdata/analyze/tune.jsonl.
 var trained = linear{
 	features: []string{
 		"proof",
@@ -49,187 +49,187 @@ var trained = linear{
 		"word count",
 		"CJK text",
 	},
-	bias: [numClasses]float64{0.0631, 0.7323, -1.2061, 0.4106},
+	bias: [numClasses]float64{-0.0535, 0.7732, -1.1903, 0.4706},
 	weights: [numClasses][]float64{
 		{ // tiny
-			-1.5737, // proof
-			-1.8963, // maths terms
-			-0.7470, // puzzle terms
-			-0.1583, // constraints
-			-0.3645, // algorithm terms
-			-0.3827, // asks for the reasoning
-			-2.8756, // explanation
-			1.8036,  // classification
-			1.6438,  // extraction
-			1.0172,  // yes/no
-			0.8798,  // one-word answer
-			2.4318,  // chit-chat
-			-0.7979, // translation
-			-0.3341, // summary
-			-0.7719, // rewrite
-			-1.7079, // short writing
-			-0.4630, // long-form
-			-0.4005, // design/review
-			-0.0471, // build a program
-			-0.1823, // negations
-			0.8974,  // wh-question
-			1.1512,  // yes/no question
-			1.0273,  // quoted word
-			-0.8695, // numbers
-			1.2440,  // numbers in the data
-			-0.2377, // equation
-			-0.7096, // variables
-			0.6445,  // questions
-			-0.1515, // sentences
-			-0.0245, // list lines
-			-0.4219, // names
-			-1.2714, // length
-			1.4883,  // very short
-			-0.1271, // long prompt
-			-1.5607, // code
-			-0.0991, // code block
-			0.2073,  // earlier turns
-			0.4237,  // system prompt
+			-1.5047, // proof
+			-1.7882, // maths terms
+			-0.9730, // puzzle terms
+			-0.1989, // constraints
+			-0.3666, // algorithm terms
+			-0.4719, // asks for the reasoning
+			-2.8961, // explanation
+			2.2005,  // classification
+			1.7851,  // extraction
+			0.9332,  // yes/no
+			1.0417,  // one-word answer
+			2.8676,  // chit-chat
+			-0.8151, // translation
+			-0.4196, // summary
+			-0.7893, // rewrite
+			-1.6281, // short writing
+			-0.5239, // long-form
+			-0.3372, // design/review
+			-0.0872, // build a program
+			-0.1476, // negations
+			0.9532,  // wh-question
+			1.1567,  // yes/no question
+			1.1778,  // quoted word
+			-0.8368, // numbers
+			1.0106,  // numbers in the data
+			-0.2878, // equation
+			-0.4342, // variables
+			0.5377,  // questions
+			0.5448,  // sentences
+			-0.0261, // list lines
+			-0.3618, // names
+			-0.9666, // length
+			1.3775,  // very short
+			-0.1933, // long prompt
+			-1.6364, // code
+			-0.1434, // code block
+			0.0310,  // earlier turns
+			0.2229,  // system prompt
 			0,       // tools
-			1.3943,  // small max_tokens
+			1.2333,  // small max_tokens
 			0,       // large max_tokens
-			-0.1060, // word count
-			0.0741,  // CJK text
+			-0.1176, // word count
+			0.1537,  // CJK text
 		},
 		{ // small
-			-1.4893, // proof
-			-1.4564, // maths terms
-			-1.4993, // puzzle terms
-			-0.5147, // constraints
-			-1.0695, // algorithm terms
-			-0.7974, // asks for the reasoning
-			2.2160,  // explanation
-			-0.9553, // classification
-			-0.8869, // extraction
-			-0.7763, // yes/no
-			-0.5486, // one-word answer
-			-1.3204, // chit-chat
-			1.6879,  // translation
-			1.4028,  // summary
-			1.9794,  // rewrite
-			1.1577,  // short writing
-			-1.4234, // long-form
-			-1.1518, // design/review
-			-1.0863, // build a program
-			-0.7406, // negations
-			-0.0412, // wh-question
-			-0.6971, // yes/no question
-			-0.8209, // quoted word
-			-1.5089, // numbers
-			-0.7503, // numbers in the data
-			-1.0666, // equation
-			-0.7725, // variables
-			-0.3118, // questions
-			0.1987,  // sentences
-			-0.0201, // list lines
-			0.2568,  // names
-			0.0166,  // length
-			0.5557,  // very short
-			-0.5812, // long prompt
-			1.7130,  // code
-			-0.1138, // code block
-			0.3760,  // earlier turns
-			0.2548,  // system prompt
+			-1.5064, // proof
+			-1.4942, // maths terms
+			-1.4626, // puzzle terms
+			-0.5103, // constraints
+			-1.0632, // algorithm terms
+			-0.7864, // asks for the reasoning
+			2.1753,  // explanation
+			-1.0583, // classification
+			-0.8663, // extraction
+			-0.7518, // yes/no
+			-0.6253, // one-word answer
+			-1.2851, // chit-chat
+			1.6852,  // translation
+			1.4269,  // summary
+			1.9846,  // rewrite
+			1.1314,  // short writing
+			-1.4134, // long-form
+			-1.1700, // design/review
+			-1.0830, // build a program
+			-0.7548, // negations
+			-0.0650, // wh-question
+			-0.6896, // yes/no question
+			-0.7956, // quoted word
+			-1.5115, // numbers
+			-0.6882, // numbers in the data
+			-1.0643, // equation
+			-0.8231, // variables
+			-0.2820, // questions
+			0.0164,  // sentences
+			-0.0195, // list lines
+			0.2374,  // names
+			-0.0816, // length
+			0.5826,  // very short
+			-0.5619, // long prompt
+			1.6919,  // code
+			-0.1165, // code block
+			0.4490,  // earlier turns
+			0.3163,  // system prompt
 			0,       // tools
-			-0.6031, // small max_tokens
+			-0.5214, // small max_tokens
 			0,       // large max_tokens
-			-0.9533, // word count
-			-0.1563, // CJK text
+			-0.9430, // word count
+			-0.1572, // CJK text
 		},
 		{ // large
-			-0.1076, // proof
-			0.0070,  // maths terms
-			-0.5173, // puzzle terms
-			-0.6584, // constraints
-			-0.2712, // algorithm terms
-			0.7257,  // asks for the reasoning
-			0.1774,  // explanation
-			-0.3434, // classification
-			-0.2753, // extraction
-			-0.0844, // yes/no
-			-0.2560, // one-word answer
-			-0.3162, // chit-chat
-			-0.2303, // translation
-			-0.3823, // summary
-			-0.3024, // rewrite
-			1.8997,  // short writing
-			2.7279,  // long-form
-			2.7577,  // design/review
-			1.6946,  // build a program
-			0.2719,  // negations
-			-0.6805, // wh-question
-			-0.2111, // yes/no question
-			-0.0023, // quoted word
-			0.7085,  // numbers
-			0.3247,  // numbers in the data
-			0.6699,  // equation
-			-0.3770, // variables
-			-0.6490, // questions
-			0.0814,  // sentences
-			-0.0375, // list lines
-			1.2083,  // names
-			1.5478,  // length
-			-1.6960, // very short
-			1.0432,  // long prompt
-			0.5653,  // code
-			0.4277,  // code block
-			-0.2197, // earlier turns
-			0.4808,  // system prompt
+			-0.1067, // proof
+			-0.0183, // maths terms
+			-0.4555, // puzzle terms
+			-0.6605, // constraints
+			-0.3025, // algorithm terms
+			0.7605,  // asks for the reasoning
+			0.2010,  // explanation
+			-0.4960, // classification
+			-0.3884, // extraction
+			-0.0798, // yes/no
+			-0.2983, // one-word answer
+			-0.5807, // chit-chat
+			-0.2193, // translation
+			-0.3459, // summary
+			-0.3107, // rewrite
+			1.9312,  // short writing
+			2.7568,  // long-form
+			2.7388,  // design/review
+			1.7335,  // build a program
+			0.2754,  // negations
+			-0.6849, // wh-question
+			-0.2102, // yes/no question
+			-0.0481, // quoted word
+			0.6427,  // numbers
+			0.4017,  // numbers in the data
+			0.6611,  // equation
+			-0.4343, // variables
+			-0.5742, // questions
+			-0.1030, // sentences
+			-0.0360, // list lines
+			1.1153,  // names
+			1.4938,  // length
+			-1.6642, // very short
+			1.0915,  // long prompt
+			0.6384,  // code
+			0.4377,  // code block
+			-0.1971, // earlier turns
+			0.5730,  // system prompt
 			0,       // tools
-			-0.4794, // small max_tokens
+			-0.4654, // small max_tokens
 			0,       // large max_tokens
-			1.3808,  // word count
-			-0.0211, // CJK text
+			1.3723,  // word count
+			-0.0575, // CJK text
 		},
 		{ // reasoning
-			3.1705,  // proof
-			3.3457,  // maths terms
-			2.7636,  // puzzle terms
-			1.3314,  // constraints
-			1.7052,  // algorithm terms
-			0.4544,  // asks for the reasoning
-			0.4822,  // explanation
-			-0.5048, // classification
-			-0.4816, // extraction
-			-0.1565, // yes/no
-			-0.0752, // one-word answer
-			-0.7952, // chit-chat
-			-0.6597, // translation
-			-0.6865, // summary
-			-0.9050, // rewrite
-			-1.3494, // short writing
-			-0.8415, // long-form
-			-1.2054, // design/review
-			-0.5612, // build a program
-			0.6510,  // negations
-			-0.1757, // wh-question
-			-0.2430, // yes/no question
-			-0.2041, // quoted word
-			1.6700,  // numbers
-			-0.8185, // numbers in the data
-			0.6344,  // equation
-			1.8591,  // variables
-			0.3164,  // questions
-			-0.1285, // sentences
-			0.0821,  // list lines
-			-1.0432, // names
-			-0.2930, // length
-			-0.3480, // very short
-			-0.3349, // long prompt
-			-0.7176, // code
-			-0.2148, // code block
-			-0.3636, // earlier turns
-			-1.1592, // system prompt
+			3.1178,  // proof
+			3.3008,  // maths terms
+			2.8910,  // puzzle terms
+			1.3698,  // constraints
+			1.7323,  // algorithm terms
+			0.4979,  // asks for the reasoning
+			0.5197,  // explanation
+			-0.6462, // classification
+			-0.5304, // extraction
+			-0.1015, // yes/no
+			-0.1180, // one-word answer
+			-1.0018, // chit-chat
+			-0.6508, // translation
+			-0.6614, // summary
+			-0.8847, // rewrite
+			-1.4345, // short writing
+			-0.8195, // long-form
+			-1.2317, // design/review
+			-0.5632, // build a program
+			0.6271,  // negations
+			-0.2033, // wh-question
+			-0.2569, // yes/no question
+			-0.3341, // quoted word
+			1.7056,  // numbers
+			-0.7241, // numbers in the data
+			0.6910,  // equation
+			1.6916,  // variables
+			0.3185,  // questions
+			-0.4583, // sentences
+			0.0816,  // list lines
+			-0.9908, // names
+			-0.4456, // length
+			-0.2959, // very short
+			-0.3363, // long prompt
+			-0.6940, // code
+			-0.1778, // code block
+			-0.2829, // earlier turns
+			-1.1121, // system prompt
 			0,       // tools
-			-0.3117, // small max_tokens
+			-0.2465, // small max_tokens
 			0,       // large max_tokens
-			-0.3215, // word count
-			0.1032,  // CJK text
+			-0.3117, // word count
+			0.0610,  // CJK text
 		},
 	},
 }

@@ -89,7 +89,7 @@ func buildLex() *lex {
 			if e, ok := l.phrases[key]; ok && e.kind != k {
 				panic("analyze: lexicon phrase " + s + " has two kinds")
 			}
-			l.phrases[key] = entry{kind: k, text: strings.Join(ws, " ")}
+			l.phrases[key] = entry{kind: k, text: strings.ToLower(s)} // as written, for explanations
 		default:
 			panic("analyze: lexicon entry " + s + " has more than three words")
 		}
@@ -188,6 +188,9 @@ type scan struct {
 	// assistant marks an earlier assistant turn: its words are the model's, not instructions, so
 	// they feed no lexicon feature (code and structure still count).
 	assistant bool
+	// final marks the final user turn: a greeting counts only there (a conversation that opened
+	// with "hi" is not chit-chat any more).
+	final bool
 
 	// Per-text state.
 	firstWord         bool // the next word is the first of the final user turn
@@ -265,7 +268,7 @@ func (s *scan) text(t string, limit int, final bool) int {
 		t = t[:limit]
 	}
 	s.bytes += len(t)
-	s.firstWord = final
+	s.firstWord, s.final = final, final
 	var word [32]byte
 	n := 0        // bytes of the current word (may exceed len(word): then it is not looked up)
 	ascii := true // the current word is ASCII letters and digits
@@ -542,7 +545,7 @@ func (s *scan) hit(id uint16, kind uint8, text string) {
 	case kindCodeTerm:
 		s.terms++
 	default:
-		if s.assistant {
+		if s.assistant || kind == uint8(fGreeting) && !s.final {
 			return
 		}
 		if s.hits[kind] == 0 {
