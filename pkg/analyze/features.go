@@ -47,6 +47,7 @@ const (
 	fLength                     // prompt tokens on a log scale, 8 → 0, 8000 → 1
 	fVeryShort                  // 30 prompt tokens or fewer
 	fLong                       // 1500 prompt tokens or more
+	fLongSimple                 // 1000 prompt tokens or more, a simple task (label, extract, summarise), no analysis asked
 	fCode                       // code: fences, code-like lines, language and programming terms
 	fFence                      // a fenced code block
 	fTurns                      // earlier assistant turns, saturating at three
@@ -68,7 +69,7 @@ var featureNames = [numFeatures]string{
 	fLongForm: "long-form", fDesign: "design/review", fBuild: "build a program", fNegation: "negations",
 	fQuotedWord: "quoted word", fWh: "wh-question", fAux: "yes/no question", fNumbers: "numbers", fDataNumbers: "numbers in the data", fMathOps: "equation", fVars: "variables",
 	fQuestions: "questions", fSentences: "sentences", fBullets: "list lines", fNames: "names", fLength: "length",
-	fVeryShort: "very short", fLong: "long prompt", fCode: "code", fFence: "code block", fTurns: "earlier turns",
+	fVeryShort: "very short", fLong: "long prompt", fLongSimple: "long text, simple task", fCode: "code", fFence: "code block", fTurns: "earlier turns",
 	fSystem: "system prompt", fTools: "tools", fMaxSmall: "small max_tokens", fMaxLarge: "large max_tokens",
 	fWordCount: "word count", fCJK: "CJK text",
 }
@@ -101,6 +102,11 @@ func (s *scan) vector(inputTokens, maxTokens int, turns int, system, tools bool)
 	}
 	v[fVeryShort] = b2f(inputTokens <= 30)
 	v[fLong] = b2f(inputTokens >= 1500)
+	// An interaction the linear model cannot form itself: a long text is large work when it must be
+	// analysed, small work when it only needs a label, a field or a summary.
+	simple := s.hits[fClassify]+s.hits[fExtract]+s.hits[fSummarise]+s.hits[fYesNo]+s.hits[fOneWord] > 0
+	analysis := s.hits[fDesign]+s.hits[fLongForm]+s.hits[fWhy]+s.hits[fExplain]+s.hits[fBuild] > 0
+	v[fLongSimple] = b2f(inputTokens >= 1000 && simple && !analysis)
 	v[fCode] = sat(s.codeScore(), 8)
 	v[fFence] = b2f(s.fences > 0)
 	v[fTurns] = sat(turns, 3)
@@ -135,7 +141,7 @@ func (s *scan) evidence(f feature) string {
 		return count(s.numbers, "number")
 	case f == fDataNumbers:
 		return count(s.dataNumbers, "number") + " in the data"
-	case f == fLength || f == fLong || f == fVeryShort:
+	case f == fLength || f == fLong || f == fVeryShort || f == fLongSimple:
 		return name + " (" + strconv.Itoa(s.inputTokens) + " tokens)"
 	case f == fMathOps:
 		return "equation (" + count(s.mathOps, "operator") + ")"

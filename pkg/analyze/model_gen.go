@@ -2,7 +2,7 @@
 
 package analyze
 
-// trained was fitted on 326 prompts of ../../testdata/analyze/tune.jsonl.
+// trained was fitted on 334 prompts of ../../testdata/analyze/tune.jsonl.
 var trained = linear{
 	features: []string{
 		"proof",
@@ -39,6 +39,7 @@ var trained = linear{
 		"length",
 		"very short",
 		"long prompt",
+		"long text, simple task",
 		"code",
 		"code block",
 		"earlier turns",
@@ -49,187 +50,191 @@ var trained = linear{
 		"word count",
 		"CJK text",
 	},
-	bias: [numClasses]float64{-0.0535, 0.7732, -1.1903, 0.4706},
+	bias: [numClasses]float64{0.2233, 0.1649, -1.0415, 0.6534},
 	weights: [numClasses][]float64{
 		{ // tiny
-			-1.5047, // proof
-			-1.7882, // maths terms
-			-0.9730, // puzzle terms
-			-0.1989, // constraints
-			-0.3666, // algorithm terms
-			-0.4719, // asks for the reasoning
-			-2.8961, // explanation
-			2.2005,  // classification
-			1.7851,  // extraction
-			0.9332,  // yes/no
-			1.0417,  // one-word answer
-			2.8676,  // chit-chat
-			-0.8151, // translation
-			-0.4196, // summary
-			-0.7893, // rewrite
-			-1.6281, // short writing
-			-0.5239, // long-form
-			-0.3372, // design/review
-			-0.0872, // build a program
-			-0.1476, // negations
-			0.9532,  // wh-question
-			1.1567,  // yes/no question
-			1.1778,  // quoted word
-			-0.8368, // numbers
-			1.0106,  // numbers in the data
-			-0.2878, // equation
-			-0.4342, // variables
-			0.5377,  // questions
-			0.5448,  // sentences
-			-0.0261, // list lines
-			-0.3618, // names
-			-0.9666, // length
-			1.3775,  // very short
-			-0.1933, // long prompt
-			-1.6364, // code
-			-0.1434, // code block
-			0.0310,  // earlier turns
-			0.2229,  // system prompt
+			-1.5180, // proof
+			-1.7024, // maths terms
+			-1.0053, // puzzle terms
+			-0.1938, // constraints
+			-0.3993, // algorithm terms
+			-0.4398, // asks for the reasoning
+			-2.9578, // explanation
+			2.1165,  // classification
+			1.9632,  // extraction
+			0.9696,  // yes/no
+			1.1242,  // one-word answer
+			2.8793,  // chit-chat
+			-0.8509, // translation
+			-0.3974, // summary
+			-0.7546, // rewrite
+			-1.6010, // short writing
+			-0.6411, // long-form
+			-0.8522, // design/review
+			-0.1048, // build a program
+			-0.0467, // negations
+			1.1260,  // wh-question
+			1.1422,  // yes/no question
+			1.1617,  // quoted word
+			-1.6262, // numbers
+			0.5083,  // numbers in the data
+			-0.2483, // equation
+			-0.3667, // variables
+			0.4761,  // questions
+			0.2763,  // sentences
+			-0.0219, // list lines
+			-0.4891, // names
+			-1.2574, // length
+			1.2282,  // very short
+			-0.3305, // long prompt
+			-0.1002, // long text, simple task
+			-1.5546, // code
+			-0.1530, // code block
+			-0.0055, // earlier turns
+			0.4403,  // system prompt
 			0,       // tools
-			1.2333,  // small max_tokens
+			1.1291,  // small max_tokens
 			0,       // large max_tokens
-			-0.1176, // word count
-			0.1537,  // CJK text
+			-0.1183, // word count
+			0.0938,  // CJK text
 		},
 		{ // small
-			-1.5064, // proof
-			-1.4942, // maths terms
-			-1.4626, // puzzle terms
-			-0.5103, // constraints
-			-1.0632, // algorithm terms
-			-0.7864, // asks for the reasoning
-			2.1753,  // explanation
-			-1.0583, // classification
-			-0.8663, // extraction
-			-0.7518, // yes/no
-			-0.6253, // one-word answer
-			-1.2851, // chit-chat
-			1.6852,  // translation
-			1.4269,  // summary
-			1.9846,  // rewrite
-			1.1314,  // short writing
-			-1.4134, // long-form
-			-1.1700, // design/review
-			-1.0830, // build a program
-			-0.7548, // negations
-			-0.0650, // wh-question
-			-0.6896, // yes/no question
-			-0.7956, // quoted word
-			-1.5115, // numbers
-			-0.6882, // numbers in the data
-			-1.0643, // equation
-			-0.8231, // variables
-			-0.2820, // questions
-			0.0164,  // sentences
-			-0.0195, // list lines
-			0.2374,  // names
-			-0.0816, // length
-			0.5826,  // very short
-			-0.5619, // long prompt
-			1.6919,  // code
-			-0.1165, // code block
-			0.4490,  // earlier turns
-			0.3163,  // system prompt
+			-1.4592, // proof
+			-1.5560, // maths terms
+			-1.2482, // puzzle terms
+			-0.4049, // constraints
+			-0.9601, // algorithm terms
+			-1.0418, // asks for the reasoning
+			1.7600,  // explanation
+			-0.4502, // classification
+			-0.5687, // extraction
+			-0.7158, // yes/no
+			-0.2992, // one-word answer
+			-1.2836, // chit-chat
+			1.8134,  // translation
+			1.4184,  // summary
+			2.0505,  // rewrite
+			1.1728,  // short writing
+			-1.2473, // long-form
+			-0.1101, // design/review
+			-0.8843, // build a program
+			-0.1201, // negations
+			0.2944,  // wh-question
+			-0.3087, // yes/no question
+			-0.8040, // quoted word
+			0.3488,  // numbers
+			-0.0573, // numbers in the data
+			-1.3026, // equation
+			-0.9051, // variables
+			-0.2891, // questions
+			0.6222,  // sentences
+			-0.0291, // list lines
+			0.3635,  // names
+			0.2988,  // length
+			0.8646,  // very short
+			-0.2294, // long prompt
+			0.3961,  // long text, simple task
+			1.6439,  // code
+			-0.0773, // code block
+			0.5128,  // earlier turns
+			-0.4058, // system prompt
 			0,       // tools
-			-0.5214, // small max_tokens
+			0.6883,  // small max_tokens
 			0,       // large max_tokens
-			-0.9430, // word count
-			-0.1572, // CJK text
+			-0.9083, // word count
+			-0.1315, // CJK text
 		},
 		{ // large
-			-0.1067, // proof
-			-0.0183, // maths terms
-			-0.4555, // puzzle terms
-			-0.6605, // constraints
-			-0.3025, // algorithm terms
-			0.7605,  // asks for the reasoning
-			0.2010,  // explanation
-			-0.4960, // classification
-			-0.3884, // extraction
-			-0.0798, // yes/no
-			-0.2983, // one-word answer
-			-0.5807, // chit-chat
-			-0.2193, // translation
-			-0.3459, // summary
-			-0.3107, // rewrite
-			1.9312,  // short writing
-			2.7568,  // long-form
-			2.7388,  // design/review
-			1.7335,  // build a program
-			0.2754,  // negations
-			-0.6849, // wh-question
-			-0.2102, // yes/no question
-			-0.0481, // quoted word
-			0.6427,  // numbers
-			0.4017,  // numbers in the data
-			0.6611,  // equation
-			-0.4343, // variables
-			-0.5742, // questions
-			-0.1030, // sentences
-			-0.0360, // list lines
-			1.1153,  // names
-			1.4938,  // length
-			-1.6642, // very short
-			1.0915,  // long prompt
-			0.6384,  // code
-			0.4377,  // code block
-			-0.1971, // earlier turns
-			0.5730,  // system prompt
+			-0.1065, // proof
+			-0.0895, // maths terms
+			-0.5704, // puzzle terms
+			-0.8462, // constraints
+			-0.2690, // algorithm terms
+			0.8862,  // asks for the reasoning
+			0.6862,  // explanation
+			-1.0062, // classification
+			-0.7342, // extraction
+			-0.1385, // yes/no
+			-0.5908, // one-word answer
+			-0.5840, // chit-chat
+			-0.2712, // translation
+			-0.2358, // summary
+			-0.3280, // rewrite
+			1.8419,  // short writing
+			2.8024,  // long-form
+			2.3420,  // design/review
+			1.5660,  // build a program
+			-0.4871, // negations
+			-1.2671, // wh-question
+			-0.5054, // yes/no question
+			-0.0379, // quoted word
+			-0.0973, // numbers
+			0.4101,  // numbers in the data
+			0.8180,  // equation
+			-0.4824, // variables
+			-0.6208, // questions
+			-0.1656, // sentences
+			-0.0285, // list lines
+			1.2633,  // names
+			1.6042,  // length
+			-1.7133, // very short
+			0.9363,  // long prompt
+			-0.2029, // long text, simple task
+			0.5420,  // code
+			0.4231,  // code block
+			-0.2274, // earlier turns
+			0.9138,  // system prompt
 			0,       // tools
-			-0.4654, // small max_tokens
+			-1.4315, // small max_tokens
 			0,       // large max_tokens
-			1.3723,  // word count
-			-0.0575, // CJK text
+			1.3342,  // word count
+			-0.0069, // CJK text
 		},
 		{ // reasoning
-			3.1178,  // proof
-			3.3008,  // maths terms
-			2.8910,  // puzzle terms
-			1.3698,  // constraints
-			1.7323,  // algorithm terms
-			0.4979,  // asks for the reasoning
-			0.5197,  // explanation
-			-0.6462, // classification
-			-0.5304, // extraction
-			-0.1015, // yes/no
-			-0.1180, // one-word answer
-			-1.0018, // chit-chat
-			-0.6508, // translation
-			-0.6614, // summary
-			-0.8847, // rewrite
-			-1.4345, // short writing
-			-0.8195, // long-form
-			-1.2317, // design/review
-			-0.5632, // build a program
-			0.6271,  // negations
-			-0.2033, // wh-question
-			-0.2569, // yes/no question
-			-0.3341, // quoted word
-			1.7056,  // numbers
-			-0.7241, // numbers in the data
-			0.6910,  // equation
-			1.6916,  // variables
-			0.3185,  // questions
-			-0.4583, // sentences
-			0.0816,  // list lines
-			-0.9908, // names
-			-0.4456, // length
-			-0.2959, // very short
-			-0.3363, // long prompt
-			-0.6940, // code
-			-0.1778, // code block
-			-0.2829, // earlier turns
-			-1.1121, // system prompt
+			3.0837,  // proof
+			3.3479,  // maths terms
+			2.8239,  // puzzle terms
+			1.4449,  // constraints
+			1.6284,  // algorithm terms
+			0.5954,  // asks for the reasoning
+			0.5115,  // explanation
+			-0.6601, // classification
+			-0.6602, // extraction
+			-0.1153, // yes/no
+			-0.2343, // one-word answer
+			-1.0118, // chit-chat
+			-0.6913, // translation
+			-0.7851, // summary
+			-0.9679, // rewrite
+			-1.4137, // short writing
+			-0.9140, // long-form
+			-1.3798, // design/review
+			-0.5770, // build a program
+			0.6539,  // negations
+			-0.1532, // wh-question
+			-0.3281, // yes/no question
+			-0.3198, // quoted word
+			1.3746,  // numbers
+			-0.8611, // numbers in the data
+			0.7328,  // equation
+			1.7543,  // variables
+			0.4338,  // questions
+			-0.7329, // sentences
+			0.0794,  // list lines
+			-1.1377, // names
+			-0.6456, // length
+			-0.3795, // very short
+			-0.3764, // long prompt
+			-0.0930, // long text, simple task
+			-0.6314, // code
+			-0.1927, // code block
+			-0.2799, // earlier turns
+			-0.9482, // system prompt
 			0,       // tools
-			-0.2465, // small max_tokens
+			-0.3859, // small max_tokens
 			0,       // large max_tokens
-			-0.3117, // word count
-			0.0610,  // CJK text
+			-0.3075, // word count
+			0.0447,  // CJK text
 		},
 	},
 }

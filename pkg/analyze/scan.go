@@ -164,6 +164,35 @@ func buildLex() *lex {
 	return l
 }
 
+// instructionWindow bounds the instruction read at each end of a long text. A long text is mostly
+// data — a report, a log, a transcript — whose words say nothing about the task, while the instruction
+// comes before or after it; numbers, names and code are still counted everywhere.
+const instructionWindow = 1500
+
+// instructions returns where the instruction words of t may be: before headEnd and from tailStart.
+// A text of up to two windows is all instruction. A longer one contributes its first and last
+// paragraph (split at a blank line, else at a line break), each at most a window long.
+func instructions(t string) (headEnd, tailStart int) {
+	if len(t) <= 2*instructionWindow {
+		return len(t), len(t)
+	}
+	headEnd = strings.Index(t, "\n\n")
+	if headEnd < 0 {
+		headEnd = strings.IndexByte(t, '\n')
+	}
+	if headEnd < 0 || headEnd > instructionWindow {
+		headEnd = instructionWindow
+	}
+	tailStart = strings.LastIndex(t, "\n\n") + 2
+	if tailStart < 2 {
+		tailStart = strings.LastIndexByte(t, '\n') + 1
+	}
+	if tailStart <= 0 || len(t)-tailStart > instructionWindow {
+		tailStart = len(t) - instructionWindow
+	}
+	return headEnd, tailStart
+}
+
 // scan accumulates the signals of a request's texts.
 type scan struct {
 	hits  [numFeatures]uint8  // distinct lexicon entries per feature
@@ -293,10 +322,11 @@ func (s *scan) text(t string, limit int, final bool) int {
 		}
 	}
 
+	headEnd, tailStart := instructions(t)
 	flush := func(end int) {
 		w := word[:min(n, len(word))]
 		var id uint16
-		if n <= len(word) {
+		if n <= len(word) && (end <= headEnd || wordStart >= tailStart) {
 			if e, ok := vocab.words[string(w)]; ok {
 				id = e.id
 				if e.kind != kindNone {
@@ -487,11 +517,10 @@ func (s *scan) text(t string, limit int, final bool) int {
 		flush(len(t))
 	}
 	if cjkSeen {
-		// Chinese and Japanese are matched by substring, in the first 8 KiB: enough for the
-		// instruction, and it bounds the cost of a long CJK document.
-		head := t[:min(len(t), 8<<10)]
+		// Chinese and Japanese are matched by substring, in the instruction windows only.
+		head, tail := t[:headEnd], t[tailStart:]
 		for _, e := range vocab.cjk {
-			if strings.Contains(head, e.text) {
+			if strings.Contains(head, e.text) || strings.Contains(tail, e.text) {
 				s.hit(e.id, e.kind, e.text)
 			}
 		}
