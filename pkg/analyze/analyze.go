@@ -89,7 +89,6 @@ type Profile struct {
 func extract(s *scan, req *request.Request, inputTokens int) (vector, int, int) {
 	budget := scanLimit
 	users, assistants := 0, 0
-	system := false
 	finalUser := -1
 	for i := len(req.Messages) - 1; i >= 0; i-- {
 		if req.Messages[i].Role == "user" {
@@ -104,26 +103,29 @@ func extract(s *scan, req *request.Request, inputTokens int) (vector, int, int) 
 			users++
 		case "assistant":
 			assistants++
-		case "system", "developer":
-			system = true
 		}
 		if budget <= 0 {
 			continue
 		}
 		s.assistant = m.Role == "assistant"
+		s.system = m.Role == "system" || m.Role == "developer"
+		kept := s.structure
 		if m.Content.Parts == nil {
 			budget -= s.text(m.Content.Text, budget, i == finalUser)
-			continue
-		}
-		first := i == finalUser
-		for _, p := range m.Content.Parts {
-			if budget > 0 && (p.Type == "text" || p.Type == "input_text") {
-				budget -= s.text(p.Text, budget, first)
-				first = false
+		} else {
+			first := i == finalUser
+			for _, p := range m.Content.Parts {
+				if budget > 0 && (p.Type == "text" || p.Type == "input_text") {
+					budget -= s.text(p.Text, budget, first)
+					first = false
+				}
 			}
 		}
+		if i != finalUser {
+			s.structure = kept
+		}
 	}
-	v := s.vector(inputTokens, req.MaxTokens, assistants, system, hasJSON(req.Tools))
+	v := s.vector(inputTokens, req.MaxTokens, assistants, hasJSON(req.Tools))
 	return v, users, assistants
 }
 

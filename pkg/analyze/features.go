@@ -51,7 +51,6 @@ const (
 	fCode                       // code: fences, code-like lines, language and programming terms
 	fFence                      // a fenced code block
 	fTurns                      // earlier assistant turns, saturating at three
-	fSystem                     // a system or developer prompt
 	fTools                      // declares tools
 	fMaxSmall                   // max_tokens of 10 or fewer: the caller expects a word or a label
 	fMaxLarge                   // max_tokens of 1000 or more: the caller expects a long answer
@@ -70,7 +69,7 @@ var featureNames = [numFeatures]string{
 	fQuotedWord: "quoted word", fWh: "wh-question", fAux: "yes/no question", fNumbers: "numbers", fDataNumbers: "numbers in the data", fMathOps: "equation", fVars: "variables",
 	fQuestions: "questions", fSentences: "sentences", fBullets: "list lines", fNames: "names", fLength: "length",
 	fVeryShort: "very short", fLong: "long prompt", fLongSimple: "long text, simple task", fCode: "code", fFence: "code block", fTurns: "earlier turns",
-	fSystem: "system prompt", fTools: "tools", fMaxSmall: "small max_tokens", fMaxLarge: "large max_tokens",
+	fTools: "tools", fMaxSmall: "small max_tokens", fMaxLarge: "large max_tokens",
 	fWordCount: "word count", fCJK: "CJK text",
 }
 
@@ -80,7 +79,7 @@ type vector [numFeatures]float64
 func sat(n, at int) float64 { return math.Min(float64(n), float64(at)) / float64(at) }
 
 // vector scales the scan's counts into features; inputTokens is the prompt's token count.
-func (s *scan) vector(inputTokens, maxTokens int, turns int, system, tools bool) vector {
+func (s *scan) vector(inputTokens, maxTokens int, turns int, tools bool) vector {
 	var v vector
 	s.inputTokens = inputTokens
 	for f := fProof; f <= fNegation; f++ {
@@ -110,7 +109,6 @@ func (s *scan) vector(inputTokens, maxTokens int, turns int, system, tools bool)
 	v[fCode] = sat(s.codeScore(), 8)
 	v[fFence] = b2f(s.fences > 0)
 	v[fTurns] = sat(turns, 3)
-	v[fSystem] = b2f(system)
 	v[fTools] = b2f(tools)
 	v[fMaxSmall] = b2f(maxTokens > 0 && maxTokens <= 10)
 	v[fMaxLarge] = b2f(maxTokens >= 1000)

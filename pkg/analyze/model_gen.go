@@ -43,198 +43,193 @@ var trained = linear{
 		"code",
 		"code block",
 		"earlier turns",
-		"system prompt",
 		"tools",
 		"small max_tokens",
 		"large max_tokens",
 		"word count",
 		"CJK text",
 	},
-	bias: [numClasses]float64{0.2233, 0.1649, -1.0415, 0.6534},
+	bias: [numClasses]float64{0.3167, 0.2153, -1.1240, 0.5920},
 	weights: [numClasses][]float64{
 		{ // tiny
-			-1.5180, // proof
-			-1.7024, // maths terms
-			-1.0053, // puzzle terms
-			-0.1938, // constraints
-			-0.3993, // algorithm terms
-			-0.4398, // asks for the reasoning
-			-2.9578, // explanation
-			2.1165,  // classification
-			1.9632,  // extraction
-			0.9696,  // yes/no
-			1.1242,  // one-word answer
-			2.8793,  // chit-chat
-			-0.8509, // translation
-			-0.3974, // summary
-			-0.7546, // rewrite
-			-1.6010, // short writing
-			-0.6411, // long-form
-			-0.8522, // design/review
-			-0.1048, // build a program
-			-0.0467, // negations
-			1.1260,  // wh-question
-			1.1422,  // yes/no question
-			1.1617,  // quoted word
-			-1.6262, // numbers
-			0.5083,  // numbers in the data
-			-0.2483, // equation
-			-0.3667, // variables
-			0.4761,  // questions
-			0.2763,  // sentences
-			-0.0219, // list lines
-			-0.4891, // names
-			-1.2574, // length
-			1.2282,  // very short
-			-0.3305, // long prompt
-			-0.1002, // long text, simple task
-			-1.5546, // code
-			-0.1530, // code block
-			-0.0055, // earlier turns
-			0.4403,  // system prompt
+			-1.5373, // proof
+			-1.7193, // maths terms
+			-0.9749, // puzzle terms
+			-0.3178, // constraints
+			-0.4083, // algorithm terms
+			-0.4267, // asks for the reasoning
+			-2.9752, // explanation
+			2.1105,  // classification
+			1.9771,  // extraction
+			0.9882,  // yes/no
+			1.2139,  // one-word answer
+			2.9007,  // chit-chat
+			-0.8684, // translation
+			-0.4146, // summary
+			-0.8140, // rewrite
+			-1.6568, // short writing
+			-0.6421, // long-form
+			-0.8275, // design/review
+			-0.2751, // build a program
+			0.0167,  // negations
+			1.1346,  // wh-question
+			1.1733,  // yes/no question
+			1.2333,  // quoted word
+			-1.6555, // numbers
+			0.5812,  // numbers in the data
+			-0.2042, // equation
+			-0.3383, // variables
+			0.3953,  // questions
+			0.0244,  // sentences
+			-0.0231, // list lines
+			-0.4471, // names
+			-1.2196, // length
+			1.1752,  // very short
+			-0.3221, // long prompt
+			-0.1643, // long text, simple task
+			-1.6184, // code
+			-0.1524, // code block
+			0.1073,  // earlier turns
 			0,       // tools
-			1.1291,  // small max_tokens
+			1.1240,  // small max_tokens
 			0,       // large max_tokens
-			-0.1183, // word count
-			0.0938,  // CJK text
+			-0.1197, // word count
+			0.0933,  // CJK text
 		},
 		{ // small
-			-1.4592, // proof
-			-1.5560, // maths terms
-			-1.2482, // puzzle terms
-			-0.4049, // constraints
-			-0.9601, // algorithm terms
-			-1.0418, // asks for the reasoning
-			1.7600,  // explanation
-			-0.4502, // classification
-			-0.5687, // extraction
-			-0.7158, // yes/no
-			-0.2992, // one-word answer
-			-1.2836, // chit-chat
-			1.8134,  // translation
-			1.4184,  // summary
-			2.0505,  // rewrite
-			1.1728,  // short writing
-			-1.2473, // long-form
-			-0.1101, // design/review
-			-0.8843, // build a program
-			-0.1201, // negations
-			0.2944,  // wh-question
-			-0.3087, // yes/no question
-			-0.8040, // quoted word
-			0.3488,  // numbers
-			-0.0573, // numbers in the data
-			-1.3026, // equation
-			-0.9051, // variables
-			-0.2891, // questions
-			0.6222,  // sentences
-			-0.0291, // list lines
-			0.3635,  // names
-			0.2988,  // length
-			0.8646,  // very short
-			-0.2294, // long prompt
-			0.3961,  // long text, simple task
-			1.6439,  // code
-			-0.0773, // code block
-			0.5128,  // earlier turns
-			-0.4058, // system prompt
+			-1.5111, // proof
+			-1.5306, // maths terms
+			-1.2534, // puzzle terms
+			-0.3679, // constraints
+			-1.0221, // algorithm terms
+			-0.9775, // asks for the reasoning
+			1.6606,  // explanation
+			-0.4188, // classification
+			-0.5719, // extraction
+			-0.7066, // yes/no
+			-0.4013, // one-word answer
+			-1.3550, // chit-chat
+			1.8127,  // translation
+			1.4556,  // summary
+			1.9321,  // rewrite
+			1.2745,  // short writing
+			-1.1790, // long-form
+			-0.2433, // design/review
+			-0.9980, // build a program
+			0.0378,  // negations
+			0.2867,  // wh-question
+			-0.2580, // yes/no question
+			-0.6621, // quoted word
+			0.1795,  // numbers
+			0.3148,  // numbers in the data
+			-0.3670, // equation
+			-0.9900, // variables
+			-0.3768, // questions
+			0.4741,  // sentences
+			-0.0386, // list lines
+			0.4947,  // names
+			-0.1561, // length
+			0.9006,  // very short
+			-0.1489, // long prompt
+			0.7389,  // long text, simple task
+			1.1362,  // code
+			-0.9144, // code block
+			0.5787,  // earlier turns
 			0,       // tools
-			0.6883,  // small max_tokens
+			0.6032,  // small max_tokens
 			0,       // large max_tokens
-			-0.9083, // word count
-			-0.1315, // CJK text
+			-0.8946, // word count
+			-0.0927, // CJK text
 		},
 		{ // large
-			-0.1065, // proof
-			-0.0895, // maths terms
-			-0.5704, // puzzle terms
-			-0.8462, // constraints
-			-0.2690, // algorithm terms
-			0.8862,  // asks for the reasoning
-			0.6862,  // explanation
-			-1.0062, // classification
-			-0.7342, // extraction
-			-0.1385, // yes/no
-			-0.5908, // one-word answer
-			-0.5840, // chit-chat
-			-0.2712, // translation
-			-0.2358, // summary
-			-0.3280, // rewrite
-			1.8419,  // short writing
-			2.8024,  // long-form
-			2.3420,  // design/review
-			1.5660,  // build a program
-			-0.4871, // negations
-			-1.2671, // wh-question
-			-0.5054, // yes/no question
-			-0.0379, // quoted word
-			-0.0973, // numbers
-			0.4101,  // numbers in the data
-			0.8180,  // equation
-			-0.4824, // variables
-			-0.6208, // questions
-			-0.1656, // sentences
-			-0.0285, // list lines
-			1.2633,  // names
-			1.6042,  // length
-			-1.7133, // very short
-			0.9363,  // long prompt
-			-0.2029, // long text, simple task
-			0.5420,  // code
-			0.4231,  // code block
-			-0.2274, // earlier turns
-			0.9138,  // system prompt
+			-0.1040, // proof
+			-0.0095, // maths terms
+			-0.6806, // puzzle terms
+			-0.7736, // constraints
+			-0.3742, // algorithm terms
+			0.7929,  // asks for the reasoning
+			0.7793,  // explanation
+			-1.0213, // classification
+			-0.7402, // extraction
+			-0.1301, // yes/no
+			-0.5006, // one-word answer
+			-0.4984, // chit-chat
+			-0.2747, // translation
+			-0.3536, // summary
+			-0.2585, // rewrite
+			1.7595,  // short writing
+			2.7380,  // long-form
+			2.4612,  // design/review
+			1.6465,  // build a program
+			-0.6637, // negations
+			-1.3124, // wh-question
+			-0.5447, // yes/no question
+			-0.3533, // quoted word
+			-0.0898, // numbers
+			0.0113,  // numbers in the data
+			-0.0767, // equation
+			-0.5154, // variables
+			-0.5695, // questions
+			0.1802,  // sentences
+			-0.0270, // list lines
+			1.0358,  // names
+			2.0783,  // length
+			-1.7059, // very short
+			0.8589,  // long prompt
+			-0.4265, // long text, simple task
+			0.9020,  // code
+			0.8394,  // code block
+			-0.2680, // earlier turns
 			0,       // tools
-			-1.4315, // small max_tokens
+			-1.2497, // small max_tokens
 			0,       // large max_tokens
-			1.3342,  // word count
-			-0.0069, // CJK text
+			1.3184,  // word count
+			-0.0558, // CJK text
 		},
 		{ // reasoning
-			3.0837,  // proof
-			3.3479,  // maths terms
-			2.8239,  // puzzle terms
-			1.4449,  // constraints
-			1.6284,  // algorithm terms
-			0.5954,  // asks for the reasoning
-			0.5115,  // explanation
-			-0.6601, // classification
-			-0.6602, // extraction
-			-0.1153, // yes/no
-			-0.2343, // one-word answer
-			-1.0118, // chit-chat
-			-0.6913, // translation
-			-0.7851, // summary
-			-0.9679, // rewrite
-			-1.4137, // short writing
-			-0.9140, // long-form
-			-1.3798, // design/review
-			-0.5770, // build a program
-			0.6539,  // negations
-			-0.1532, // wh-question
-			-0.3281, // yes/no question
-			-0.3198, // quoted word
-			1.3746,  // numbers
-			-0.8611, // numbers in the data
-			0.7328,  // equation
-			1.7543,  // variables
-			0.4338,  // questions
-			-0.7329, // sentences
-			0.0794,  // list lines
-			-1.1377, // names
-			-0.6456, // length
-			-0.3795, // very short
-			-0.3764, // long prompt
-			-0.0930, // long text, simple task
-			-0.6314, // code
-			-0.1927, // code block
-			-0.2799, // earlier turns
-			-0.9482, // system prompt
+			3.1524,  // proof
+			3.2594,  // maths terms
+			2.9089,  // puzzle terms
+			1.4593,  // constraints
+			1.8046,  // algorithm terms
+			0.6113,  // asks for the reasoning
+			0.5352,  // explanation
+			-0.6704, // classification
+			-0.6650, // extraction
+			-0.1516, // yes/no
+			-0.3120, // one-word answer
+			-1.0472, // chit-chat
+			-0.6697, // translation
+			-0.6873, // summary
+			-0.8596, // rewrite
+			-1.3773, // short writing
+			-0.9169, // long-form
+			-1.3905, // design/review
+			-0.3733, // build a program
+			0.6092,  // negations
+			-0.1088, // wh-question
+			-0.3707, // yes/no question
+			-0.2179, // quoted word
+			1.5658,  // numbers
+			-0.9073, // numbers in the data
+			0.6479,  // equation
+			1.8437,  // variables
+			0.5509,  // questions
+			-0.6787, // sentences
+			0.0887,  // list lines
+			-1.0834, // names
+			-0.7025, // length
+			-0.3700, // very short
+			-0.3880, // long prompt
+			-0.1481, // long text, simple task
+			-0.4198, // code
+			0.2274,  // code block
+			-0.4180, // earlier turns
 			0,       // tools
-			-0.3859, // small max_tokens
+			-0.4776, // small max_tokens
 			0,       // large max_tokens
-			-0.3075, // word count
-			0.0447,  // CJK text
+			-0.3040, // word count
+			0.0552,  // CJK text
 		},
 	},
 }

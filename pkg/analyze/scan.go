@@ -47,7 +47,7 @@ type cjkEntry struct {
 type lex struct {
 	words   map[string]entry
 	phrases map[[3]uint16]entry
-	cjk     []cjkEntry
+	cjk     map[rune][]cjkEntry // by first rune
 	wh, aux map[string]bool
 }
 
@@ -59,7 +59,8 @@ func splitWords(s string) []string {
 }
 
 func buildLex() *lex {
-	l := &lex{words: map[string]entry{}, phrases: map[[3]uint16]entry{}, wh: map[string]bool{}, aux: map[string]bool{}}
+	l := &lex{words: map[string]entry{}, phrases: map[[3]uint16]entry{}, cjk: map[rune][]cjkEntry{},
+		wh: map[string]bool{}, aux: map[string]bool{}}
 	next := uint16(1) // 0 means "not in the vocabulary"
 	add := func(w string, k uint8) uint16 {
 		if e, ok := l.words[w]; ok {
@@ -148,7 +149,8 @@ func buildLex() *lex {
 	}
 	for f := feature(0); f < numFeatures; f++ {
 		for _, s := range cjkLexicon[f] {
-			l.cjk = append(l.cjk, cjkEntry{id: next, kind: uint8(f), text: s})
+			r, _ := utf8.DecodeRuneInString(s)
+			l.cjk[r] = append(l.cjk[r], cjkEntry{id: next, kind: uint8(f), text: s})
 			next++
 		}
 	}
@@ -193,6 +195,17 @@ func instructions(t string) (headEnd, tailStart int) {
 	return headEnd, tailStart
 }
 
+// structure is what the analyser counts in the task itself, the final user turn: a system prompt's
+// policy or an earlier turn's numbers and names say little about what is asked now.
+type structure struct {
+	numbers, mathOps, vars int
+	dataNumbers            int // numbers in quoted text or after "label: ", the data a task is about
+	questions, sentences   int
+	bullets, names         int
+	wordCount              bool // "500 words" or more asked for
+	quotedWord             bool // a single word in quotes
+}
+
 // scan accumulates the signals of a request's texts.
 type scan struct {
 	hits  [numFeatures]uint8  // distinct lexicon entries per feature
@@ -205,18 +218,18 @@ type scan struct {
 	symbols          int // ; { } = < > characters
 	bytes            int
 
-	numbers, mathOps, vars int
-	dataNumbers            int // numbers in quoted text or after "label: ", the data a task is about
-	inputTokens            int // the prompt's token count, for explanations
-	questions, sentences   int
-	bullets, names         int
-	cjk                    int  // Chinese and Japanese characters
-	wordCount              bool // "500 words" or more asked for
-	quotedWord             bool // a single word in quotes
+	structure       // of the final user turn only
+	inputTokens int // the prompt's token count, for explanations
+	cjk         int // Chinese and Japanese characters
 
 	// assistant marks an earlier assistant turn: its words are the model's, not instructions, so
 	// they feed no lexicon feature (code and structure still count).
 	assistant bool
+	// inFence marks text inside a ``` fence.
+	inFence bool
+	// system marks a system or developer prompt: only what it says about the task and the answer's
+	// form counts (systemFeature), not the words of the policy it states.
+	system bool
 	// final marks the final user turn: a greeting counts only there (a conversation that opened
 	// with "hi" is not chit-chat any more).
 	final bool
@@ -323,6 +336,13 @@ func (s *scan) text(t string, limit int, final bool) int {
 	}
 
 	headEnd, tailStart := instructions(t)
+	var beforeFence structure
+	s.inFence = false
+	defer func() {
+		if s.inFence { // an unclosed fence runs to the end of the text
+			s.structure, s.inFence = beforeFence, false
+		}
+	}()
 	flush := func(end int) {
 		w := word[:min(n, len(word))]
 		var id uint16
@@ -460,6 +480,13 @@ func (s *scan) text(t string, limit int, final bool) int {
 				if strings.HasPrefix(t[i:], "```") {
 					s.fences++
 					i += 2
+					// Code is not prose: what is counted inside a fence (its variables, numbers,
+					// operators, words) is dropped when the fence closes; the code score counts it.
+					if s.inFence {
+						s.structure, s.inFence = beforeFence, false
+					} else {
+						beforeFence, s.inFence = s.structure, true
+					}
 				}
 			}
 			if c == '=' {
@@ -485,6 +512,14 @@ func (s *scan) text(t string, limit int, final bool) int {
 			}
 			s.cjk++
 			cjkSeen = true
+			// Chinese and Japanese words are matched where they start, in the instruction windows.
+			if i < headEnd || i >= tailStart {
+				for _, e := range vocab.cjk[r] {
+					if strings.HasPrefix(t[i:], e.text) {
+						s.hit(e.id, e.kind, e.text)
+					}
+				}
+			}
 			switch r {
 			case '？':
 				s.questions++
@@ -516,17 +551,8 @@ func (s *scan) text(t string, limit int, final bool) int {
 	if n > 0 {
 		flush(len(t))
 	}
-	if cjkSeen {
-		// Chinese and Japanese are matched by substring, in the instruction windows only.
-		head, tail := t[:headEnd], t[tailStart:]
-		for _, e := range vocab.cjk {
-			if strings.Contains(head, e.text) || strings.Contains(tail, e.text) {
-				s.hit(e.id, e.kind, e.text)
-			}
-		}
-		if s.firstWord {
-			s.firstWord = false
-		}
+	if cjkSeen && s.firstWord {
+		s.firstWord = false
 	}
 	return len(t)
 }
@@ -562,6 +588,11 @@ func nearDigit(t string, i, size int) bool {
 
 func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
+// systemFeature lists the features a system prompt feeds: the kind of task ("you label reviews",
+// "you extract", "reason step by step") and the form of the answer ("one word").
+var systemFeature = [numFeatures]bool{fProof: true, fWhy: true, fClassify: true, fExtract: true, fYesNo: true,
+	fOneWord: true, fTranslate: true, fSummarise: true}
+
 // hit records a lexicon entry, once per request.
 func (s *scan) hit(id uint16, kind uint8, text string) {
 	if s.seen[id/64]&(1<<(id%64)) != 0 {
@@ -574,7 +605,7 @@ func (s *scan) hit(id uint16, kind uint8, text string) {
 	case kindCodeTerm:
 		s.terms++
 	default:
-		if s.assistant || kind == uint8(fGreeting) && !s.final {
+		if s.assistant || s.inFence || kind == uint8(fGreeting) && !s.final || s.system && !systemFeature[kind] {
 			return
 		}
 		if s.hits[kind] == 0 {
