@@ -25,7 +25,8 @@
 // A few rules stay on top of the model, because they encode costs the corpus cannot teach:
 //   - the request's own category hint (req.Category) wins;
 //   - tiny is never chosen for a prompt over tinyMaxInput tokens, one that declares tools, one the
-//     model gives a reasoning probability of reasoningVeto or more, or one with direct evidence of
+//     model gives a reasoning probability of reasoningVeto or more while it shows a reasoning signal
+//     (below), or one with direct evidence of
 //     reasoning (scan.reasoningEvidence: a proof, an algorithm, an equation, a request for the
 //     steps): sending a reasoning prompt to a tiny model wastes the call, sending a tiny one to a
 //     small model costs a little;
@@ -180,7 +181,7 @@ func Analyze(req *request.Request, inputTokens int) Profile {
 			note = "; not tiny: " + strconv.Itoa(inputTokens) + " tokens"
 		case p.Tools:
 			note = "; not tiny: declares tools"
-		case prob[reasoning] >= reasoningVeto:
+		case prob[reasoning] >= reasoningVeto && s.reasoningSignal():
 			note = "; not tiny: reasoning likely"
 		default:
 			if f, ok := s.reasoningEvidence(); ok {

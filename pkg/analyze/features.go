@@ -33,6 +33,7 @@ const (
 	fDesign                     // design, compare, review, refactor, audit
 	fBuild                      // build a whole program: implement, complete, tests, endpoints
 	fNegation                   // not, never, nicht, не, 不: constraints and puzzles are full of them
+	fDataTerms                  // maths, puzzle, planning words and negations in the data part (after a colon or blank line, in quotes)
 	fWh                         // the question opens with what/who/where/… (or holds 什么/誰/…)
 	fAux                        // the question opens with is/are/does/can/…: a yes/no question
 	fQuotedWord                 // quotes a single word: "apple", «chien», 「犬」
@@ -65,7 +66,7 @@ var featureNames = [numFeatures]string{
 	fProof: "proof", fMath: "maths terms", fPuzzle: "puzzle terms", fPlan: "constraints", fAlgo: "algorithm terms",
 	fWhy: "asks for the reasoning", fExplain: "explanation", fClassify: "classification", fExtract: "extraction", fYesNo: "yes/no", fOneWord: "one-word answer",
 	fGreeting: "chit-chat", fTranslate: "translation", fSummarise: "summary", fRewrite: "rewrite", fWrite: "short writing",
-	fLongForm: "long-form", fDesign: "design/review", fBuild: "build a program", fNegation: "negations",
+	fLongForm: "long-form", fDesign: "design/review", fBuild: "build a program", fNegation: "negations", fDataTerms: "terms in the data",
 	fQuotedWord: "quoted word", fWh: "wh-question", fAux: "yes/no question", fNumbers: "numbers", fDataNumbers: "numbers in the data", fMathOps: "equation", fVars: "variables",
 	fQuestions: "questions", fSentences: "sentences", fBullets: "list lines", fNames: "names", fLength: "length",
 	fVeryShort: "very short", fLong: "long prompt", fLongSimple: "long text, simple task", fCode: "code", fFence: "code block", fTurns: "earlier turns",
@@ -85,6 +86,9 @@ func (s *scan) vector(inputTokens, maxTokens int, turns int, tools bool) vector 
 	for f := fProof; f <= fNegation; f++ {
 		v[f] = sat(int(s.hits[f]), 3)
 	}
+	// Puzzle words (bridge, river, order, truth) are ordinary words alone; two make a puzzle.
+	v[fPuzzle] = sat(max(int(s.hits[fPuzzle])-1, 0), 2)
+	v[fDataTerms] = sat(s.dataTerms, 3)
 	v[fWh] = b2f(s.whStart || s.hits[fWh] > 0)
 	v[fAux] = b2f(s.auxStart)
 	v[fQuotedWord] = b2f(s.quotedWord)

@@ -2,7 +2,7 @@
 
 package analyze
 
-// trained was fitted on 334 prompts of ../../testdata/analyze/tune.jsonl.
+// trained was fitted on 345 prompts of ../../testdata/analyze/tune.jsonl.
 var trained = linear{
 	features: []string{
 		"proof",
@@ -25,6 +25,7 @@ var trained = linear{
 		"design/review",
 		"build a program",
 		"negations",
+		"terms in the data",
 		"wh-question",
 		"yes/no question",
 		"quoted word",
@@ -49,187 +50,191 @@ var trained = linear{
 		"word count",
 		"CJK text",
 	},
-	bias: [numClasses]float64{0.3167, 0.2153, -1.1240, 0.5920},
+	bias: [numClasses]float64{0.2934, 0.3231, -1.2763, 0.6598},
 	weights: [numClasses][]float64{
 		{ // tiny
-			-1.5373, // proof
-			-1.7193, // maths terms
-			-0.9749, // puzzle terms
-			-0.3178, // constraints
-			-0.4083, // algorithm terms
-			-0.4267, // asks for the reasoning
-			-2.9752, // explanation
-			2.1105,  // classification
-			1.9771,  // extraction
-			0.9882,  // yes/no
-			1.2139,  // one-word answer
-			2.9007,  // chit-chat
-			-0.8684, // translation
-			-0.4146, // summary
-			-0.8140, // rewrite
-			-1.6568, // short writing
-			-0.6421, // long-form
-			-0.8275, // design/review
-			-0.2751, // build a program
-			0.0167,  // negations
-			1.1346,  // wh-question
-			1.1733,  // yes/no question
-			1.2333,  // quoted word
-			-1.6555, // numbers
-			0.5812,  // numbers in the data
-			-0.2042, // equation
-			-0.3383, // variables
-			0.3953,  // questions
-			0.0244,  // sentences
-			-0.0231, // list lines
-			-0.4471, // names
-			-1.2196, // length
-			1.1752,  // very short
-			-0.3221, // long prompt
-			-0.1643, // long text, simple task
-			-1.6184, // code
-			-0.1524, // code block
-			0.1073,  // earlier turns
+			-1.6478, // proof
+			-1.8104, // maths terms
+			-0.7669, // puzzle terms
+			-0.3397, // constraints
+			-0.3616, // algorithm terms
+			-0.3870, // asks for the reasoning
+			-2.9759, // explanation
+			2.1440,  // classification
+			1.9402,  // extraction
+			1.0094,  // yes/no
+			1.1931,  // one-word answer
+			2.5948,  // chit-chat
+			-0.7978, // translation
+			-0.4440, // summary
+			-0.6351, // rewrite
+			-1.6287, // short writing
+			-0.7148, // long-form
+			-1.0246, // design/review
+			-0.2121, // build a program
+			0.0010,  // negations
+			-0.2181, // terms in the data
+			1.1586,  // wh-question
+			1.1910,  // yes/no question
+			1.2078,  // quoted word
+			-1.1825, // numbers
+			0.4406,  // numbers in the data
+			-0.2229, // equation
+			-0.2118, // variables
+			0.1154,  // questions
+			-0.0857, // sentences
+			-0.0464, // list lines
+			-0.6037, // names
+			-1.5222, // length
+			1.3434,  // very short
+			-0.2864, // long prompt
+			-0.1952, // long text, simple task
+			-1.4409, // code
+			-0.1265, // code block
+			0.2175,  // earlier turns
 			0,       // tools
-			1.1240,  // small max_tokens
+			1.2246,  // small max_tokens
 			0,       // large max_tokens
-			-0.1197, // word count
-			0.0933,  // CJK text
+			-0.0845, // word count
+			0.0993,  // CJK text
 		},
 		{ // small
-			-1.5111, // proof
-			-1.5306, // maths terms
-			-1.2534, // puzzle terms
-			-0.3679, // constraints
-			-1.0221, // algorithm terms
-			-0.9775, // asks for the reasoning
-			1.6606,  // explanation
-			-0.4188, // classification
-			-0.5719, // extraction
-			-0.7066, // yes/no
-			-0.4013, // one-word answer
-			-1.3550, // chit-chat
-			1.8127,  // translation
-			1.4556,  // summary
-			1.9321,  // rewrite
-			1.2745,  // short writing
-			-1.1790, // long-form
-			-0.2433, // design/review
-			-0.9980, // build a program
-			0.0378,  // negations
-			0.2867,  // wh-question
-			-0.2580, // yes/no question
-			-0.6621, // quoted word
-			0.1795,  // numbers
-			0.3148,  // numbers in the data
-			-0.3670, // equation
-			-0.9900, // variables
-			-0.3768, // questions
-			0.4741,  // sentences
-			-0.0386, // list lines
-			0.4947,  // names
-			-0.1561, // length
-			0.9006,  // very short
-			-0.1489, // long prompt
-			0.7389,  // long text, simple task
-			1.1362,  // code
-			-0.9144, // code block
-			0.5787,  // earlier turns
+			-1.4543, // proof
+			-1.3194, // maths terms
+			-1.0428, // puzzle terms
+			-0.8682, // constraints
+			-0.9953, // algorithm terms
+			-0.9787, // asks for the reasoning
+			1.5693,  // explanation
+			-0.5038, // classification
+			-0.7502, // extraction
+			-0.7127, // yes/no
+			-0.4805, // one-word answer
+			-0.4715, // chit-chat
+			1.6765,  // translation
+			1.4469,  // summary
+			1.7422,  // rewrite
+			1.4583,  // short writing
+			-1.2721, // long-form
+			-0.3214, // design/review
+			-1.0262, // build a program
+			-0.2248, // negations
+			0.0069,  // terms in the data
+			0.2455,  // wh-question
+			-0.2474, // yes/no question
+			-0.6797, // quoted word
+			-0.8846, // numbers
+			0.2830,  // numbers in the data
+			-0.3455, // equation
+			-1.0809, // variables
+			-0.1926, // questions
+			0.1261,  // sentences
+			-0.1194, // list lines
+			0.4622,  // names
+			0.2174,  // length
+			0.7527,  // very short
+			-0.2546, // long prompt
+			1.0442,  // long text, simple task
+			0.7851,  // code
+			-0.8207, // code block
+			0.4198,  // earlier turns
 			0,       // tools
-			0.6032,  // small max_tokens
+			0.6774,  // small max_tokens
 			0,       // large max_tokens
-			-0.8946, // word count
-			-0.0927, // CJK text
+			-0.9783, // word count
+			-0.1394, // CJK text
 		},
 		{ // large
-			-0.1040, // proof
-			-0.0095, // maths terms
-			-0.6806, // puzzle terms
-			-0.7736, // constraints
-			-0.3742, // algorithm terms
-			0.7929,  // asks for the reasoning
-			0.7793,  // explanation
-			-1.0213, // classification
-			-0.7402, // extraction
-			-0.1301, // yes/no
-			-0.5006, // one-word answer
-			-0.4984, // chit-chat
-			-0.2747, // translation
-			-0.3536, // summary
-			-0.2585, // rewrite
-			1.7595,  // short writing
-			2.7380,  // long-form
-			2.4612,  // design/review
-			1.6465,  // build a program
-			-0.6637, // negations
-			-1.3124, // wh-question
-			-0.5447, // yes/no question
-			-0.3533, // quoted word
-			-0.0898, // numbers
-			0.0113,  // numbers in the data
-			-0.0767, // equation
-			-0.5154, // variables
-			-0.5695, // questions
-			0.1802,  // sentences
-			-0.0270, // list lines
-			1.0358,  // names
-			2.0783,  // length
-			-1.7059, // very short
-			0.8589,  // long prompt
-			-0.4265, // long text, simple task
-			0.9020,  // code
-			0.8394,  // code block
-			-0.2680, // earlier turns
+			-0.1076, // proof
+			0.0218,  // maths terms
+			-0.4738, // puzzle terms
+			-0.5562, // constraints
+			-0.3375, // algorithm terms
+			0.7942,  // asks for the reasoning
+			0.8788,  // explanation
+			-0.8862, // classification
+			-0.6534, // extraction
+			-0.1754, // yes/no
+			-0.5730, // one-word answer
+			-0.5608, // chit-chat
+			-0.2042, // translation
+			-0.2849, // summary
+			-0.2678, // rewrite
+			1.7067,  // short writing
+			2.8170,  // long-form
+			2.6698,  // design/review
+			1.6659,  // build a program
+			-0.0621, // negations
+			-1.0256, // terms in the data
+			-1.3578, // wh-question
+			-0.5736, // yes/no question
+			-0.3730, // quoted word
+			0.5270,  // numbers
+			0.1237,  // numbers in the data
+			-0.0830, // equation
+			-0.4939, // variables
+			-0.6924, // questions
+			0.1933,  // sentences
+			-0.0316, // list lines
+			0.9914,  // names
+			2.0105,  // length
+			-1.5920, // very short
+			0.9885,  // long prompt
+			-0.6549, // long text, simple task
+			1.1157,  // code
+			0.7570,  // code block
+			-0.2218, // earlier turns
 			0,       // tools
-			-1.2497, // small max_tokens
+			-1.2879, // small max_tokens
 			0,       // large max_tokens
-			1.3184,  // word count
-			-0.0558, // CJK text
+			1.3737,  // word count
+			-0.0388, // CJK text
 		},
 		{ // reasoning
-			3.1524,  // proof
-			3.2594,  // maths terms
-			2.9089,  // puzzle terms
-			1.4593,  // constraints
-			1.8046,  // algorithm terms
-			0.6113,  // asks for the reasoning
-			0.5352,  // explanation
-			-0.6704, // classification
-			-0.6650, // extraction
-			-0.1516, // yes/no
-			-0.3120, // one-word answer
-			-1.0472, // chit-chat
-			-0.6697, // translation
-			-0.6873, // summary
-			-0.8596, // rewrite
-			-1.3773, // short writing
-			-0.9169, // long-form
-			-1.3905, // design/review
-			-0.3733, // build a program
-			0.6092,  // negations
-			-0.1088, // wh-question
-			-0.3707, // yes/no question
-			-0.2179, // quoted word
-			1.5658,  // numbers
-			-0.9073, // numbers in the data
-			0.6479,  // equation
-			1.8437,  // variables
-			0.5509,  // questions
-			-0.6787, // sentences
-			0.0887,  // list lines
-			-1.0834, // names
-			-0.7025, // length
-			-0.3700, // very short
-			-0.3880, // long prompt
-			-0.1481, // long text, simple task
-			-0.4198, // code
-			0.2274,  // code block
-			-0.4180, // earlier turns
+			3.2097,  // proof
+			3.1080,  // maths terms
+			2.2834,  // puzzle terms
+			1.7641,  // constraints
+			1.6943,  // algorithm terms
+			0.5715,  // asks for the reasoning
+			0.5278,  // explanation
+			-0.7540, // classification
+			-0.5367, // extraction
+			-0.1213, // yes/no
+			-0.1396, // one-word answer
+			-1.5624, // chit-chat
+			-0.6745, // translation
+			-0.7181, // summary
+			-0.8394, // rewrite
+			-1.5363, // short writing
+			-0.8301, // long-form
+			-1.3238, // design/review
+			-0.4276, // build a program
+			0.2860,  // negations
+			1.2368,  // terms in the data
+			-0.0464, // wh-question
+			-0.3700, // yes/no question
+			-0.1552, // quoted word
+			1.5400,  // numbers
+			-0.8473, // numbers in the data
+			0.6514,  // equation
+			1.7865,  // variables
+			0.7696,  // questions
+			-0.2337, // sentences
+			0.1973,  // list lines
+			-0.8499, // names
+			-0.7057, // length
+			-0.5040, // very short
+			-0.4475, // long prompt
+			-0.1941, // long text, simple task
+			-0.4598, // code
+			0.1903,  // code block
+			-0.4155, // earlier turns
 			0,       // tools
-			-0.4776, // small max_tokens
+			-0.6142, // small max_tokens
 			0,       // large max_tokens
-			-0.3040, // word count
-			0.0552,  // CJK text
+			-0.3109, // word count
+			0.0789,  // CJK text
 		},
 	},
 }

@@ -199,7 +199,7 @@ func instructions(t string) (headEnd, tailStart int) {
 // policy or an earlier turn's numbers and names say little about what is asked now.
 type structure struct {
 	numbers, mathOps, vars int
-	dataNumbers            int // numbers in quoted text or after "label: ", the data a task is about
+	dataNumbers            int // numbers in quotes, after "label: " or a blank line: the data a task is about
 	questions, sentences   int
 	bullets, names         int
 	wordCount              bool // "500 words" or more asked for
@@ -225,6 +225,12 @@ type scan struct {
 	// assistant marks an earlier assistant turn: its words are the model's, not instructions, so
 	// they feed no lexicon feature (code and structure still count).
 	assistant bool
+	// inData marks a word in the data part of the final turn (after a colon or a blank line, or in
+	// quotes): maths, puzzle and planning words there describe the data, and count apart (dataTerms).
+	inData    bool
+	dataTerms int
+	// pos is the byte offset in the current text of the word being looked up.
+	pos int
 	// inFence marks text inside a ``` fence.
 	inFence bool
 	// system marks a system or developer prompt: only what it says about the task and the answer's
@@ -321,7 +327,7 @@ func (s *scan) text(t string, limit int, final bool) int {
 	sentenceStart := true
 	cjkSeen := false
 	quoteStart := -1 // where the text of an open quotation starts
-	data := false    // after a colon: what follows is the data the instruction is about
+	data := false    // after a colon or a blank line: what follows is the data the instruction is about
 	quote := func(i, size int, open, close bool) {
 		switch {
 		case quoteStart >= 0 && close:
@@ -346,6 +352,7 @@ func (s *scan) text(t string, limit int, final bool) int {
 	flush := func(end int) {
 		w := word[:min(n, len(word))]
 		var id uint16
+		s.pos, s.inData = wordStart, data || quoteStart >= 0
 		if n <= len(word) && (end <= headEnd || wordStart >= tailStart) {
 			if e, ok := vocab.words[string(w)]; ok {
 				id = e.id
@@ -458,6 +465,8 @@ func (s *scan) text(t string, limit int, final bool) int {
 			switch c {
 			case '\n':
 				lineStart = true
+				// A blank line ends the instruction's paragraph: what follows is data.
+				data = data || i+1 < len(t) && t[i+1] == '\n' || i+2 < len(t) && t[i+1] == '\r' && t[i+2] == '\n'
 			case '?':
 				s.questions++
 				s.sentences++
@@ -514,6 +523,7 @@ func (s *scan) text(t string, limit int, final bool) int {
 			cjkSeen = true
 			// Chinese and Japanese words are matched where they start, in the instruction windows.
 			if i < headEnd || i >= tailStart {
+				s.pos = i
 				for _, e := range vocab.cjk[r] {
 					if strings.HasPrefix(t[i:], e.text) {
 						s.hit(e.id, e.kind, e.text)
@@ -593,6 +603,13 @@ func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <
 var systemFeature = [numFeatures]bool{fProof: true, fWhy: true, fClassify: true, fExtract: true, fYesNo: true,
 	fOneWord: true, fTranslate: true, fSummarise: true}
 
+// dataFeature lists the features whose words count apart when they occur in the data.
+var dataFeature = [numFeatures]bool{fMath: true, fPuzzle: true, fPlan: true, fNegation: true}
+
+// systemHead is how far into a system prompt its words count: the role and the task are stated
+// first ("You label reviews. Reply with one word."), a long policy follows.
+const systemHead = 300
+
 // hit records a lexicon entry, once per request.
 func (s *scan) hit(id uint16, kind uint8, text string) {
 	if s.seen[id/64]&(1<<(id%64)) != 0 {
@@ -605,7 +622,11 @@ func (s *scan) hit(id uint16, kind uint8, text string) {
 	case kindCodeTerm:
 		s.terms++
 	default:
-		if s.assistant || s.inFence || kind == uint8(fGreeting) && !s.final || s.system && !systemFeature[kind] {
+		if s.assistant || s.inFence || kind == uint8(fGreeting) && !s.final || s.system && (!systemFeature[kind] || s.pos > systemHead) {
+			return
+		}
+		if s.inData && s.final && dataFeature[kind] {
+			s.dataTerms++
 			return
 		}
 		if s.hits[kind] == 0 {
