@@ -306,6 +306,7 @@ func buildProviders(cfg *config.Config, o *RunOptions) (map[string]provider.Prov
 	if conc <= 0 {
 		conc = cfg.Defaults.Concurrency
 	}
+	budget := provider.NewBudget(0) // one bound on buffered response bodies across every provider
 	for _, p := range cfg.Providers {
 		if !p.Available(f.Getenv) {
 			continue // preflight warned about it
@@ -321,7 +322,8 @@ func buildProviders(cfg *config.Config, o *RunOptions) (map[string]provider.Prov
 		if p.MaxConcurrency > 0 {
 			maxConns = min(conc, p.MaxConcurrency)
 		}
-		api, err := adapters.New(p, adapters.NewHTTPClient(maxConns, transport), f.Getenv, adapters.WithNow(f.Now))
+		api, err := adapters.New(p, adapters.NewHTTPClient(maxConns, transport), f.Getenv, adapters.WithNow(f.Now),
+			adapters.WithBudget(budget))
 		if err != nil {
 			return nil, usageErr(fmt.Errorf("%s: %w", cfg.Path, err))
 		}

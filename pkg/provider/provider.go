@@ -99,13 +99,42 @@ type APIError struct {
 	Body      []byte // the raw response body, capped at MaxErrorBody bytes
 	Limits    RateLimits
 	Err       error // the underlying transport or decode error, if any
+	// Class is the adapter's classification, made when it parsed the response (see ErrorClass).
+	Class Class
 }
 
-// MaxErrorBody caps how much of an error body is kept.
-const MaxErrorBody = 8 << 10
-
-// MaxResponseBody caps how much of any response body is read.
-const MaxResponseBody = 32 << 20
+// ErrorClass returns the error's class: Class as the adapter attached it, or, for an APIError built
+// without one, the class its fields imply (Malformed: invalid_response; no response: the transport
+// class of Err, else network; otherwise the status alone). RetryAfter is kept only for a retryable
+// class and never negative; StatusCode is the error's. Message is left empty (the caller knows the
+// whole error chain's text).
+func (e *APIError) ErrorClass() Class {
+	c := e.Class
+	if c.Type == "" {
+		var t ErrorType
+		switch {
+		case e.Malformed:
+			t = TypeInvalidResponse
+		case e.ConnBroken || e.StatusCode == 0:
+			if t = TransportType(e.Err); t == "" {
+				t = TypeNetwork
+			}
+		default:
+			t = StatusType(e.StatusCode)
+		}
+		c = ClassOf(t)
+		c.RetryAfter = e.RetryAfter
+		if c.RetryAfter <= 0 {
+			c.RetryAfter = e.Limits.RetryAfter
+		}
+	}
+	c.Message = ""
+	c.StatusCode = e.StatusCode
+	if !c.Retryable || c.RetryAfter < 0 {
+		c.RetryAfter = 0
+	}
+	return c
+}
 
 func (e *APIError) Error() string {
 	switch {

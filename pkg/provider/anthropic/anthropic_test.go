@@ -19,37 +19,13 @@ import (
 
 const key = "sk-ant-api03-TESTKEY-do-not-leak"
 
-var t0 = time.Date(2025, 6, 10, 12, 0, 0, 0, time.UTC)
-
-func now() time.Time { return t0 }
-
-func ptr[T any](v T) *T { return &v }
+var t0, now = replay.Now(), replay.Now
 
 func newClient(t testing.TB, fixture string) (*anthropic.Client, *replay.Transport) {
-	t.Helper()
-	hc, tr := replay.Client(t, "anthropic", fixture)
-	c, err := anthropic.New(anthropic.Options{Name: "anthropic", APIKey: key, Client: hc, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, tr
+	return replay.Adapter(t, anthropic.New, "anthropic", fixture, anthropic.Options{Name: "anthropic", APIKey: key})
 }
 
 func text(s string) request.Content { return request.Content{Text: s} }
-
-func jsonEqual(t *testing.T, got []byte, want string) {
-	t.Helper()
-	var g, w any
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("got invalid JSON %s: %v", got, err)
-	}
-	if err := json.Unmarshal([]byte(want), &w); err != nil {
-		t.Fatalf("want invalid JSON: %v", err)
-	}
-	if !reflect.DeepEqual(g, w) {
-		t.Errorf("JSON mismatch\n got  %s\n want %s", got, want)
-	}
-}
 
 func TestCompleteSuccess(t *testing.T) {
 	c, tr := newClient(t, "success.http")
@@ -80,7 +56,7 @@ func TestCompleteSuccess(t *testing.T) {
 	if r.Header.Get("x-api-key") != key || r.Header.Get("anthropic-version") != "2023-06-01" || r.Header.Get("Authorization") != "" {
 		t.Errorf("headers %v", r.Header)
 	}
-	jsonEqual(t, r.Body, `{"model":"claude-3-5-haiku-latest","max_tokens":4096,"system":"Answer briefly.",
+	replay.JSONEqual(t, r.Body, `{"model":"claude-3-5-haiku-latest","max_tokens":4096,"system":"Answer briefly.",
 		"messages":[{"role":"user","content":[{"type":"text","text":"What is the capital of France?"}]}]}`)
 }
 
@@ -102,7 +78,7 @@ func TestCompleteTranslatesConversation(t *testing.T) {
 			{Role: "tool", ToolCallID: "toolu_1", Content: text(`{"temp_c":21}`)},
 			{Role: "user", Content: parts},
 		},
-		Temperature:    ptr(0.3),
+		Temperature:    replay.Ptr(0.3),
 		Stop:           []string{"END"},
 		ResponseFormat: json.RawMessage(`{"type":"json_object"}`),
 		Tools: json.RawMessage(`[{"type":"function","function":{"name":"get_weather","description":"Current weather","parameters":{"type":"object","properties":{"location":{"type":"string"}},"required":["location"]}}},
@@ -119,9 +95,9 @@ func TestCompleteTranslatesConversation(t *testing.T) {
 		resp.Usage != (provider.Usage{InputTokens: 384, OutputTokens: 71}) {
 		t.Errorf("resp = %+v", resp)
 	}
-	jsonEqual(t, resp.ToolCalls, `[{"id":"toolu_01A09q90qw90lq917835lq9","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris, France\"}"}}]`)
+	replay.JSONEqual(t, resp.ToolCalls, `[{"id":"toolu_01A09q90qw90lq917835lq9","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris, France\"}"}}]`)
 
-	jsonEqual(t, tr.Requests()[0].Body, `{
+	replay.JSONEqual(t, tr.Requests()[0].Body, `{
 		"model":"claude-sonnet-4-20250514","max_tokens":1024,
 		"system":"You are a weather bot.\n\nUse tools when needed.",
 		"messages":[

@@ -19,36 +19,12 @@ import (
 
 const key = "AIzaTESTKEY-do-not-leak-0123456789"
 
-var t0 = time.Date(2025, 6, 10, 12, 0, 0, 0, time.UTC)
-
-func now() time.Time { return t0 }
-
-func ptr[T any](v T) *T { return &v }
+var t0, now = replay.Now(), replay.Now
 
 func text(s string) request.Content { return request.Content{Text: s} }
 
 func newClient(t testing.TB, fixture string) (*gemini.Client, *replay.Transport) {
-	t.Helper()
-	hc, tr := replay.Client(t, "gemini", fixture)
-	c, err := gemini.New(gemini.Options{Name: "gemini", APIKey: key, Client: hc, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, tr
-}
-
-func jsonEqual(t *testing.T, got []byte, want string) {
-	t.Helper()
-	var g, w any
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("got invalid JSON %s: %v", got, err)
-	}
-	if err := json.Unmarshal([]byte(want), &w); err != nil {
-		t.Fatalf("want invalid JSON: %v", err)
-	}
-	if !reflect.DeepEqual(g, w) {
-		t.Errorf("JSON mismatch\n got  %s\n want %s", got, want)
-	}
+	return replay.Adapter(t, gemini.New, "gemini", fixture, gemini.Options{Name: "gemini", APIKey: key})
 }
 
 func TestCompleteSuccess(t *testing.T) {
@@ -60,8 +36,8 @@ func TestCompleteSuccess(t *testing.T) {
 			{Role: "user", Content: text("What is the capital of France?")},
 		},
 		MaxTokens:      256,
-		Temperature:    ptr(0.0),
-		TopP:           ptr(0.95),
+		Temperature:    replay.Ptr(0.0),
+		TopP:           replay.Ptr(0.95),
 		Stop:           []string{"END"},
 		ResponseFormat: json.RawMessage(`{"type":"json_object"}`),
 	}
@@ -87,7 +63,7 @@ func TestCompleteSuccess(t *testing.T) {
 	if r.Header.Get("x-goog-api-key") != key || strings.Contains(r.URL, key) || r.Header.Get("Authorization") != "" {
 		t.Errorf("auth: url %s headers %v", r.URL, r.Header)
 	}
-	jsonEqual(t, r.Body, `{
+	replay.JSONEqual(t, r.Body, `{
 		"contents":[{"role":"user","parts":[{"text":"What is the capital of France?"}]}],
 		"systemInstruction":{"parts":[{"text":"Answer briefly."}]},
 		"generationConfig":{"maxOutputTokens":256,"temperature":0,"topP":0.95,"stopSequences":["END"],"responseMimeType":"application/json"}}`)
@@ -120,13 +96,13 @@ func TestCompleteFunctionCallingConversation(t *testing.T) {
 	if resp.Content != "" || resp.FinishReason != "tool_calls" || resp.Usage != (provider.Usage{InputTokens: 64, OutputTokens: 77, ReasoningTokens: 61}) {
 		t.Errorf("resp = %+v (thought text must not leak into Content)", resp)
 	}
-	jsonEqual(t, resp.ToolCalls, `[{"id":"call_0","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris, France\"}"}}]`)
+	replay.JSONEqual(t, resp.ToolCalls, `[{"id":"call_0","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris, France\"}"}}]`)
 
 	r := tr.Requests()[0]
 	if r.URL != "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent" {
 		t.Errorf("URL = %s", r.URL)
 	}
-	jsonEqual(t, r.Body, `{
+	replay.JSONEqual(t, r.Body, `{
 		"contents":[
 			{"role":"user","parts":[{"text":"Weather in Rome?"}]},
 			{"role":"model","parts":[{"functionCall":{"name":"get_weather","args":{"location":"Rome"}}}]},
@@ -190,7 +166,8 @@ func TestCompleteErrors(t *testing.T) {
 func TestParseErrorArrayForm(t *testing.T) {
 	body := `[{"error":{"code":429,"message":"Resource exhausted. Please try again later.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"0.5s"}]}}]`
 	got := gemini.ParseError(429, []byte(body))
-	want := provider.ErrorInfo{Type: "RESOURCE_EXHAUSTED", Message: "Resource exhausted. Please try again later.", RetryAfter: 500 * time.Millisecond}
+	want := provider.ErrorInfo{Type: "RESOURCE_EXHAUSTED", Message: "Resource exhausted. Please try again later.", RetryAfter: 500 * time.Millisecond,
+		Class: provider.TypeRateLimit}
 	if got != want {
 		t.Errorf("ParseError = %+v, want %+v", got, want)
 	}

@@ -20,24 +20,14 @@ import (
 
 const key = "sk-proj-TESTKEY-do-not-leak-0123456789"
 
-var t0 = time.Date(2025, 6, 10, 12, 0, 0, 0, time.UTC)
-
-func now() time.Time { return t0 }
-
-func ptr[T any](v T) *T { return &v }
+var t0, now = replay.Now(), replay.Now
 
 func newClient(t testing.TB, fixture string, mod func(*openai.Options)) (*openai.Client, *replay.Transport) {
-	t.Helper()
-	hc, tr := replay.Client(t, "openai", fixture)
-	o := openai.Options{Name: "openai", APIKey: key, Client: hc, Now: now}
+	o := openai.Options{Name: "openai", APIKey: key}
 	if mod != nil {
 		mod(&o)
 	}
-	c, err := openai.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, tr
+	return replay.Adapter(t, openai.New, "openai", fixture, o)
 }
 
 func userReq(model string) *provider.Request {
@@ -47,27 +37,12 @@ func userReq(model string) *provider.Request {
 	}}
 }
 
-// jsonEqual compares two JSON documents structurally.
-func jsonEqual(t *testing.T, got []byte, want string) {
-	t.Helper()
-	var g, w any
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("got invalid JSON %s: %v", got, err)
-	}
-	if err := json.Unmarshal([]byte(want), &w); err != nil {
-		t.Fatalf("want invalid JSON: %v", err)
-	}
-	if !reflect.DeepEqual(g, w) {
-		t.Errorf("JSON mismatch\n got  %s\n want %s", got, want)
-	}
-}
-
 func TestCompleteSuccess(t *testing.T) {
 	c, tr := newClient(t, "success.http", nil)
 	req := userReq("gpt-4o-mini")
 	req.MaxTokens = 200
-	req.Temperature = ptr(0.2)
-	req.TopP = ptr(0.9)
+	req.Temperature = replay.Ptr(0.2)
+	req.TopP = replay.Ptr(0.9)
 	req.Stop = []string{"\n\n"}
 	req.ResponseFormat = json.RawMessage(`{"type":"json_object"}`)
 	req.Tools = json.RawMessage(`[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]`)
@@ -100,7 +75,7 @@ func TestCompleteSuccess(t *testing.T) {
 	if r.Header.Get("Authorization") != "Bearer "+key || r.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("headers %v", r.Header)
 	}
-	jsonEqual(t, r.Body, `{"model":"gpt-4o-mini","messages":[
+	replay.JSONEqual(t, r.Body, `{"model":"gpt-4o-mini","messages":[
 		{"role":"system","content":"Answer briefly."},
 		{"role":"user","content":"What is the capital of France?"}],
 		"max_tokens":200,"temperature":0.2,"top_p":0.9,"stop":["\n\n"],
@@ -113,8 +88,8 @@ func TestCompleteReasoningUsesMaxCompletionTokens(t *testing.T) {
 	req := userReq("o4-mini")
 	req.Reasoning = true
 	req.MaxTokens = 4000
-	req.Temperature = ptr(0.7)
-	req.TopP = ptr(0.5)
+	req.Temperature = replay.Ptr(0.7)
+	req.TopP = replay.Ptr(0.5)
 	req.Extra = map[string]json.RawMessage{"seed": json.RawMessage(`7`), "reasoning_effort": json.RawMessage(`"low"`),
 		"presence_penalty": json.RawMessage(`0.5`)} // o-series reject penalties, like temperature
 	resp, err := c.Complete(context.Background(), req)
@@ -124,7 +99,7 @@ func TestCompleteReasoningUsesMaxCompletionTokens(t *testing.T) {
 	if resp.Usage != (provider.Usage{InputTokens: 21, OutputTokens: 214, ReasoningTokens: 192}) || resp.Model != "o4-mini-2025-04-16" {
 		t.Errorf("resp = %+v", resp)
 	}
-	jsonEqual(t, tr.Requests()[0].Body, `{"model":"o4-mini","messages":[
+	replay.JSONEqual(t, tr.Requests()[0].Body, `{"model":"o4-mini","messages":[
 		{"role":"system","content":"Answer briefly."},
 		{"role":"user","content":"What is the capital of France?"}],
 		"max_completion_tokens":4000,"reasoning_effort":"low","seed":7}`)
@@ -154,7 +129,7 @@ func TestCompleteToolCallsAndMessagePassThrough(t *testing.T) {
 	if resp.Content != "" || resp.FinishReason != "tool_calls" {
 		t.Errorf("resp = %+v", resp)
 	}
-	jsonEqual(t, resp.ToolCalls, `[{"id":"call_Xy7pQ2mN4kL8vB3jH6tR1wZs","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris, France\"}"}}]`)
+	replay.JSONEqual(t, resp.ToolCalls, `[{"id":"call_Xy7pQ2mN4kL8vB3jH6tR1wZs","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris, France\"}"}}]`)
 
 	r := tr.Requests()[0]
 	if r.URL != "http://localhost:11434/v1/chat/completions" {
@@ -166,7 +141,7 @@ func TestCompleteToolCallsAndMessagePassThrough(t *testing.T) {
 	if r.Header.Get("X-Title") != "llmbatch-test" {
 		t.Errorf("extra header missing: %v", r.Header)
 	}
-	jsonEqual(t, r.Body, `{"model":"llama3.2","messages":[
+	replay.JSONEqual(t, r.Body, `{"model":"llama3.2","messages":[
 		{"role":"user","content":[{"type":"text","text":"What is in this image?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo=","detail":"low"}}]},
 		{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Rome\"}"}}]},
 		{"role":"tool","content":"{\"temp_c\":21}","tool_call_id":"call_1"}],
@@ -316,10 +291,10 @@ func TestParseErrorShapes(t *testing.T) {
 		want provider.ErrorInfo
 	}{
 		{`{"object":"error","message":"max_tokens is too large","type":"BadRequestError","param":null,"code":400}`,
-			provider.ErrorInfo{Type: "BadRequestError", Code: "400", Message: "max_tokens is too large"}},
-		{`{"error":"model 'llama9' not found"}`, provider.ErrorInfo{Message: "model 'llama9' not found"}},
-		{`{"detail":"Not Found"}`, provider.ErrorInfo{Message: "Not Found"}},
-		{`not json`, provider.ErrorInfo{}},
+			provider.ErrorInfo{Type: "BadRequestError", Code: "400", Message: "max_tokens is too large", Class: provider.TypeBadRequest}},
+		{`{"error":"model 'llama9' not found"}`, provider.ErrorInfo{Message: "model 'llama9' not found", Class: provider.TypeBadRequest}},
+		{`{"detail":"Not Found"}`, provider.ErrorInfo{Message: "Not Found", Class: provider.TypeBadRequest}},
+		{`not json`, provider.ErrorInfo{Class: provider.TypeBadRequest}},
 	} {
 		if got := openai.ParseError(400, []byte(tc.body)); got != tc.want {
 			t.Errorf("ParseError(%s) = %+v, want %+v", tc.body, got, tc.want)
