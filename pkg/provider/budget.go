@@ -1,10 +1,12 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"golang.org/x/sync/semaphore"
 )
@@ -17,8 +19,8 @@ const MaxErrorBody = 8 << 10
 const MaxResponseBody = 32 << 20
 
 // DefaultBudget is the memory NewBudget(0) shares among the large success bodies in flight: two
-// bodies at MaxResponseBody, or many smaller ones.
-const DefaultBudget = 64 << 20
+// bodies of unknown length (each granted MaxResponseBody+1), or many smaller ones.
+const DefaultBudget = 2 * (MaxResponseBody + 1)
 
 // SmallBody is how much of each success body is read without a grant from the Budget. Nearly every
 // completion fits; the memory it takes is bounded by the number of requests in flight.
@@ -29,11 +31,13 @@ const SmallBody = 1 << 20
 // SmallBody bytes of a body are read freely; a body that is (or declares itself) larger first takes a
 // grant of its declared length, or of MaxResponseBody when the length is unknown, and keeps it until
 // it has been decoded. A request waits (honouring its context) while the grants of others exhaust
-// the budget. A holder never waits for more, so waiting can never deadlock. A Budget is safe for
-// concurrent use.
+// the budget. A holder never waits for more, so waiting can never deadlock. The buffers of bodies of
+// unknown length are reused across requests, so a stream of huge bodies does not leave the garbage
+// collector a gigabyte to catch up with. A Budget is safe for concurrent use.
 type Budget struct {
 	sem   *semaphore.Weighted
 	total int64
+	bufs  sync.Pool // *[]byte of capacity MaxResponseBody+1
 }
 
 // NewBudget returns a Budget of total bytes: DefaultBudget when total ≤ 0, and never less than
@@ -57,17 +61,37 @@ func tooLarge(limit int64) error {
 	return fmt.Errorf("%w: response larger than %d MiB (the limit per response body)", ErrTooLarge, limit>>20)
 }
 
-// lease is what a body read holds from a Budget; release returns it (idempotent).
+// lease is what a body read holds from a Budget: a grant of held bytes and, for a body of unknown
+// length past SmallBody, the reusable buffer it was read into. release returns both (idempotent);
+// the body must not be used after it.
 type lease struct {
 	b    *Budget
 	held int64
+	buf  *[]byte
 }
 
 func (l *lease) release() {
-	if l != nil && l.held > 0 {
+	if l == nil {
+		return
+	}
+	if l.buf != nil {
+		l.b.bufs.Put(l.buf)
+		l.buf = nil
+	}
+	if l.held > 0 {
 		l.b.sem.Release(l.held)
 		l.held = 0
 	}
+}
+
+// bigBuffer returns a reused (or new) empty buffer of capacity MaxResponseBody+1.
+func (b *Budget) bigBuffer() *[]byte {
+	if p, ok := b.bufs.Get().(*[]byte); ok {
+		*p = (*p)[:0]
+		return p
+	}
+	buf := make([]byte, 0, MaxResponseBody+1)
+	return &buf
 }
 
 // read reads a success body r of declared length n (-1 = unknown) up to limit bytes, taking a grant
@@ -103,8 +127,9 @@ func (b *Budget) read(ctx context.Context, r io.Reader, n, limit int64) ([]byte,
 		if len(buf) == cap(buf) {
 			switch {
 			case int64(len(buf)) > limit:
+				head := bytes.Clone(buf[:MaxErrorBody]) // for the error's Body; buf goes back to the pool
 				l.release()
-				return buf[:MaxErrorBody], l, tooLarge(limit) // the head, for the error's Body
+				return head, l, tooLarge(limit)
 			case n >= 0:
 				l.release()
 				return nil, l, fmt.Errorf("response body longer than its Content-Length %d", n)
@@ -114,7 +139,13 @@ func (b *Budget) read(ctx context.Context, r io.Reader, n, limit int64) ([]byte,
 				if err := grant(limit + 1); err != nil {
 					return nil, l, err
 				}
-				buf = append(make([]byte, 0, limit+1), buf...)
+				if limit == MaxResponseBody {
+					l.buf = b.bigBuffer()
+					buf = append(*l.buf, buf...)
+					*l.buf = buf
+				} else {
+					buf = append(make([]byte, 0, limit+1), buf...)
+				}
 			case l.held == 0:
 				buf = append(make([]byte, 0, 2*cap(buf)), buf...)
 			}

@@ -45,7 +45,8 @@ type ErrorInfo struct {
 }
 
 // HTTPResult is a 2xx response: its status, headers, body and the rate limits its headers report.
-// Release returns the body's memory grant once the body has been decoded.
+// Release returns the body's memory grant (and buffer) once the body has been decoded; Body must
+// not be used after it.
 type HTTPResult struct {
 	StatusCode int
 	Header     http.Header
@@ -153,11 +154,12 @@ func (c *Call) Decode(res *HTTPResult, v any) error {
 // MalformedError builds the *APIError for a 2xx response whose body cannot be used: Malformed, class
 // invalid_response (retryable), and releases the body's memory grant.
 func (c *Call) MalformedError(res *HTTPResult, err error) *APIError {
+	body := c.capBody(res.Body)
 	res.Release()
 	cl := ClassOf(TypeInvalidResponse)
 	cl.StatusCode, cl.RetryAfter = res.StatusCode, max(res.Limits.RetryAfter, 0)
 	return &APIError{Provider: c.Provider, Model: c.Model, StatusCode: res.StatusCode, Malformed: true,
-		Body: c.capBody(res.Body), Limits: res.Limits, RetryAfter: res.Limits.RetryAfter, Class: cl, Err: c.redactErr(err)}
+		Body: body, Limits: res.Limits, RetryAfter: res.Limits.RetryAfter, Class: cl, Err: c.redactErr(err)}
 }
 
 // statusError builds the *APIError of a non-2xx response.
@@ -233,6 +235,7 @@ func NewHeader(extra map[string]string) http.Header {
 
 func (c *Call) capBody(b []byte) []byte {
 	if c.Secret != "" {
+		b = b[:min(len(b), MaxErrorBody+len(c.Secret))] // a key cut at the edge is still replaced whole
 		b = bytes.ReplaceAll(b, []byte(c.Secret), []byte(redacted))
 	}
 	if len(b) > MaxErrorBody {
