@@ -156,3 +156,16 @@ func DecodeObject(body []byte, v any) error {
 	}
 	return nil
 }
+
+// EncodeBody marshals a dialect's request body v built with error err (a build error is returned
+// as is), so Encode reads `return provider.EncodeBody(buildRequest(req))`.
+func EncodeBody(v any, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	return b, nil
+}

@@ -116,31 +116,29 @@ func (c Class) LaneFailure() bool {
 // overloaded, other 4xx bad_request, anything else (a 1xx/2xx/3xx reported as a failure)
 // invalid_response.
 func StatusType(status int) ErrorType {
+	if t, ok := statusTypes[status]; ok {
+		return t
+	}
 	switch {
-	case status == http.StatusTooManyRequests:
-		return TypeRateLimit
-	case status == http.StatusPaymentRequired:
-		return TypeQuotaExhausted
-	case status == http.StatusUnauthorized:
-		return TypeAuth
-	case status == http.StatusForbidden:
-		return TypePermission
-	case status == http.StatusNotFound:
-		return TypeNotFound
-	case status == http.StatusRequestTimeout:
-		return TypeTimeout
-	case status == http.StatusConflict:
-		return TypeServerError
-	case status == http.StatusRequestEntityTooLarge:
-		return TypeContextLength
-	case status == 529:
-		return TypeOverloaded
 	case status >= 500:
 		return TypeServerError
 	case status >= 400:
 		return TypeBadRequest
 	}
 	return TypeInvalidResponse
+}
+
+// statusTypes are the statuses StatusType maps one by one (a read-only table).
+var statusTypes = map[int]ErrorType{
+	http.StatusTooManyRequests:       TypeRateLimit,
+	http.StatusPaymentRequired:       TypeQuotaExhausted,
+	http.StatusUnauthorized:          TypeAuth,
+	http.StatusForbidden:             TypePermission,
+	http.StatusNotFound:              TypeNotFound,
+	http.StatusRequestTimeout:        TypeTimeout,
+	http.StatusConflict:              TypeServerError,
+	http.StatusRequestEntityTooLarge: TypeContextLength,
+	529:                              TypeOverloaded,
 }
 
 // TransportType classifies an error raised before a complete response arrived: canceled when it

@@ -67,6 +67,13 @@ func (v *Vocabulary) Classify(status int, info ErrorInfo, body []byte) ErrorType
 	return t
 }
 
+// Parse reads an error body with the dialect's parse and sets the Class of the result by Classify.
+func (v *Vocabulary) Parse(status int, body []byte, parse func([]byte) ErrorInfo) ErrorInfo {
+	info := parse(body)
+	info.Class = v.Classify(status, info, body)
+	return info
+}
+
 // signals is the lower-cased text an error response carries: the provider's type and code (exact
 // tokens), its message, and the raw body (for fields the dialect did not lift out).
 type signals struct {

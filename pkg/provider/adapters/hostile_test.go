@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/llmbatch/llmbatch/pkg/provider"
+	"github.com/llmbatch/llmbatch/pkg/provider/internal/replay"
 	"github.com/llmbatch/llmbatch/pkg/retry"
 )
 
@@ -106,6 +107,23 @@ func TestValidBodiesStillSucceed(t *testing.T) {
 		resp, err := tc.d.serve(t, http.StatusOK, nil, tc.body).Complete(t.Context(), hello("m"))
 		if err != nil || resp.FinishReason != tc.finish {
 			t.Errorf("%s %s: resp=%+v err=%v", tc.d.name, tc.body, resp, err)
+		}
+	}
+}
+
+// TestKeyNeverInErrors: a server that echoes the authentication headers back in its error body
+// never gets the key into the error, its message or the kept body, for any adapter.
+func TestKeyNeverInErrors(t *testing.T) {
+	echo := replay.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+		sent := r.Header.Get("Authorization") + r.Header.Get("X-Api-Key") + r.Header.Get("X-Goog-Api-Key")
+		body := `{"error":{"type":"authentication_error","message":"invalid key: ` + sent + `"}}`
+		return replay.Response(r, &replay.Recorded{StatusCode: 401, Status: "401 Unauthorized", Header: http.Header{}, Body: []byte(body)}), nil
+	})
+	for _, d := range dialects() {
+		a := replay.MustNew(t, d.new, provider.Options{Name: d.name, APIKey: testKey, Client: &http.Client{Transport: echo}})
+		ae, _ := d.complete(t, a) // complete fails the test if the key is in the error or body
+		if !strings.Contains(ae.Message, "[redacted]") || ae.Class.Type != provider.TypeAuth {
+			t.Errorf("%s: apiErr = %+v", d.name, ae)
 		}
 	}
 }

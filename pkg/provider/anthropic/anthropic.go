@@ -26,13 +26,6 @@ const APIVersion = "2023-06-01"
 // nor Options.DefaultMaxTokens gives one.
 const DefaultMaxTokens = 4096
 
-// Options configures the adapter (provider.Options); DefaultMaxTokens is max_tokens for requests
-// without one (DefaultMaxTokens when 0).
-type Options = provider.Options
-
-// Client is an Anthropic Messages API provider: the shared adapter skeleton with this package's Codec.
-type Client = provider.Adapter
-
 // endpoint is POST {base_url}/v1/messages with x-api-key and anthropic-version (which
 // Options.Headers may replace).
 var endpoint = provider.Endpoint{
@@ -44,8 +37,9 @@ var endpoint = provider.Endpoint{
 	RequestIDHeader: "request-id",
 }
 
-// New returns a Client for o, or an error when the base URL is not an absolute http(s) URL.
-func New(o Options) (*Client, error) {
+// New returns the Messages API adapter for o (o.DefaultMaxTokens is max_tokens for requests without
+// one; DefaultMaxTokens when 0), or an error when the base URL is not an absolute http(s) URL.
+func New(o provider.Options) (*provider.Adapter, error) {
 	mt := o.DefaultMaxTokens
 	if mt <= 0 {
 		mt = DefaultMaxTokens
@@ -71,15 +65,7 @@ type Codec struct {
 
 // Encode returns the /v1/messages body of req.
 func (c Codec) Encode(req *provider.Request) ([]byte, error) {
-	mr, err := c.buildRequest(req)
-	if err != nil {
-		return nil, err
-	}
-	body, err := json.Marshal(mr)
-	if err != nil {
-		return nil, fmt.Errorf("encode request: %w", err)
-	}
-	return body, nil
+	return provider.EncodeBody(c.buildRequest(req))
 }
 
 // Decode reads a /v1/messages response.
@@ -125,8 +111,10 @@ func (Codec) Decode(body []byte) (*provider.Response, error) {
 	return out, nil
 }
 
-// ParseError reads an error body and classifies it (see the package's ParseError).
-func (Codec) ParseError(status int, body []byte) provider.ErrorInfo { return ParseError(status, body) }
+// ParseError reads an error body (see parseError) and classifies it with vocabulary.
+func (Codec) ParseError(status int, body []byte) provider.ErrorInfo {
+	return vocabulary.Parse(status, body, parseError)
+}
 
 // vocabulary is how the Messages API words its errors.
 var vocabulary = provider.Vocabulary{
@@ -425,17 +413,10 @@ type messagesResponse struct {
 	} `json:"usage"`
 }
 
-// ParseError reads an Anthropic error body
+// parseError reads an Anthropic error body
 // {"type":"error","error":{"type":"rate_limit_error","message":...,"details":{"error_code":...}},"request_id":...}:
 // Type is error.type (rate_limit_error, overloaded_error, invalid_request_error, ...), Code is
-// error.details.error_code when sent (enforced_spend_limit_reached); Class is vocabulary.Classify's
-// verdict.
-func ParseError(status int, body []byte) provider.ErrorInfo {
-	info := parseError(body)
-	info.Class = vocabulary.Classify(status, info, body)
-	return info
-}
-
+// error.details.error_code when sent (enforced_spend_limit_reached).
 func parseError(body []byte) provider.ErrorInfo {
 	var env struct {
 		Error struct {

@@ -19,13 +19,6 @@ import (
 // version; the adapter appends /models/{model}:generateContent.
 const DefaultBaseURL = "https://generativelanguage.googleapis.com/v1beta"
 
-// Options configures the adapter (provider.Options). The key is sent as x-goog-api-key, never in
-// the URL.
-type Options = provider.Options
-
-// Client is a Gemini API provider: the shared adapter skeleton with this package's Codec.
-type Client = provider.Adapter
-
 // endpoint is POST {base_url}/models/{model}:generateContent with x-goog-api-key.
 var endpoint = provider.Endpoint{
 	DefaultName:    "gemini",
@@ -34,8 +27,11 @@ var endpoint = provider.Endpoint{
 	AuthHeader:     "x-goog-api-key",
 }
 
-// New returns a Client for o, or an error when the base URL is not an absolute http(s) URL.
-func New(o Options) (*Client, error) { return provider.NewAdapter(endpoint, Codec{}, o) }
+// New returns the Gemini adapter for o (the key goes in x-goog-api-key, never in the URL), or an
+// error when the base URL is not an absolute http(s) URL.
+func New(o provider.Options) (*provider.Adapter, error) {
+	return provider.NewAdapter(endpoint, Codec{}, o)
+}
 
 // modelURL returns the generateContent URL of a model ("gemini-2.5-flash", or a resource name such
 // as "models/gemini-2.5-flash" or "tunedModels/x").
@@ -69,15 +65,7 @@ type Codec struct{}
 
 // Encode returns the :generateContent body of req.
 func (Codec) Encode(req *provider.Request) ([]byte, error) {
-	gr, err := buildRequest(req)
-	if err != nil {
-		return nil, err
-	}
-	body, err := json.Marshal(gr)
-	if err != nil {
-		return nil, fmt.Errorf("encode request: %w", err)
-	}
-	return body, nil
+	return provider.EncodeBody(buildRequest(req))
 }
 
 // Decode reads a :generateContent response.
@@ -138,8 +126,10 @@ func (Codec) Decode(body []byte) (*provider.Response, error) {
 	return out, nil
 }
 
-// ParseError reads an error body and classifies it (see the package's ParseError).
-func (Codec) ParseError(status int, body []byte) provider.ErrorInfo { return ParseError(status, body) }
+// ParseError reads an error body (see parseError) and classifies it with vocabulary.
+func (Codec) ParseError(status int, body []byte) provider.ErrorInfo {
+	return vocabulary.Parse(status, body, parseError)
+}
 
 // vocabulary is how the Gemini API words its errors.
 var vocabulary = provider.Vocabulary{
@@ -478,19 +468,12 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// ParseError reads a Gemini error body (also in the [{"error":...}] array form): Type is
+// parseError reads a Gemini error body (also in the [{"error":...}] array form): Type is
 // error.status (RESOURCE_EXHAUSTED, INVALID_ARGUMENT, UNAVAILABLE, ...); Code is the first
 // google.rpc.ErrorInfo reason (API_KEY_INVALID) or else a google.rpc.QuotaFailure quotaId, a per-day
 // one when any is violated (GenerateRequestsPerDayPerProjectPerModel-FreeTier), else the first; RetryAfter is the RetryInfo retryDelay or a
 // "Please retry in 7.5s" in the message. The message is kept whole, so "limit: 0" (a quota that
-// will never admit the request) stays visible to the classifier. Class is vocabulary.Classify's
-// verdict.
-func ParseError(status int, body []byte) provider.ErrorInfo {
-	info := parseError(body)
-	info.Class = vocabulary.Classify(status, info, body)
-	return info
-}
-
+// will never admit the request) stays visible to the classifier.
 func parseError(body []byte) provider.ErrorInfo {
 	var eb errorBody
 	b := bytes.TrimSpace(body)

@@ -22,13 +22,6 @@ import (
 // API version; the adapter appends /chat/completions.
 const DefaultBaseURL = "https://api.openai.com/v1"
 
-// Options configures the adapter (provider.Options). RequestsPerDay is set by New for a groq.com
-// base URL, whose x-ratelimit-*-requests headers are a daily budget.
-type Options = provider.Options
-
-// Client is an OpenAI-compatible provider: the shared adapter skeleton with this package's Codec.
-type Client = provider.Adapter
-
 // endpoint is POST {base_url}/chat/completions with "Authorization: Bearer KEY".
 var endpoint = provider.Endpoint{
 	DefaultName:     "openai",
@@ -39,8 +32,10 @@ var endpoint = provider.Endpoint{
 	RequestIDHeader: "x-request-id",
 }
 
-// New returns a Client for o, or an error when the base URL is not an absolute http(s) URL.
-func New(o Options) (*Client, error) {
+// New returns the OpenAI-compatible adapter for o (a groq.com base URL sets RequestsPerDay: Groq's
+// x-ratelimit-*-requests headers are a daily budget), or an error when the base URL is not an
+// absolute http(s) URL.
+func New(o provider.Options) (*provider.Adapter, error) {
 	base := o.BaseURL
 	if base == "" {
 		base = DefaultBaseURL
@@ -68,9 +63,9 @@ type Codec struct{}
 
 // Encode returns the /chat/completions body of req.
 func (Codec) Encode(req *provider.Request) ([]byte, error) {
-	body, err := json.Marshal(buildRequest(req))
+	body, err := provider.EncodeBody(buildRequest(req), nil)
 	if err != nil {
-		return nil, fmt.Errorf("encode request: %w", err)
+		return nil, err
 	}
 	return appendExtra(body, req), nil
 }
@@ -129,8 +124,10 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
 }
 
-// ParseError reads an error body and classifies it (see the package's ParseError).
-func (Codec) ParseError(status int, body []byte) provider.ErrorInfo { return ParseError(status, body) }
+// ParseError reads an error body (see parseError) and classifies it with vocabulary.
+func (Codec) ParseError(status int, body []byte) provider.ErrorInfo {
+	return vocabulary.Parse(status, body, parseError)
+}
 
 // vocabulary is how OpenAI and the servers compatible with it (Azure, Groq, OpenRouter, Together,
 // vLLM, DeepSeek, Mistral) word their errors; gateways such as OpenRouter also relay the upstream
@@ -295,16 +292,9 @@ type errorObject struct {
 	Code    json.RawMessage `json:"code"`
 }
 
-// ParseError reads an OpenAI-style error body: {"error":{"message","type","code"}}, plus the shapes
+// parseError reads an OpenAI-style error body: {"error":{"message","type","code"}}, plus the shapes
 // compatible servers send ({"error":"text"}, {"message","type","code"} at top level as vLLM does,
-// {"detail":"text"}). A "try again in 264ms" in the message becomes RetryAfter; Class is
-// vocabulary.Classify's verdict.
-func ParseError(status int, body []byte) provider.ErrorInfo {
-	info := parseError(body)
-	info.Class = vocabulary.Classify(status, info, body)
-	return info
-}
-
+// {"detail":"text"}). A "try again in 264ms" in the message becomes RetryAfter.
 func parseError(body []byte) provider.ErrorInfo {
 	var env struct {
 		Error   json.RawMessage `json:"error"`

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
@@ -74,4 +75,14 @@ func JSONEqual(tb testing.TB, got []byte, want string) {
 	if !reflect.DeepEqual(g, w) {
 		tb.Errorf("JSON mismatch\n got  %s\n want %s", got, want)
 	}
+}
+
+// MustComplete sends req through p and returns the response, failing the test on error.
+func MustComplete(tb testing.TB, p provider.Provider, req *provider.Request) *provider.Response {
+	tb.Helper()
+	resp, err := p.Complete(context.Background(), req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return resp
 }
