@@ -16,7 +16,7 @@ import (
 
 const key = "sk-ant-api03-TESTKEY-do-not-leak"
 
-var t0, now = replay.Now(), replay.Now
+var t0 = replay.Now()
 
 func newClient(t testing.TB, fixture string) (*provider.Adapter, *replay.Transport) {
 	return replay.Adapter(t, anthropic.New, "anthropic", fixture, provider.Options{Name: "anthropic", APIKey: key})

@@ -15,7 +15,7 @@ import (
 
 const key = "AIzaTESTKEY-do-not-leak-0123456789"
 
-var t0, now = replay.Now(), replay.Now
+var t0 = replay.Now()
 
 func text(s string) request.Content { return request.Content{Text: s} }
 

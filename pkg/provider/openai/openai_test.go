@@ -18,7 +18,7 @@ import (
 
 const key = "sk-proj-TESTKEY-do-not-leak-0123456789"
 
-var t0, now = replay.Now(), replay.Now
+var t0 = replay.Now()
 
 func newClient(t testing.TB, fixture string, mod func(*provider.Options)) (*provider.Adapter, *replay.Transport) {
 	o := provider.Options{Name: "openai", APIKey: key}
