@@ -1,6 +1,9 @@
 // Package provider defines the neutral request/response types every LLM API adapter translates to and
-// from, the rate-limit state parsed from each response, and the typed *APIError. The adapters live in
-// the subpackages openai, anthropic and gemini.
+// from, the rate-limit state parsed from each response, the typed *APIError and the Class every
+// adapter attaches to it, and the one adapter skeleton (Adapter: an Endpoint plus a dialect's Codec,
+// sending through Call with success bodies bounded by a shared Budget). The dialects live in the
+// subpackages openai, anthropic and gemini, each an Endpoint, a Codec and a Vocabulary of its
+// error wording; adding a dialect touches one package.
 package provider
 
 import (
