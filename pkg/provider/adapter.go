@@ -127,19 +127,29 @@ func (a *Adapter) Complete(ctx context.Context, req *Request) (*Response, error)
 	if err != nil {
 		return nil, err
 	}
-	out, err := a.codec.Decode(res.Body)
+	out, err := DecodeWith(a.codec, res.Body, req.Model)
 	if err != nil {
 		return nil, call.MalformedError(res, err)
 	}
 	res.Release()
 	out.Limits = res.Limits
-	if out.Model == "" {
-		out.Model = req.Model
-	}
 	if a.ep.RequestIDHeader != "" {
 		if id := res.Header.Get(a.ep.RequestIDHeader); id != "" {
 			out.RequestID = id
 		}
+	}
+	return out, nil
+}
+
+// DecodeWith decodes a success body with codec; model stands in when the body names none. It is how
+// Complete reads a body, for callers that get bodies by other ways (provider batch APIs).
+func DecodeWith(codec Codec, body []byte, model string) (*Response, error) {
+	out, err := codec.Decode(body)
+	if err != nil {
+		return nil, err
+	}
+	if out.Model == "" {
+		out.Model = model
 	}
 	return out, nil
 }
