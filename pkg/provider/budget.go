@@ -53,13 +53,17 @@ func NewBudget(total int64) *Budget {
 // Total returns the budget's size in bytes.
 func (b *Budget) Total() int64 { return b.total }
 
-// ErrTooLarge is wrapped by the error of a success body longer than MaxResponseBody.
-var ErrTooLarge = errors.New("response too large")
-
-// tooLarge is the error of a body past limit, naming the limit in MiB.
-func tooLarge(limit int64) error {
-	return fmt.Errorf("%w: response larger than %d MiB (the limit per response body)", ErrTooLarge, limit>>20)
+// TooLargeError is the error of a success body longer than the limit per body (MaxResponseBody).
+type TooLargeError struct {
+	Limit int64 // bytes
 }
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("response larger than %d MiB (the limit per response body)", e.Limit>>20)
+}
+
+// tooLarge is the error of a body past limit.
+func tooLarge(limit int64) error { return &TooLargeError{Limit: limit} }
 
 // lease is what a body read holds from a Budget: a grant of held bytes and, for a body of unknown
 // length past SmallBody, the reusable buffer it was read into. release returns both (idempotent);
@@ -96,7 +100,7 @@ func (b *Budget) bigBuffer() *[]byte {
 
 // read reads a success body r of declared length n (-1 = unknown) up to limit bytes, taking a grant
 // before it buffers more than SmallBody. It returns the body and the lease to release once the body
-// has been decoded. A body longer than limit (declared or read) is ErrTooLarge and is not read past
+// has been decoded. A body longer than limit (declared or read) is a *TooLargeError and is not read past
 // limit+1 bytes (the head read so far is returned with it); a wait for the budget that ctx ends returns ctx's error; a read failure is returned
 // as is. On error nothing is held.
 func (b *Budget) read(ctx context.Context, r io.Reader, n, limit int64) ([]byte, *lease, error) {

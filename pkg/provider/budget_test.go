@@ -122,7 +122,8 @@ func TestBodyLimits(t *testing.T) {
 	declared := &gatedBody{n: provider.MaxResponseBody + 1}
 	_, err := newCall("http://api.test/v1/x").Do(context.Background(), bodyClient(200, declared, provider.MaxResponseBody+1), fixedNow)
 	ae := asAPIError(t, err)
-	if !errors.Is(err, provider.ErrTooLarge) || ae.Class.Type != provider.TypeInvalidResponse || !ae.Class.Retryable ||
+	var tl *provider.TooLargeError
+	if !errors.As(err, &tl) || tl.Limit != provider.MaxResponseBody || ae.Class.Type != provider.TypeInvalidResponse || !ae.Class.Retryable ||
 		declared.read.Load() != 0 || !strings.Contains(err.Error(), "response larger than 32 MiB") {
 		t.Errorf("declared too large: read %d, err=%v class=%+v", declared.read.Load(), err, ae.Class)
 	}
@@ -130,7 +131,7 @@ func TestBodyLimits(t *testing.T) {
 	chunked := &gatedBody{n: 1 << 30}
 	_, err = newCall("http://api.test/v1/x").Do(context.Background(), bodyClient(200, chunked, -1), fixedNow)
 	ae = asAPIError(t, err)
-	if !errors.Is(err, provider.ErrTooLarge) || !ae.Malformed || chunked.read.Load() > provider.MaxResponseBody+1 ||
+	if !errors.As(err, &tl) || !ae.Malformed || chunked.read.Load() > provider.MaxResponseBody+1 ||
 		len(ae.Body) != provider.MaxErrorBody {
 		t.Errorf("chunked too large: read %d, kept %d, err=%v", chunked.read.Load(), len(ae.Body), err)
 	}

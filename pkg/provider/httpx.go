@@ -74,7 +74,8 @@ const redacted = "[redacted]"
 //     errors.Is(err, context.DeadlineExceeded) and errors.Is(err, context.Canceled) hold when ctx ended;
 //   - a non-2xx status: StatusCode, Type/Code/Message and class from ParseError; only the first
 //     MaxErrorBody bytes of the body are read and kept;
-//   - a 2xx body larger than MaxResponseBody: Malformed, invalid_response, wrapping ErrTooLarge.
+//   - a 2xx body larger than MaxResponseBody: Malformed, invalid_response, wrapping *TooLargeError
+//     ("response larger than 32 MiB").
 func (c *Call) Do(ctx context.Context, client *http.Client, now func() time.Time) (*HTTPResult, error) {
 	if client == nil {
 		client = http.DefaultClient
@@ -119,8 +120,9 @@ func (c *Call) Do(ctx context.Context, client *http.Client, now func() time.Time
 	}
 	body, l, err := budget.read(ctx, resp.Body, resp.ContentLength, MaxResponseBody)
 	res := &HTTPResult{StatusCode: resp.StatusCode, Header: resp.Header, Body: body, Limits: limits, lease: l}
+	var tl *TooLargeError
 	switch {
-	case errors.Is(err, ErrTooLarge):
+	case errors.As(err, &tl):
 		return nil, c.MalformedError(res, err)
 	case err != nil:
 		return nil, c.brokenError(ctx, limits, fmt.Errorf("read response body: %w", err))
