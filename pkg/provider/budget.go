@@ -100,9 +100,9 @@ func (b *Budget) bigBuffer() *[]byte {
 
 // read reads a success body r of declared length n (-1 = unknown) up to limit bytes, taking a grant
 // before it buffers more than SmallBody. It returns the body and the lease to release once the body
-// has been decoded. A body longer than limit (declared or read) is a *TooLargeError and is not read past
-// limit+1 bytes (the head read so far is returned with it); a wait for the budget that ctx ends returns ctx's error; a read failure is returned
-// as is. On error nothing is held.
+// has been decoded. A body longer than limit (declared or read) is a *TooLargeError and is not read
+// past limit+1 bytes (the head read so far is returned with it); a wait for the budget that ctx ends
+// returns ctx's error; a read failure is returned as is. On error nothing is held.
 func (b *Budget) read(ctx context.Context, r io.Reader, n, limit int64) ([]byte, *lease, error) {
 	l := &lease{b: b}
 	if n > limit {
@@ -131,7 +131,7 @@ func (b *Budget) read(ctx context.Context, r io.Reader, n, limit int64) ([]byte,
 		if len(buf) == cap(buf) {
 			switch {
 			case int64(len(buf)) > limit:
-				head := bytes.Clone(buf[:MaxErrorBody]) // for the error's Body; buf goes back to the pool
+				head := bytes.Clone(buf[:min(len(buf), MaxErrorBody)]) // for the error's Body; buf goes back to the pool
 				l.release()
 				return head, l, tooLarge(limit)
 			case n >= 0:
