@@ -108,8 +108,9 @@ type APIError struct {
 
 // ErrorClass returns the error's class: Class as the adapter attached it, or, for an APIError built
 // without one, the class its fields imply (Malformed: invalid_response; no response: the transport
-// class of Err, else network; otherwise the status alone). RetryAfter is kept only for a retryable
-// class and never negative; StatusCode is the error's. Message is left empty (the caller knows the
+// class of Err, else network; otherwise the status alone). RetryAfter is the class's, else the
+// error's, else its Limits', kept only for a retryable class and never negative; StatusCode is the
+// error's. Message is left empty (the caller knows the
 // whole error chain's text).
 func (e *APIError) ErrorClass() Class {
 	c := e.Class
@@ -126,10 +127,12 @@ func (e *APIError) ErrorClass() Class {
 			t = StatusType(e.StatusCode)
 		}
 		c = ClassOf(t)
+	}
+	if c.RetryAfter <= 0 {
 		c.RetryAfter = e.RetryAfter
-		if c.RetryAfter <= 0 {
-			c.RetryAfter = e.Limits.RetryAfter
-		}
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = e.Limits.RetryAfter
 	}
 	c.Message = ""
 	c.StatusCode = e.StatusCode
