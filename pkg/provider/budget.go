@@ -125,7 +125,7 @@ func (b *Budget) read(ctx context.Context, r io.Reader, n, limit int64) ([]byte,
 	case n >= 0:
 		buf = make([]byte, 0, n+1)
 	default:
-		buf = make([]byte, 0, 16<<10)
+		buf = make([]byte, 0, 4<<10) // most answers are a few KiB
 	}
 	for {
 		if len(buf) == cap(buf) {
