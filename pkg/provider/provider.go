@@ -21,8 +21,9 @@ import (
 type Provider interface {
 	// Name is the provider's name from providers.yaml.
 	Name() string
-	// Complete sends req. On an HTTP or transport failure it returns a nil *Response and an error
-	// that is (or wraps) *APIError; ctx errors are returned wrapped so errors.Is(err, context.Canceled)
+	// Complete sends req. On an HTTP or transport failure, or a success body without the fields of
+	// its API, it returns a nil *Response and an error that is (or wraps) *APIError carrying the
+	// Class the adapter gave it; ctx errors are returned wrapped so errors.Is(err, context.Canceled)
 	// and errors.Is(err, context.DeadlineExceeded) hold.
 	Complete(ctx context.Context, req *Request) (*Response, error)
 }
