@@ -141,14 +141,17 @@ type checked struct {
 	warnings []string       // providers skipped because their key is unset
 	in       *request.Input // the caller closes it
 	n        int            // requests in the input
+	done     int            // of them, those the done function passed to preflight reports done
 }
 
 // preflight checks everything that can be checked before a request is sent, for run, estimate and
 // select alike: the --model and --provider pins against the config and the keys set (warning on
 // stderr about providers whose key is unset), then the whole input (every line, and every request's
 // own model). Problems come back as one usage error (exit 2) listing each with file:line and field.
+// done, when not nil, reports prompts that already have a current result (run's resume); the
+// checked input counts them, so progress can start there.
 func preflight(ctx context.Context, cfg *config.Config, sel selector.Options, getenv func(string) string,
-	input string, io *IOStreams) (*checked, error) {
+	input string, io *IOStreams, done func(id, hash string) bool) (*checked, error) {
 	lanes, warnings := buildLanes(cfg, getenv)
 	if err := checkGlobalPins(lanes, sel); err != nil {
 		return nil, err
@@ -160,7 +163,13 @@ func preflight(ctx context.Context, cfg *config.Config, sel selector.Options, ge
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	n, errs := prepareInput(ctx, in, lanes, sel)
+	var doneCount int
+	count := func(req *request.Request) {
+		if done != nil && done(req.ID, req.Hash) {
+			doneCount++
+		}
+	}
+	n, errs := prepareInput(ctx, in, lanes, sel, count)
 	if ctx.Err() != nil {
 		in.Close()
 		return nil, ctx.Err()
@@ -169,7 +178,7 @@ func preflight(ctx context.Context, cfg *config.Config, sel selector.Options, ge
 		in.Close()
 		return nil, inputErrors(errs)
 	}
-	return &checked{lanes: lanes, warnings: warnings, in: in, n: n}, nil
+	return &checked{lanes: lanes, warnings: warnings, in: in, n: n, done: doneCount}, nil
 }
 
 // checkGlobalPins checks --model and --provider against the lanes before reading any input.
@@ -188,18 +197,28 @@ func checkGlobalPins(lanes []*selector.Lane, sel selector.Options) error {
 }
 
 // prepareInput validates the whole input in one pass, checking every request's own model against
-// the lanes as it goes. It returns the number of requests and every problem, each naming file:line
-// and the field.
-func prepareInput(ctx context.Context, in *request.Input, lanes []*selector.Lane, opts selector.Options) (int, []error) {
+// the lanes as it goes and calling each (when not nil) for every request that parses. It returns
+// the number of requests and every problem, each naming file:line and the field.
+func prepareInput(ctx context.Context, in *request.Input, lanes []*selector.Lane, opts selector.Options,
+	each func(*request.Request)) (int, []error) {
 	r, err := in.Open()
 	if err != nil {
 		return 0, []error{err}
 	}
 	defer r.Close()
-	v := request.Validator{}
+	var pin func(*request.Request) error
 	if opts.PinModel == "" { // --model overrides every request's model: nothing to check per line
-		v.Check = requestPinCheck(in.Name(), lanes, opts.PinProvider)
+		pin = requestPinCheck(in.Name(), lanes, opts.PinProvider)
 	}
+	v := request.Validator{Check: func(req *request.Request) error {
+		if each != nil {
+			each(req)
+		}
+		if pin != nil {
+			return pin(req)
+		}
+		return nil
+	}}
 	return v.Validate(ctx, r, in.Name())
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/llmbatch/llmbatch/pkg/config"
+	"github.com/llmbatch/llmbatch/pkg/money"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/selector"
 )
@@ -110,7 +110,7 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	if err != nil {
 		return err
 	}
-	chk, err := preflight(ctx, cfg, sel, opts.Getenv, opts.Input, opts.IO)
+	chk, err := preflight(ctx, cfg, sel, opts.Getenv, opts.Input, opts.IO, nil)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	s, as := primary.Summary(), other.Summary()
 
 	out := estimateJSON{Input: in.Name(), estimatePlanJSON: planJSON(s), Alternative: planJSON(as),
-		MaxCostUSD: opts.MaxCost, OverBudget: opts.MaxCost > 0 && s.CostUSD > opts.MaxCost, Warnings: chk.warnings}
+		MaxCostUSD: money.Round(opts.MaxCost), OverBudget: opts.MaxCost > 0 && s.CostUSD > opts.MaxCost, Warnings: chk.warnings}
 	if out.Warnings == nil {
 		out.Warnings = []string{}
 	}
@@ -181,7 +181,7 @@ func unservedError(n int64, listed []error) error {
 func planJSON(s selector.Summary) estimatePlanJSON {
 	p := estimatePlanJSON{
 		Prefer: s.Prefer.String(), DeadlineSeconds: s.Deadline.Seconds(), DeadlineMet: s.DeadlineMet,
-		Prompts: s.Prompts, InputTokens: s.InputTokens, OutputTokens: s.OutputTokens, CostUSD: s.CostUSD,
+		Prompts: s.Prompts, InputTokens: s.InputTokens, OutputTokens: s.OutputTokens, CostUSD: money.Round(s.CostUSD),
 		ExactTokens: s.EstimatedPrompts == 0, EstimatedPrompts: s.EstimatedPrompts,
 		WallTimeSeconds: s.WallTime.Seconds(), WallTimeGuess: s.WallTimeGuess,
 		Escalated: s.Escalated, Unassigned: s.Unassigned, Models: []estimateModelJSON{},
@@ -192,7 +192,7 @@ func planJSON(s selector.Summary) estimatePlanJSON {
 		}
 		p.Models = append(p.Models, estimateModelJSON{
 			Provider: t.Lane.Provider, Model: t.Lane.Name, Category: t.Lane.Category.String(), Free: t.Lane.Free,
-			Prompts: t.Prompts, InputTokens: t.InputTokens, OutputTokens: t.OutputTokens, CostUSD: t.CostUSD,
+			Prompts: t.Prompts, InputTokens: t.InputTokens, OutputTokens: t.OutputTokens, CostUSD: money.Round(t.CostUSD),
 			ExactTokens: t.EstimatedPrompts == 0, EstimatedPrompts: t.EstimatedPrompts,
 			WallTimeSeconds: t.WallTime.Seconds(), WallTimeBound: t.Bound.String(), WallTimeGuess: t.Guess(),
 		})
@@ -314,18 +314,8 @@ func num[T ~int | ~int64](n T) string {
 	return b.String()
 }
 
-// usd formats a dollar amount with enough digits to show small costs.
-func usd(x float64) string {
-	switch {
-	case x == 0:
-		return "$0"
-	case math.Abs(x) < 0.01:
-		return fmt.Sprintf("$%.6f", x)
-	case math.Abs(x) < 100:
-		return fmt.Sprintf("$%.4f", x)
-	}
-	return fmt.Sprintf("$%.2f", x)
-}
+// usd formats a dollar amount: money.Format, the one money format of every output.
+func usd(x float64) string { return money.Format(x) }
 
 // wall formats a wall time for people.
 func wall(d time.Duration) string {

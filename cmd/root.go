@@ -58,6 +58,16 @@ type IOStreams struct {
 	ErrOut io.Writer
 	// ErrIsTerminal reports whether ErrOut is a terminal (progress bars only draw on one).
 	ErrIsTerminal bool
+	// ErrWidth is ErrOut's width in columns when it is a terminal; 0 means unknown (80 is assumed).
+	ErrWidth int
+}
+
+// termWidth is the width the progress bar and the summary fit: ErrWidth, else 80.
+func termWidth(io *IOStreams) int {
+	if io.ErrWidth > 0 {
+		return io.ErrWidth
+	}
+	return 80
 }
 
 // Factory provides what commands need from the environment; tests replace its fields.
@@ -124,9 +134,16 @@ func Main() int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	errFd := int(os.Stderr.Fd())
+	width := 0
+	if term.IsTerminal(errFd) {
+		if w, _, err := term.GetSize(errFd); err == nil {
+			width = w
+		}
+	}
 	f := &Factory{
 		IO: &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
-			ErrIsTerminal: term.IsTerminal(int(os.Stderr.Fd()))},
+			ErrIsTerminal: term.IsTerminal(errFd), ErrWidth: width},
 		Getenv:  os.Getenv,
 		Now:     time.Now,
 		Signals: sigs,

@@ -94,8 +94,16 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	if err != nil {
 		return usageErr(err)
 	}
+	outPath := o.Output
+	if outPath == "" {
+		outPath = defaultOutput(o.Input)
+	}
+	done, err := resumeScan(outPath, o, logger)
+	if err != nil {
+		return err
+	}
 	checkCtx, stopWatching := untilSignal(ctx, f.Signals) // nothing is sent yet: Ctrl-C stops at once
-	chk, err := preflight(checkCtx, cfg, sel, f.Getenv, o.Input, f.IO)
+	chk, err := preflight(checkCtx, cfg, sel, f.Getenv, o.Input, f.IO, done)
 	if interrupted := stopWatching(); interrupted || err != nil {
 		if chk != nil {
 			chk.in.Close()
@@ -106,22 +114,30 @@ func runRun(ctx context.Context, o *RunOptions) error {
 		return err
 	}
 	defer chk.in.Close()
+	if chk.n == 0 {
+		// Nothing to do is not an error, and no output file is created for it.
+		fmt.Fprintf(f.IO.ErrOut, "no prompts in %s\n", chk.in.Name())
+		return nil
+	}
 	apis, err := buildProviders(cfg, o)
 	if err != nil {
 		return err
 	}
 
-	outPath := o.Output
-	if outPath == "" {
-		outPath = defaultOutput(o.Input)
-	}
-	out, done, closeOut, err := openOutput(outPath, o, logger)
+	out, closeOut, err := openOutput(outPath, o, logger)
 	if err != nil {
 		return err
 	}
 	showBar := !o.Quiet && (o.Progress == "always" || (o.Progress == "auto" && f.IO.ErrIsTerminal))
-	display := progress.New(f.IO.ErrOut, chk.n, progress.Options{Enabled: showBar, Now: f.Now})
+	display := progress.New(f.IO.ErrOut, chk.n, progress.Options{Enabled: showBar, Now: f.Now, Done: chk.done, Width: f.IO.ErrWidth})
 	summary := progress.NewSummary(f.Now)
+	// From here on logs go through the display, which clears the bar's line, writes and redraws, and
+	// repeated warnings are folded.
+	fold, err := newLogHandler(display, o.LogFormat, o.Verbose, o.Quiet, f.Now)
+	if err != nil {
+		return usageErr(err)
+	}
+	logger = slog.New(fold)
 
 	stop := make(chan struct{})
 	runCtx, hardStop := context.WithCancel(ctx)
@@ -134,6 +150,8 @@ func runRun(ctx context.Context, o *RunOptions) error {
 		Select: sel, Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose, Stop: stop,
 		Progress: display, Summary: summary, Logger: logger, Now: f.Now,
 	})
+	summary.Finish()
+	_ = fold.Flush(context.Background()) // the "…and N more" of warnings still folded, above the summary
 	display.Finish()
 	if cerr := closeOut(); cerr != nil && runErr == nil {
 		runErr = fmt.Errorf("closing %s: %w", outPath, cerr)
@@ -148,9 +166,9 @@ func runRun(ctx context.Context, o *RunOptions) error {
 		}
 	}
 	if rep != nil && !o.Quiet {
-		summary.Render(f.IO.ErrOut)
-		fmt.Fprintf(f.IO.ErrOut, "%d prompts: %d ok, %d failed, %d skipped (already done), %d remaining; cost $%.4f; %s\n",
-			rep.Prompts, rep.OK, rep.Failed, rep.Skipped, rep.Remaining, rep.CostUSD, rep.Elapsed.Round(time.Millisecond))
+		_ = summary.RenderWidth(f.IO.ErrOut, termWidth(f.IO))
+		fmt.Fprintf(f.IO.ErrOut, "%d prompts: %d ok, %d failed, %d skipped (already done), %d remaining; cost %s\n",
+			rep.Prompts, rep.OK, rep.Failed, rep.Skipped, rep.Remaining, usd(rep.CostUSD))
 	}
 	return runExit(rep, runErr, o, outPath)
 }
@@ -165,7 +183,7 @@ func runExit(rep *batch.Report, err error, o *RunOptions, outPath string) error 
 	case err != nil:
 		return &ExitError{Code: ExitPartial, Err: err}
 	case rep.Budget:
-		return &ExitError{Code: ExitBudget, Err: fmt.Errorf("budget of $%.4f reached: %d prompts remain (raise --max-cost and run the same command to continue)", o.MaxCost, rep.Remaining)}
+		return &ExitError{Code: ExitBudget, Err: fmt.Errorf("budget of %s reached: %d prompts remain (raise --max-cost and run the same command to continue)", usd(o.MaxCost), rep.Remaining)}
 	case rep.Failed > 0:
 		return &ExitError{Code: ExitPartial, Err: fmt.Errorf("%d of %d prompts ended in error; their error lines are in %s (run the same command again to retry them)", rep.Failed, rep.Prompts-rep.Skipped, outPath)}
 	}
@@ -212,33 +230,41 @@ func defaultOutput(input string) string {
 	return strings.TrimSuffix(input, ".jsonl") + ".results.jsonl"
 }
 
-// openOutput prepares the output for appending: resumed (torn last line repaired) or, with --fresh,
-// started over after moving the old file aside. done reports prompts that need no new request.
-func openOutput(path string, o *RunOptions, logger *slog.Logger) (w io.Writer, done func(id, hash string) bool, closeFn func() error, err error) {
+// resumeScan reads an existing output before anything else, repairing a torn last line, and returns
+// the function reporting prompts that need no new request (nil with --fresh, for stdout, or when
+// there is no output yet).
+func resumeScan(path string, o *RunOptions, logger *slog.Logger) (func(id, hash string) bool, error) {
+	if path == "-" || o.Fresh {
+		return nil, nil
+	}
+	cp, err := results.Scan(path, o.Format)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("%w (fix or move the file, or pass --fresh to start over)", err))
+	}
+	if cp.Lines > 0 {
+		logger.Info("resuming from the existing output", "file", path, "ok_lines", cp.OKLines, "error_lines", cp.ErrorLines,
+			"torn_line_repaired", cp.TornLine > 0)
+	}
+	return cp.Done, nil
+}
+
+// openOutput prepares the output for appending, after resumeScan: with --fresh the old file is
+// moved aside first.
+func openOutput(path string, o *RunOptions, logger *slog.Logger) (w io.Writer, closeFn func() error, err error) {
 	if path == "-" {
-		return o.Factory.IO.Out, nil, func() error { return nil }, nil
+		return o.Factory.IO.Out, func() error { return nil }, nil
 	}
 	if o.Fresh {
 		moved, err := results.MoveAside(path, o.Factory.Now())
 		if err != nil {
-			return nil, nil, nil, usageErr(err)
+			return nil, nil, usageErr(err)
 		}
 		if moved != "" {
 			logger.Info("--fresh: moved the previous output aside", "from", path, "to", moved)
 		}
-	} else {
-		cp, err := results.Scan(path, o.Format)
-		if err != nil {
-			return nil, nil, nil, usageErr(fmt.Errorf("%w (fix or move the file, or pass --fresh to start over)", err))
-		}
-		if cp.Lines > 0 {
-			logger.Info("resuming from the existing output", "file", path, "ok_lines", cp.OKLines, "error_lines", cp.ErrorLines,
-				"torn_line_repaired", cp.TornLine > 0)
-		}
-		done = cp.Done
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, nil, nil, usageErr(fmt.Errorf("output directory: %w", err))
+		return nil, nil, usageErr(fmt.Errorf("output directory: %w", err))
 	}
 	open := func(path string) (io.WriteCloser, error) { return results.OpenAppend(path) }
 	if o.Factory.OpenOutput != nil {
@@ -246,9 +272,9 @@ func openOutput(path string, o *RunOptions, logger *slog.Logger) (w io.Writer, d
 	}
 	file, err := open(path)
 	if err != nil {
-		return nil, nil, nil, usageErr(err)
+		return nil, nil, usageErr(err)
 	}
-	return file, done, func() error {
+	return file, func() error {
 		if s, ok := file.(interface{ Sync() error }); ok {
 			if err := s.Sync(); err != nil {
 				file.Close()
@@ -280,6 +306,16 @@ func watchSignals(ctx context.Context, sigs <-chan os.Signal, stop chan<- struct
 
 // newLogger builds the stderr logger for --log-format, -v and --quiet.
 func newLogger(w io.Writer, format string, verbose, quiet bool) (*slog.Logger, error) {
+	h, err := newLogHandler(w, format, verbose, quiet, nil)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(h), nil
+}
+
+// newLogHandler is newLogger's handler: text or JSON records on w at the level -v and --quiet choose,
+// with repeated identical warnings folded (progress.FoldHandler; now is time.Now when nil).
+func newLogHandler(w io.Writer, format string, verbose, quiet bool, now func() time.Time) (*progress.FoldHandler, error) {
 	level := slog.LevelInfo
 	switch {
 	case verbose:
@@ -290,9 +326,9 @@ func newLogger(w io.Writer, format string, verbose, quiet bool) (*slog.Logger, e
 	hopts := &slog.HandlerOptions{Level: level}
 	switch format {
 	case "", "text":
-		return slog.New(slog.NewTextHandler(w, hopts)), nil
+		return progress.NewFoldHandler(slog.NewTextHandler(w, hopts), now, 0), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+		return progress.NewFoldHandler(slog.NewJSONHandler(w, hopts), now, 0), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }

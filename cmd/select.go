@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/model"
+	"github.com/llmbatch/llmbatch/pkg/money"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/selector"
 )
@@ -88,7 +89,7 @@ func selectRun(ctx context.Context, opts *SelectOptions) error {
 	if err != nil {
 		return err
 	}
-	chk, err := preflight(ctx, cfg, sel, opts.Getenv, opts.Input, opts.IO)
+	chk, err := preflight(ctx, cfg, sel, opts.Getenv, opts.Input, opts.IO, nil)
 	if err != nil {
 		return err
 	}
@@ -149,7 +150,7 @@ func selectLine(a *analyzed, as selector.Assignment, perr error, p *selector.Pla
 		l := p.Lanes()[as.Lane]
 		line.LaneCategory, line.Escalated = as.Category.String(), as.Escalated
 		line.Provider, line.Model = l.Provider, l.Name
-		line.InputTokens, line.ExactTokens, line.CostUSD = as.Input, as.Exact, as.Cost
+		line.InputTokens, line.ExactTokens, line.CostUSD = as.Input, as.Exact, money.Round(as.Cost)
 		for _, i := range p.Group(as.Group) {
 			if i != as.Lane {
 				line.Alternatives = append(line.Alternatives, p.Lanes()[i].String())
