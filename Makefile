@@ -7,7 +7,7 @@ BIN         ?= bin/llmbatch
 .PHONY: build test lint tools bench bench-run bench-estimate bench-loopback demo clean
 
 build:
-	$(GO) build -o $(BIN) .
+	$(GO) build -buildvcs=auto -o $(BIN) .  # -buildvcs: `llmbatch version` names the git revision even when GOFLAGS turns stamping off
 
 # Installs the pinned staticcheck when it is missing (needs only the Go module proxy).
 tools:

@@ -40,13 +40,19 @@ func NewCmdEstimate(f *Factory) *cobra.Command {
 		Long: "Validates the whole input, picks a model for every prompt exactly as run would, and prints the\n" +
 			"prompts, input tokens (exact or estimated), expected output tokens, cost per model and in total,\n" +
 			"and the wall time under the configured rate limits, for the chosen policy and for the other one.",
-		Args: cobra.ExactArgs(1),
+		Example: `  llmbatch estimate prompts.jsonl -c providers.yaml
+  llmbatch estimate prompts.jsonl --prefer speed --json
+  llmbatch estimate prompts.jsonl --deadline 30m --max-cost 10`,
+		Args: exactArgs(1, "INPUT.jsonl"),
 	}
 	c.RunE = dryRunE(f, &opts.Input, func(ctx context.Context) error { return estimateRun(ctx, opts) })
 	opts.Config = configFlag(f, c)
 	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object")
 	c.Flags().Float64Var(&opts.MaxCost, "max-cost", 0, "warn when the estimated cost exceeds this many USD")
 	opts.Selection.register(c.Flags())
+	completeConfig(c)
+	completeJSONL(c)
+	completeValues(c, "prefer", "cost", "speed")
 	return c
 }
 

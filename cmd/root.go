@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -81,6 +82,10 @@ type Factory struct {
 	// Transport, when set, returns the HTTP transport for a provider instead of the network's (tests
 	// point every provider at an in-process simulator); nil from it means the default.
 	Transport func(p *config.Provider) http.RoundTripper
+	// BuildInfo reads the binary's build info for `version`; debug.ReadBuildInfo when nil.
+	BuildInfo func() (*debug.BuildInfo, bool)
+	// Verbose is the persistent -v/--verbose flag, set once the command line is parsed.
+	Verbose bool
 	// OpenOutput, when set, opens run's output file for appending instead of results.OpenAppend
 	// (tests inject a disk that fills up). It is called after a resume scan or --fresh has prepared
 	// the file; each result line reaches the writer in one Write call. At the end run calls its
@@ -105,27 +110,58 @@ func (f *Factory) LoadConfig(path string) (*config.Config, error) {
 
 // NewRootCmd builds the command tree.
 func NewRootCmd(f *Factory) *cobra.Command {
+	buildInfo := f.BuildInfo
+	if buildInfo == nil {
+		buildInfo = debug.ReadBuildInfo
+	}
+	bi, biOK := buildInfo()
+	version := versionLine(Version, bi, biOK)
 	root := &cobra.Command{
-		Use:           "llmbatch",
-		Short:         "Run large batches of LLM prompts across providers, within their rate limits, at the lowest cost",
+		Use:   "llmbatch",
+		Short: "Run large batches of LLM prompts across providers, within their rate limits, at the lowest cost",
+		Example: `  llmbatch models -c providers.yaml
+  llmbatch estimate prompts.jsonl -c providers.yaml
+  llmbatch run prompts.jsonl -c providers.yaml -o results.jsonl`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       Version,
+		Version:       version,
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	// -v is one persistent flag with one meaning for every command (and so not cobra's -v for
+	// --version, which stays --version).
+	root.PersistentFlags().BoolVarP(&f.Verbose, "verbose", "v", false,
+		"debug logs on stderr (run also keeps each prompt's attempt log in its result line)")
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 	root.SetIn(f.IO.In)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	root.AddCommand(NewCmdRun(f), NewCmdEstimate(f), NewCmdSelect(f), NewCmdModels(f), NewCmdSim(f))
 	root.AddCommand(&cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print the version and the VCS revision it was built from",
+		Example: "  llmbatch version",
+		Args:    noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(f.IO.Out, "llmbatch %s\n", Version)
+			_, err := fmt.Fprintln(f.IO.Out, version)
 			return err
 		},
 	})
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Example = "  llmbatch completion bash > ~/.local/share/bash-completion/completions/llmbatch\n" +
+				"  llmbatch completion zsh > \"${fpath[1]}/_llmbatch\""
+			examples := map[string]string{
+				"bash":       "  llmbatch completion bash > ~/.local/share/bash-completion/completions/llmbatch",
+				"zsh":        "  llmbatch completion zsh > \"${fpath[1]}/_llmbatch\"",
+				"fish":       "  llmbatch completion fish > ~/.config/fish/completions/llmbatch.fish",
+				"powershell": "  llmbatch completion powershell | Out-String | Invoke-Expression",
+			}
+			for _, sub := range c.Commands() {
+				sub.Example = examples[sub.Name()]
+			}
+		}
+	}
 	return root
 }
 

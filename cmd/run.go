@@ -50,9 +50,14 @@ func NewCmdRun(f *Factory) *cobra.Command {
 spreads the batch across providers within their rate limits, retries and fails over, and appends one
 result line per prompt to the output (default: INPUT with .jsonl replaced by .results.jsonl).
 An existing output is resumed: prompts with a current ok line are not sent again (--fresh starts over).`,
-		Args: cobra.ExactArgs(1),
+		Example: `  llmbatch run prompts.jsonl -c providers.yaml
+  llmbatch run prompts.jsonl -o results.jsonl --max-cost 5 --prefer speed
+  cat prompts.jsonl | llmbatch run - -o - --progress never > results.jsonl
+  llmbatch run prompts.jsonl --model gpt-4o-mini --format openai`,
+		Args: exactArgs(1, "INPUT.jsonl"),
 		RunE: func(c *cobra.Command, args []string) error {
 			o.Input = args[0]
+			o.Verbose = f.Verbose
 			return runRun(c.Context(), o)
 		},
 	}
@@ -63,11 +68,17 @@ An existing output is resumed: prompts with a current ok line are not sent again
 	fl.IntVar(&o.Concurrency, "concurrency", 0, "total requests in flight (default: the config's defaults.concurrency)")
 	fl.Float64Var(&o.MaxCost, "max-cost", 0, "hard budget in USD: no request is sent that could exceed it")
 	fl.BoolVar(&o.Fresh, "fresh", false, "ignore an existing output (it is moved aside, not deleted) and start over")
-	fl.Var(&o.Format, "format", "output format: default | openai (OpenAI Batch output lines)")
-	fl.StringVar(&o.Progress, "progress", "auto", "progress bar: auto (only on a terminal) | always | never")
+	fl.Var(&o.Format, "format", "result line format, `default|openai`: default writes llmbatch's result lines, openai the OpenAI Batch output lines")
+	fl.Lookup("format").DefValue = "" // "(default default)" says nothing
+	fl.StringVar(&o.Progress, "progress", "auto", "progress bar, `auto|always|never`: auto draws it only when stderr is a terminal")
 	fl.BoolVar(&o.Quiet, "quiet", false, "no progress bar, summary or info logs")
-	fl.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text | json")
-	fl.BoolVarP(&o.Verbose, "verbose", "v", false, "debug logs and the attempt log in each result line")
+	fl.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr, `text|json`")
+	completeConfig(c)
+	completeJSONL(c)
+	completeValues(c, "format", "default", "openai")
+	completeValues(c, "progress", "auto", "always", "never")
+	completeValues(c, "log-format", "text", "json")
+	completeValues(c, "prefer", "cost", "speed")
 	return c
 }
 

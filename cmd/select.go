@@ -38,13 +38,19 @@ func NewCmdSelect(f *Factory) *cobra.Command {
 		Long: "Validates the whole input and prints, for every prompt, its category and complexity and the model\n" +
 			"run would send it to, with the estimated tokens and cost, then a summary per model. --explain adds\n" +
 			"why: the analyser's reason, the rule that picked the model, and the models ruled out.",
-		Args: cobra.ExactArgs(1),
+		Example: `  llmbatch select prompts.jsonl -c providers.yaml
+  llmbatch select prompts.jsonl --explain
+  llmbatch select prompts.jsonl --json --prefer speed | jq .model`,
+		Args: exactArgs(1, "INPUT.jsonl"),
 	}
 	c.RunE = dryRunE(f, &opts.Input, func(ctx context.Context) error { return selectRun(ctx, opts) })
 	opts.Config = configFlag(f, c)
 	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON line per prompt")
 	c.Flags().BoolVar(&opts.Explain, "explain", false, "say why each model was chosen and which were ruled out")
 	opts.Selection.register(c.Flags())
+	completeConfig(c)
+	completeJSONL(c)
+	completeValues(c, "prefer", "cost", "speed")
 	return c
 }
 
