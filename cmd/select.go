@@ -130,11 +130,11 @@ func selectRun(ctx context.Context, opts *SelectOptions) error {
 		s := planner.Summary()
 		fmt.Fprintf(w, "\nPer model (--prefer %s%s):\n", s.Prefer, deadlineNote(s))
 		printLaneTable(w, s)
-		fmt.Fprintf(w, "Estimated wall time %s", wall(s.WallTime))
+		fmt.Fprintf(w, "Wall time at most %s", wall(s.WallTime))
 		if s.WallTimeGuess {
 			fmt.Fprint(w, " (a guess: no known limits for the slowest model)")
 		}
-		fmt.Fprintln(w, "; ~ marks estimated input tokens, * free tier.")
+		fmt.Fprintln(w, "; ~ marks estimated input tokens, * free tier; llmbatch estimate shows the expected figures.")
 	}
 	if ferr := w.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("select: write: %w", ferr)
@@ -170,6 +170,43 @@ func selectLine(a *analyzed, as selector.Assignment, perr error, p *selector.Pla
 		}
 	}
 	return line
+}
+
+// printLaneTable writes the per-model totals and the overall total of a plan: output, cost and wall
+// time at most (every prompt using its max_tokens); estimate shows the expected figures too.
+func printLaneTable(w io.Writer, s selector.Summary) {
+	width := len("PROVIDER/MODEL")
+	for _, t := range s.Lanes {
+		if t.Prompts > 0 {
+			width = max(width, len(t.Lane.String()))
+		}
+	}
+	const row = "%-*s  %-9s  %8s  %12s  %12s  %12s  %10s  %s"
+	line := func(args ...any) { fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf(row, args...), " ")) }
+	line(width, "PROVIDER/MODEL", "CATEGORY", "PROMPTS", "INPUT TOK", "OUT AT MOST", "COST AT MOST", "WALL AT MOST", "BOUND")
+	for _, t := range s.Lanes {
+		if t.Prompts == 0 {
+			continue
+		}
+		in := num(t.InputTokens)
+		if t.EstimatedPrompts > 0 {
+			in = "~" + in
+		}
+		cat := t.Lane.Category.String()
+		if t.Lane.Free {
+			cat += "*"
+		}
+		bound := t.Bound.String()
+		if t.Guess() {
+			bound += " (guess)"
+		}
+		line(width, t.Lane.String(), cat, num(t.Prompts), in, num(t.OutputTokens), usd(t.CostUSD), wall(t.WallTime), bound)
+	}
+	in := num(s.InputTokens)
+	if s.EstimatedPrompts > 0 {
+		in = "~" + in
+	}
+	line(width, "TOTAL", "", num(s.Prompts-s.Unassigned), in, num(s.OutputTokens), usd(s.CostUSD), wall(s.WallTime), "")
 }
 
 func catName(c model.Category) string {
