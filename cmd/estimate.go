@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/llmbatch/llmbatch/pkg/batch"
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/estimate"
 	"github.com/llmbatch/llmbatch/pkg/money"
@@ -162,12 +163,13 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	if err != nil {
 		return err
 	}
-	chk, err := preflight(ctx, cfg, sel, opts.Getenv, opts.Input, opts.IO, nil)
+	chk, err := batch.Prepare(ctx, batch.PrepareOptions{Config: cfg, Select: sel, Getenv: opts.Getenv,
+		Input: opts.Input, Stdin: opts.IO.In, Warn: opts.IO.ErrOut})
 	if err != nil {
-		return err
+		return prepared(err)
 	}
-	defer chk.in.Close()
-	lanes, in := chk.lanes, chk.in
+	defer chk.Close()
+	lanes, in := chk.Routes, chk.Input
 
 	evs, err := readEvidence(opts, in.Name())
 	if err != nil {
@@ -186,8 +188,7 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		tallies[as.Lane].Add(as.Input, reserve, it.Category, estimate.First(evs, l.Provider, l.Name).MeanOutput(l.Provider, l.Name))
 	}
 	var unserved []error
-	an := newAnalyzer(lanes)
-	err = analyzeInput(ctx, in, an, opts.Workers, func(a *analyzed) error {
+	err = chk.Analyze(ctx, opts.Workers, func(a *batch.Analyzed) error {
 		it := &a.Item
 		reserve := it.OutputTokens // at most: max_tokens, else the category's default (tokens.OutputTokens)
 		if it.MaxOutputTokens > 0 {
@@ -213,7 +214,7 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	ptot, otot := estimate.Total(pe), estimate.Total(oe)
 
 	out := estimateJSON{Input: in.Name(), estimatePlanJSON: planJSON(s, pe, ptot), Alternative: planJSON(as, oe, otot),
-		MaxCostUSD: money.Round(opts.MaxCost), OverBudget: opts.MaxCost > 0 && ptot.Expected.CostUSD > opts.MaxCost, Warnings: chk.warnings}
+		MaxCostUSD: money.Round(opts.MaxCost), OverBudget: opts.MaxCost > 0 && ptot.Expected.CostUSD > opts.MaxCost, Warnings: chk.Warnings}
 	if out.Warnings == nil {
 		out.Warnings = []string{}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/llmbatch/llmbatch/pkg/batch"
 	"github.com/llmbatch/llmbatch/pkg/config"
 )
 
@@ -48,6 +49,15 @@ func (e *ExitError) Error() string {
 }
 
 func (e *ExitError) Unwrap() error { return e.Err }
+
+// prepared maps the error of batch.Prepare to an exit code: its problems are usage errors (exit 2).
+func prepared(err error) error {
+	var ue *batch.UsageError
+	if errors.As(err, &ue) {
+		return usageErr(ue.Err)
+	}
+	return err
+}
 
 // usageErr marks err as a usage, config or input error (exit 2).
 func usageErr(err error) error { return &ExitError{Code: ExitUsage, Err: err} }
@@ -127,15 +137,12 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		Version:       version,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	// -v is one persistent flag with one meaning for every command (and so not cobra's -v for
-	// --version, which stays --version).
-	root.PersistentFlags().BoolVarP(&f.Verbose, "verbose", "v", false,
-		"debug logs on stderr (run also keeps each prompt's attempt log in its result line)")
+	globalFlags(root, f)
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 	root.SetIn(f.IO.In)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
-	root.AddCommand(NewCmdRun(f), NewCmdEstimate(f), NewCmdSelect(f), NewCmdModels(f), NewCmdSim(f))
+	root.AddCommand(NewCmdRun(f, nil), NewCmdEstimate(f), NewCmdSelect(f), NewCmdModels(f), NewCmdSim(f))
 	root.AddCommand(&cobra.Command{
 		Use:     "version",
 		Short:   "Print the version and the VCS revision it was built from",
@@ -163,6 +170,13 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		}
 	}
 	return root
+}
+
+// globalFlags adds the flags every command shares to root. -v is one persistent flag with one
+// meaning for every command (and so not cobra's -v for --version, which stays --version).
+func globalFlags(root *cobra.Command, f *Factory) {
+	root.PersistentFlags().BoolVarP(&f.Verbose, "verbose", "v", false,
+		"debug logs on stderr (run also keeps each prompt's attempt log in its result line)")
 }
 
 // Main runs llmbatch with the process's arguments and environment and returns the exit code.
