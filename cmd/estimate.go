@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -35,12 +36,17 @@ type EstimateOptions struct {
 	Output string
 	// Calibrate is a results file of similar prompts, the next best evidence ("" = none).
 	Calibrate string
+	// Sample is how many prompts --sample sends first (0 = none); their results go to Output.
+	Sample int
+	// Transport and Now are the Factory's, for --sample's requests.
+	Transport func(p *config.Provider) http.RoundTripper
+	Now       func() time.Time
 }
 
 // NewCmdEstimate builds the `estimate` command: what a run would cost and how long it would take,
 // under the chosen selection policy and the other one.
 func NewCmdEstimate(f *Factory) *cobra.Command {
-	opts := &EstimateOptions{IO: f.IO, Getenv: f.Getenv}
+	opts := &EstimateOptions{IO: f.IO, Getenv: f.Getenv, Transport: f.Transport, Now: f.Now}
 	c := &cobra.Command{
 		Use:   "estimate INPUT.jsonl [-c providers.yaml] [--json]",
 		Short: "Estimate tokens, cost and wall time of a batch without sending anything",
@@ -63,6 +69,7 @@ func NewCmdEstimate(f *Factory) *cobra.Command {
 	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object")
 	c.Flags().Float64Var(&opts.MaxCost, "max-cost", 0, "warn when the estimated cost exceeds this many USD")
 	c.Flags().StringVarP(&opts.Output, "output", "o", "", "the job's output (default INPUT.results.jsonl): its results give the expected output")
+	c.Flags().IntVar(&opts.Sample, "sample", 0, "send `N` prompts drawn across the models first, write their results to the output (run will not send them again) and extrapolate from them")
 	c.Flags().StringVar(&opts.Calibrate, "calibrate", "", "results `FILE` of similar prompts to take the expected output and latency from")
 	opts.Selection.register(c.Flags())
 	completeConfig(c)
@@ -156,6 +163,9 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	if err != nil {
 		return usageErr(err)
 	}
+	if opts.Sample < 0 {
+		return usageErr(fmt.Errorf("--sample must not be negative (got %d)", opts.Sample))
+	}
 	if opts.MaxCost < 0 {
 		return usageErr(fmt.Errorf("--max-cost must not be negative (got %v)", opts.MaxCost))
 	}
@@ -171,9 +181,16 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	defer chk.Close()
 	lanes, in := chk.Routes, chk.Input
 
-	evs, err := readEvidence(opts, in.Name())
+	evs, err := readEvidence(opts)
 	if err != nil {
 		return err
+	}
+	if opts.Sample > 0 {
+		sev, err := runSample(ctx, opts, cfg, sel, chk, estimateOutput(opts), evs[0].HasID)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, sev) // after the job's results and --calibrate
 	}
 
 	alt := sel
@@ -261,21 +278,24 @@ func unservedError(n int64, listed []error) error {
 	return usageErr(fmt.Errorf("%d prompt(s) cannot be served by any configured model:\n%s", n, strings.Join(lines, "\n")))
 }
 
-// readEvidence reads what earlier results say about the answers' length and latency, best first:
-// the job's output (a resumed job), then --calibrate.
-func readEvidence(opts *EstimateOptions, inputName string) ([]*estimate.Evidence, error) {
-	var evs []*estimate.Evidence
-	out := opts.Output
-	if out == "" && opts.Input != "-" {
-		out = defaultOutput(opts.Input)
+// estimateOutput is the job's output as run would name it ("" or "-" when there is no file).
+func estimateOutput(opts *EstimateOptions) string {
+	if opts.Output == "" && opts.Input != "-" {
+		return defaultOutput(opts.Input)
 	}
-	if out != "" && out != "-" {
-		ev := estimate.NewEvidence(estimate.FromResults)
+	return opts.Output
+}
+
+// readEvidence reads what earlier results say about the answers' length and latency, best first:
+// the job's output (a resumed job; always the first, possibly empty), then --calibrate.
+func readEvidence(opts *EstimateOptions) ([]*estimate.Evidence, error) {
+	ev := estimate.NewEvidence(estimate.FromResults)
+	if out := estimateOutput(opts); out != "" && out != "-" {
 		if err := ev.ReadFile(out, true); err != nil {
 			return nil, usageErr(fmt.Errorf("%w (the job's output; pass -o to name another)", err))
 		}
-		evs = append(evs, ev)
 	}
+	evs := []*estimate.Evidence{ev}
 	if opts.Calibrate != "" {
 		ev := estimate.NewEvidence(estimate.FromCalibration)
 		if err := ev.ReadFile(opts.Calibrate, false); err != nil {
@@ -364,20 +384,27 @@ func printEstimate(w io.Writer, name string, s selector.Summary, lanes []estimat
 
 // expectedFromNote says where the expected output comes from, with the counts behind it.
 func expectedFromNote(tot estimate.LaneEstimate, evs []*estimate.Evidence) string {
-	var files []string
+	var parts []string
 	for _, ev := range evs {
-		if ev.Results() > 0 {
-			files = append(files, fmt.Sprintf("%s ok results in %s", num(ev.Results()), strings.Join(ev.Files(), ", ")))
+		if ev.Results() == 0 {
+			continue
+		}
+		switch ev.Source() {
+		case estimate.FromSample:
+			parts = append(parts, fmt.Sprintf("a %s-prompt sample", num(ev.Results())))
+		case estimate.FromCalibration:
+			parts = append(parts, fmt.Sprintf("%s results in %s (--calibrate)", num(ev.Results()), strings.Join(ev.Files(), ", ")))
+		default:
+			parts = append(parts, fmt.Sprintf("%s earlier results in %s", num(ev.Results()), strings.Join(ev.Files(), ", ")))
 		}
 	}
 	switch {
 	case tot.From == estimate.FromTypical && tot.Results > 0:
-		return fmt.Sprintf("from %s earlier results for some models (%s), a typical share of max_tokens per category for the others",
-			num(tot.Results), strings.Join(files, "; "))
+		return fmt.Sprintf("from %s for some models, a typical share of max_tokens per category for the others", strings.Join(parts, " and "))
 	case tot.From == estimate.FromTypical:
-		return "a typical share of max_tokens per category (no earlier results: resume, --calibrate FILE or a first run measure it)"
+		return "a typical share of max_tokens per category (no results yet: resume, --calibrate FILE or --sample N measure it)"
 	}
-	return fmt.Sprintf("from %s earlier results (%s)", num(tot.Results), strings.Join(files, "; "))
+	return "from " + strings.Join(parts, " and ")
 }
 
 // printEstimateTable writes the per-model figures and the total, expected next to at most.

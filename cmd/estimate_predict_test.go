@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -166,6 +168,82 @@ func TestEstimateCalibrateErrors(t *testing.T) {
 		}
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("--calibrate %s: stderr %q lacks %q", file, stderr.String(), want)
+		}
+	}
+}
+
+// estimate --sample 20 sends 20 prompts drawn across the models, writes their results to the job's
+// output (run sends them no more) and predicts the whole job's cost and the following run's wall
+// time within ±15%.
+func TestEstimateSamplePredictsTheRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f, input, cfg, output, stdout, stderr := demoJob(t)
+		got := estimateJSONOf(t, f, stdout, input, "-c", cfg, "--sample", "20")
+		if got.ExpectedFrom != estimate.FromSample || got.Results != 20 {
+			t.Errorf("expected_from %q from %d results, want sample, 20", got.ExpectedFrom, got.Results)
+		}
+		models := 0
+		for _, m := range got.Models {
+			if m.Results > 0 {
+				models++
+			}
+		}
+		if models != len(got.Models) {
+			t.Errorf("the sample reached %d of the plan's %d models", models, len(got.Models))
+		}
+		if !strings.Contains(stderr.String(), "sample: sent 20 prompts (20 ok, 0 failed)") {
+			t.Errorf("stderr lacks the sample's report: %s", stderr)
+		}
+		sampleCost, _ := actualCosts(t, output)
+		data, _ := os.ReadFile(output)
+		if n := bytes.Count(data, []byte("\n")); n != 20 {
+			t.Fatalf("the output holds %d lines after the sample, want 20", n)
+		}
+
+		stderr.Reset()
+		start := time.Now()
+		if code := Execute(context.Background(), f, []string{"run", input, "-c", cfg, "--quiet"}); code != ExitOK {
+			t.Fatalf("run: exit %d: %s", code, stderr)
+		}
+		elapsed := time.Since(start)
+		total, _ := actualCosts(t, output)
+		t.Logf("expected $%v and %.1fs; the sample cost $%v, the job $%v; the run took %s",
+			got.Expected.CostUSD, got.Expected.WallTimeSeconds, sampleCost, total, elapsed)
+		if r := got.Expected.CostUSD / total; r < 0.85 || r > 1.15 {
+			t.Errorf("expected cost $%v is %.3f× the job's $%v, want within ±15%%", got.Expected.CostUSD, r, total)
+		}
+		if r := got.Expected.WallTimeSeconds / elapsed.Seconds(); r < 0.85 || r > 1.15 {
+			t.Errorf("expected wall time %.1fs is %.3f× the run's %s, want within ±15%%", got.Expected.WallTimeSeconds, r, elapsed)
+		}
+		if got.AtMost.CostUSD < total {
+			t.Errorf("at most $%v, below the job's $%v", got.AtMost.CostUSD, total)
+		}
+	})
+}
+
+func TestSamplerDrawsAcrossLanesByWeight(t *testing.T) {
+	s := newSampler(10)
+	for i := range 1000 {
+		s.add(int32(i%3), i+1, fmt.Sprint(i)) // three lanes, 333-334 prompts each
+	}
+	picked := s.pick(func(l int32) float64 { return []float64{0, 1, 9}[l] })
+	per := map[int]int{}
+	for i, p := range picked {
+		per[(p.line-1)%3]++
+		if i > 0 && p.line <= picked[i-1].line {
+			t.Fatalf("not in input order: %v", picked)
+		}
+	}
+	// one each first, then the other 7 by weight 0:1:9 → 0.7 and 6.3 → 1 + 0, 1 + 1, 1 + 6 (largest remainder to lane 1).
+	if len(picked) != 10 || per[0] != 1 || per[1] != 2 || per[2] != 7 {
+		t.Errorf("picked %d: %v", len(picked), per)
+	}
+	if again := newSampler(10); true {
+		for i := range 1000 {
+			again.add(int32(i%3), i+1, fmt.Sprint(i))
+		}
+		if p2 := again.pick(func(l int32) float64 { return []float64{0, 1, 9}[l] }); !slices.Equal(p2, picked) {
+			t.Errorf("the draw is not reproducible")
 		}
 	}
 }

@@ -204,3 +204,21 @@ func First(evs []*Evidence, provider, model string) *Evidence {
 	}
 	return nil
 }
+
+// HasID reports whether the evidence holds an ok result for the prompt id.
+func (ev *Evidence) HasID(id string) bool {
+	if ev == nil {
+		return false
+	}
+	_, ok := ev.byID[id]
+	return ok
+}
+
+// Only drops every result whose id keep rejects (a sample's evidence keeps the sampled prompts).
+func (ev *Evidence) Only(keep func(id string) bool) {
+	for id := range ev.byID {
+		if !keep(id) {
+			ev.add(resultLine{CustomID: id}) // removes it, like a superseding line that is no ok result
+		}
+	}
+}
