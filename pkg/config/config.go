@@ -94,6 +94,10 @@ type Sim struct {
 	// recovers); 0 = for the whole run.
 	FaultsFor Duration            `yaml:"faults_for"`
 	Limits    map[string]SimLimit `yaml:"limits"` // per model name; default: the model's configured limits
+	// RateLimitRetryAfter is the Retry-After of the random 429s (faults.rate_limit); 0 = none.
+	RateLimitRetryAfter Duration `yaml:"rate_limit_retry_after"`
+	// RateLimitHeaders makes the random 429s carry the rate-limit headers (remaining budget left).
+	RateLimitHeaders bool `yaml:"rate_limit_headers"`
 	// Batch shapes the simulator's batch endpoints (turnaround, failures, limits); nil = defaults.
 	Batch *SimBatch `yaml:"batch"`
 }
@@ -108,6 +112,10 @@ type SimFaults struct {
 	Malformed         float64 `yaml:"malformed"`          // 200 with a body that is not valid JSON
 	Auth              float64 `yaml:"auth"`               // 401
 	InsufficientQuota float64 `yaml:"insufficient_quota"` // 429 insufficient_quota (never retry)
+	// RateLimit is a 429 rate_limit_exceeded that no limit explains (a provider shedding load); it
+	// is drawn before admission, so it does not count in the windows. See Sim.RateLimitRetryAfter and
+	// Sim.RateLimitHeaders for what it carries.
+	RateLimit float64 `yaml:"rate_limit"`
 }
 
 // SimLimit is what the simulator enforces for one model, regardless of what the client is told.
@@ -117,6 +125,15 @@ type SimLimit struct {
 	RPD int `yaml:"rpd"`
 	// HideHeaders stops the simulator from sending rate-limit headers on success.
 	HideHeaders bool `yaml:"hide_headers"`
+	// Window is the length of the sliding window the per-minute figures are enforced over, each
+	// window admitting its share (rpm·window/60); 0 = 60 s.
+	Window Duration `yaml:"window"`
+	// Quantum, when set, also enforces fixed sub-windows of this length, each admitting its share
+	// (rpm·quantum/60): per-minute limits enforced per second, as OpenAI documents.
+	Quantum Duration `yaml:"quantum"`
+	// Headers says which figures the limit headers state: "minute" (default: the per-minute
+	// figures whatever the window) or "window" (the window's share, e.g. 600 for 3,600 RPM over 10 s).
+	Headers string `yaml:"headers"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s", "1m30s") in YAML.

@@ -297,6 +297,7 @@ func (v *validator) checkSim(path string, p *Provider) {
 	for k, x := range map[string]float64{
 		"server_error": f.ServerError, "unavailable": f.Unavailable, "overloaded": f.Overloaded, "reset": f.Reset,
 		"hang": f.Hang, "malformed": f.Malformed, "auth": f.Auth, "insufficient_quota": f.InsufficientQuota,
+		"rate_limit": f.RateLimit,
 	} {
 		if x < 0 || x > 1 {
 			v.at(path+".faults."+k, "%s is a probability between 0 and 1, got %v", k, x)
@@ -313,6 +314,15 @@ func (v *validator) checkSim(path string, p *Provider) {
 		if !found {
 			v.at(path+".limits", "sim limits name model %q, which provider %q does not list", name, p.Name)
 		}
-		v.nonNegative(path+".limits."+name, map[string]float64{"rpm": float64(l.RPM), "tpm": float64(l.TPM), "rpd": float64(l.RPD)})
+		v.nonNegative(path+".limits."+name, map[string]float64{"rpm": float64(l.RPM), "tpm": float64(l.TPM), "rpd": float64(l.RPD),
+			"window": float64(l.Window), "quantum": float64(l.Quantum)})
+		if l.Window > 0 && l.Quantum > l.Window {
+			v.at(path+".limits."+name+".quantum", "quantum (%s) is longer than window (%s): a quantum is a sub-window", l.Quantum.D(), l.Window.D())
+		}
+		switch l.Headers {
+		case "", "minute", "window":
+		default:
+			v.at(path+".limits."+name+".headers", "headers %q: want minute (per-minute figures) or window (the window's share)", l.Headers)
+		}
 	}
 }
