@@ -208,10 +208,10 @@ func (l *limiter) decide(now time.Time, cost int, record bool) verdict {
 	}
 	// Remaining counts and, where the request was not rejected for that limit, the time until the
 	// oldest admission leaves the window (when capacity next grows).
-	// With a quantum, capacity is fully back when the quantum ends.
+	// With a quantum, capacity is back when the quantum ends, unless the window is full.
 	var next time.Duration
 	switch {
-	case qLeft > 0:
+	case qLeft > 0 && (rpm == 0 || n < rpm) && (tpm == 0 || l.minute.sum < tpm):
 		next = qLeft
 	case n > 0:
 		next = leave(l.minute.oldest(), span)
