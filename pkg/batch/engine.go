@@ -209,6 +209,7 @@ type engine struct {
 	planner *selector.Planner
 	slots   chan struct{} // global in-flight bound
 	budget  budget
+	speedMu sync.Mutex // --prefer speed: a job's choice of lane and its reservation there are one step
 
 	source  Source
 	known   ResultSource // nil = nothing known

@@ -32,6 +32,10 @@ type job struct {
 	// lane, and a prompt that used them up on one lane moves on to its other lanes before failing.
 	failures map[*target]int
 	log      []results.Attempt
+	// held is the slot reserved on the lane chooseLane picked under --prefer speed (heldErr why it
+	// could not be); attempt waits for it.
+	held    heldTicket
+	heldErr error
 }
 
 // newJob asks the planner for the prompt's lanes. It runs on the producer goroutine (the planner is
@@ -154,7 +158,19 @@ func (j *job) next(l *target, class retry.Class) (retry.Step, time.Duration) {
 // chooseLane returns the lane for the next attempt, or nil and how long until a breaker admits a
 // trial (0 = no lane will ever be usable again).
 func (j *job) chooseLane() (*target, time.Duration) {
-	if l := j.pick(); l != nil {
+	if j.e.opts.Select.Prefer == selector.PreferSpeed {
+		// Choose by delay and take the place under one lock, so concurrent choices see each other.
+		j.e.speedMu.Lock()
+		l := j.pick()
+		if r, ok := l.limiterReserver(); ok {
+			in, _ := j.item.Input(l.sel)
+			j.held, j.heldErr = r.Reserve(j.admission(l, in))
+		}
+		j.e.speedMu.Unlock()
+		if l != nil {
+			return l, 0
+		}
+	} else if l := j.pick(); l != nil {
 		return l, 0
 	}
 	var soonest time.Duration
@@ -238,7 +254,9 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	estCost := tokens.Cost(l.cfg, max(in, j.charEstimate), j.expectedOutput(l))
 	tokensIn := j.admission(l, in)
 	ctx, stop := j.waitContext(l)
-	a, why := j.e.admit(ctx, l, tokensIn, estCost)
+	held, heldErr := j.held, j.heldErr
+	j.held, j.heldErr = nil, nil
+	a, why := j.e.admitHeld(ctx, l, tokensIn, estCost, held, heldErr)
 	stop()
 	switch why {
 	case rQuota, rBusy:
@@ -252,6 +270,9 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 		return nil, retry.Class{}, stopped
 	}
 	j.attempts++
+	if s, ok := a.ticket.(interface{ Sent() }); ok {
+		s.Sent() // it may have waited for an in-flight slot: the provider counts it from now
+	}
 	started := j.e.now()
 	sendCtx, cancel := context.WithTimeout(j.e.wire, l.prov.timeout)
 	resp, err := l.prov.send.Send(sendCtx, j.providerRequest(l))

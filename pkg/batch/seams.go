@@ -62,6 +62,28 @@ func (l localLimiter) Wait(ctx context.Context, tokens int) (Ticket, error) {
 	return t, nil
 }
 
+// reserver is implemented by limiters that reserve a slot apart from waiting for it
+// (ratelimit.Limiter): under --prefer speed a job chooses its lane and takes its place there under
+// one lock, so jobs choosing at once do not all pick the lane that was soonest before any of them
+// reserved.
+type reserver interface {
+	Reserve(tokens int) (heldTicket, error)
+}
+
+// heldTicket is a reserved slot not yet waited for: Wait sleeps until it (or Cancel gives it back).
+type heldTicket interface {
+	Ticket
+	Wait(ctx context.Context) error
+}
+
+func (l localLimiter) Reserve(tokens int) (heldTicket, error) {
+	t, err := l.Limiter.Reserve(tokens)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
 // Dispatcher sends the admitted requests of one provider's lanes and returns each answer. Today's
 // is realtime: one HTTP request per prompt through the provider's adapter. A provider batch-job
 // dispatcher plugs in here: it may collect requests and answer each when its job completes.

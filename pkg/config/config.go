@@ -63,6 +63,10 @@ type Provider struct {
 	Sim            *Sim              `yaml:"sim"` // only for type: sim
 	// Batch enables the provider's batch API (nil = realtime only); see Batch.
 	Batch *Batch `yaml:"batch"`
+	// Window and Quantum say how the provider enforces its models' per-minute limits (a model's
+	// own fields win); see Model.Window.
+	Window  Duration `yaml:"window"`
+	Quantum Duration `yaml:"quantum"`
 }
 
 // Model is one model of a provider with its prices and limits. Zero limits mean unknown.
@@ -79,6 +83,21 @@ type Model struct {
 	TPD             int     `yaml:"tpd"`
 	Free            bool    `yaml:"free"`
 	Encoding        string  `yaml:"encoding"` // cl100k_base | o200k_base; empty = estimate
+	// Window is the sliding window over which the provider enforces rpm and tpm (still stated per
+	// minute): a window of 10s admits a sixth of them at once. Quantum, when set, is a sub-window
+	// each admitting only its share (quantum: 1s = one second's share at a time, no burst). Both
+	// empty: learned from the provider's headers. The provider's window/quantum apply when empty.
+	Window  Duration `yaml:"window"`
+	Quantum Duration `yaml:"quantum"`
+}
+
+// EnforcementFor returns how provider p enforces model m's per-minute limits: the model's window
+// and quantum, else the provider's (zero = unknown).
+func EnforcementFor(p *Provider, m *Model) (window, quantum time.Duration) {
+	if m.Window > 0 || m.Quantum > 0 {
+		return m.Window.D(), m.Quantum.D()
+	}
+	return p.Window.D(), p.Quantum.D()
 }
 
 // Sim configures the built-in simulator behind a `type: sim` provider.

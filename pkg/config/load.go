@@ -233,6 +233,7 @@ func (v *validator) check(c *Config) {
 			v.at(pp+".type", "provider %q: unknown type %q (want openai, anthropic, gemini or sim)", p.Name, p.Type)
 		}
 		v.nonNegative(pp, map[string]float64{"max_concurrency": float64(p.MaxConcurrency)})
+		v.checkEnforcement(pp, p.Window, p.Quantum)
 		if p.Batch != nil {
 			v.checkBatch(pp+".batch", p)
 		}
@@ -269,7 +270,21 @@ func (v *validator) check(c *Config) {
 				"input_per_mtok": m.InputPerMTok, "output_per_mtok": m.OutputPerMTok,
 				"rpm": float64(m.RPM), "tpm": float64(m.TPM), "rpd": float64(m.RPD), "tpd": float64(m.TPD),
 			})
+			v.checkEnforcement(mp, m.Window, m.Quantum)
 		}
+	}
+}
+
+// checkEnforcement checks a window and quantum: each at most a minute (the limits are per minute),
+// the quantum no longer than the window.
+func (v *validator) checkEnforcement(path string, window, quantum Duration) {
+	for k, d := range map[string]Duration{"window": window, "quantum": quantum} {
+		if d < 0 || d.D() > time.Minute {
+			v.at(path+"."+k, "%s %s: want a duration up to 1m (the limits are per minute), e.g. %s: 10s", k, d.D(), k)
+		}
+	}
+	if window > 0 && quantum > window {
+		v.at(path+".quantum", "quantum %s is longer than window %s: a quantum is a sub-window of the window", quantum.D(), window.D())
 	}
 }
 

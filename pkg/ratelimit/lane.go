@@ -182,8 +182,8 @@ type Limiter struct {
 	recent     []bool
 	recentNext int
 	paused     time.Time
-	seq     uint64
-	waiting map[*Ticket]struct{}
+	seq        uint64
+	waiting    map[*Ticket]struct{}
 	// changed is closed (and replaced) when waiting tickets were invalidated by a pause or a lower
 	// limit, to wake their Wait calls so they reschedule.
 	changed chan struct{}
@@ -243,34 +243,70 @@ func (l *Limiter) Name() string { return l.name }
 // ErrDailyExhausted or ErrTooLarge when the request cannot be admitted today or at all, and with an
 // error wrapping ctx.Err() when ctx ends first (the reservation is then released).
 func (l *Limiter) Wait(ctx context.Context, tokens int) (*Ticket, error) {
+	t, err := l.Reserve(tokens)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Reserve takes the earliest slot for a request of tokens now, without waiting, and returns its
+// Ticket; the caller then calls the ticket's Wait (or Cancel). Reserving and waiting apart lets a
+// caller choose among lanes and hold its place under its own lock. While a lane with unknown limits
+// waits for its probes' answers the ticket holds no slot yet: Wait takes one when it may. It fails
+// like Wait with ErrDailyExhausted or ErrTooLarge.
+func (l *Limiter) Reserve(tokens int) (*Ticket, error) {
 	tokens = max(tokens, 0)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.probingLocked() {
+		return &Ticket{lane: l, tokens: tokens, state: stateInvalid}, nil
+	}
+	return l.reserveLocked(l.now(), tokens, nil)
+}
+
+// Wait sleeps until the ticket's slot (taking one again when a pause or a stricter limit moved it)
+// and marks the request sent. It fails with an error wrapping ErrDailyExhausted or ErrTooLarge when
+// a new slot cannot be had, and wrapping ctx.Err() when ctx ends first (the slot is then released).
+func (t *Ticket) Wait(ctx context.Context) error {
+	l := t.lane
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("ratelimit: %s: %w", l.name, err)
+			l.mu.Lock()
+			if t.state == stateWaiting {
+				l.cancelLocked(t, l.now())
+			}
+			l.mu.Unlock()
+			return fmt.Errorf("ratelimit: %s: %w", l.name, err)
 		}
 		l.mu.Lock()
-		if l.probingLocked() {
-			// Limits unknown and no answer yet: wait for the probes' answers to set the pace.
-			changed := l.changed
-			l.mu.Unlock()
-			select {
-			case <-ctx.Done():
-				return nil, fmt.Errorf("ratelimit: %s: %w", l.name, ctx.Err())
-			case <-changed:
+		if t.state == stateInvalid {
+			if l.probingLocked() {
+				// Limits unknown and no answer yet: wait for the probes' answers to set the pace.
+				changed := l.changed
+				l.mu.Unlock()
+				select {
+				case <-ctx.Done():
+				case <-changed:
+				}
+				continue
 			}
-			continue
+			if _, err := l.reserveLocked(l.now(), t.tokens, t); err != nil {
+				t.state = stateDone
+				l.mu.Unlock()
+				return err
+			}
 		}
-		t, err := l.reserveLocked(l.now(), tokens)
 		l.mu.Unlock()
-		if err != nil {
-			return nil, err
-		}
 		ok, err := l.await(ctx, t)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if ok {
-			return t, nil
+			return nil
 		}
 		// The slot was invalidated by a pause or a lower limit: schedule again.
 	}
@@ -346,7 +382,7 @@ func (l *Limiter) DelayAt(now time.Time, tokens int) time.Duration {
 func (l *Limiter) ReserveAt(now time.Time, tokens int) (*Ticket, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t, err := l.reserveLocked(now, max(tokens, 0))
+	t, err := l.reserveLocked(now, max(tokens, 0), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -513,7 +549,11 @@ func (l *Limiter) wakeLocked() {
 func (l *Limiter) setQuantumLocked(now time.Time, q time.Duration) {
 	l.eff.Quantum = q
 	if q <= 0 {
-		l.sub = nil
+		if l.sub != nil {
+			// The waiting requests were paced a sub-window at a time: they may go at once now.
+			l.sub = nil
+			l.invalidateLocked(now, func(*Ticket) bool { return true })
+		}
 		return
 	}
 	span := q + guardFor(q)
@@ -553,13 +593,16 @@ func (l *Limiter) setWindowLocked(now time.Time, d time.Duration) {
 }
 
 // reserveLocked plans a request of n tokens and reserves its slot.
-func (l *Limiter) reserveLocked(now time.Time, n int) (*Ticket, error) {
+func (l *Limiter) reserveLocked(now time.Time, n int, t *Ticket) (*Ticket, error) {
 	at, err := l.planLocked(now, n)
 	if err != nil {
 		return nil, err
 	}
 	l.seq++
-	t := &Ticket{lane: l, seq: l.seq, at: at, tokens: n, day: l.dayGen, state: stateWaiting}
+	if t == nil {
+		t = &Ticket{}
+	}
+	*t = Ticket{lane: l, seq: l.seq, at: at, tokens: n, day: l.dayGen, state: stateWaiting}
 	t.ent = l.win.add(at, n)
 	if l.sub != nil {
 		t.sub, t.subEnt = l.sub, l.sub.add(at, n)
@@ -620,7 +663,9 @@ func (l *Limiter) pauseUntilLocked(now, until time.Time) {
 		return
 	}
 	l.paused = until
-	l.invalidateLocked(now, func(t *Ticket) bool { return t.at.Before(until) })
+	// All of them, not only those before until: a later slot left in place would hold the log's
+	// tail and push the rescheduled earlier ones behind it.
+	l.invalidateLocked(now, func(*Ticket) bool { return true })
 }
 
 // limit kinds, for setLimitLocked.
@@ -737,13 +782,16 @@ func (t *Ticket) Sent() {
 	}
 }
 
-// Cancel releases the reservation of a request that was never sent.
+// Cancel releases the reservation of a request that was never sent (or, after Reserve, never
+// waited for).
 func (t *Ticket) Cancel() {
 	l := t.lane
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if t.state != stateSent {
-		return
+	switch t.state {
+	case stateSent, stateWaiting:
+		l.cancelLocked(t, l.now())
+	case stateInvalid:
+		t.state = stateDone
 	}
-	l.cancelLocked(t, l.now())
 }
