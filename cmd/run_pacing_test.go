@@ -272,3 +272,47 @@ func TestPaceHeaderFigureDoesNotOverrideConfiguredWindow(t *testing.T) {
 		checkPace(t, s, elapsed, least, pacingMaxLatency, 0.01, "s1/m-small")
 	})
 }
+
+// A provider that answers 30% of requests 429 at random is busy, not limited: the run retries each
+// after its Retry-After or a short backoff and does not slow down, finishing 200 prompts within 3×
+// the time they take without the 429s — with and without limit headers and Retry-After on them.
+func TestPaceRandomRateLimits(t *testing.T) {
+	const base = `
+defaults: {concurrency: 16, timeout: 30s}
+providers:
+  - name: s1
+    type: sim
+    models:
+      - {name: m-small, category: small, input_per_mtok: 0.1, output_per_mtok: 0.4}
+    sim:
+      latency: 1s
+      jitter: 0.2
+      limits: {m-small: {rpm: 6000}}
+`
+	var without time.Duration
+	synctest.Test(t, func(t *testing.T) {
+		s := newSimRun(t, base, 200, 40)
+		_, without = s.runOK()
+	})
+	for _, tc := range []struct{ name, sim string }{
+		{"no headers", "      faults: {rate_limit: 0.3}\n"},
+		{"retry-after 1s", "      faults: {rate_limit: 0.3}\n      rate_limit_retry_after: 1s\n"},
+		{"headers and retry-after 1s", "      faults: {rate_limit: 0.3}\n      rate_limit_retry_after: 1s\n      rate_limit_headers: true\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newSimRun(t, base+tc.sim, 200, 40)
+				_, elapsed := s.runOK()
+				st := s.stats("s1/m-small")
+				t.Logf("200 prompts in %s without random 429s, %s with %d of %d requests answered 429 at random (bound %s)",
+					without, elapsed, st.RandomRateLimited, st.Requests, 3*without)
+				if st.RandomRateLimited < 40 {
+					t.Fatalf("only %d random 429s: the fault did not fire", st.RandomRateLimited)
+				}
+				if elapsed > 3*without {
+					t.Errorf("took %s, want at most 3× the %s without random 429s", elapsed, without)
+				}
+			})
+		})
+	}
+}

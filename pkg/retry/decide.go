@@ -24,6 +24,9 @@ func (s Step) String() string {
 	return [...]string{"fail", "again", "other_lane", "larger_lane", "disable"}[s]
 }
 
+// rateLimitSteps caps the backoff of a 429 without Retry-After at its third doubling.
+const rateLimitSteps = 3
+
 // State is what a prompt has used so far, counted by Count, for Next.
 type State struct {
 	LaneFailures int  // retryable failures other than 429 on the failing lane, the last included
@@ -50,8 +53,9 @@ func (s State) Count(c Class) State {
 //
 //   - Failover actions move on at once: not_found to another lane, context_length to a larger one,
 //     auth/permission/quota disable the provider.
-//   - A 429 is retried on the same lane while RateLimited ≤ p.RateLimitAttempts(), after Delay
-//     (Retry-After first); the lane's limiter also pauses the lane.
+//   - A 429 is retried on the same lane while RateLimited ≤ p.RateLimitAttempts(), after its
+//     Retry-After, or else a short backoff: Delay of at most the rateLimitSteps-th attempt (4 s with
+//     the default base of 1 s); the lane's limiter paces and pauses the lane for the limits it knows.
 //   - Other retryable failures are retried on the same lane while ShouldRetry allows, after Delay;
 //     when the lane has used its max_attempts the prompt moves to its other lanes, which get their own.
 //   - Anything else fails.
@@ -68,7 +72,9 @@ func Next(s State, c Class, p Policy) (Step, time.Duration) {
 		if s.RateLimited > p.RateLimitAttempts() {
 			return Fail, 0
 		}
-		return Again, p.Delay(s.RateLimited, c, s.Jitter)
+		// The lane's limiter paces and pauses the lane for the limits the headers explain; the prompt
+		// itself only needs a short pause, so a run of random 429s does not grow it past a few seconds.
+		return Again, p.Delay(min(s.RateLimited, rateLimitSteps), c, s.Jitter)
 	}
 	switch {
 	case !c.Retryable:
