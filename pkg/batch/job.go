@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/provider"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
@@ -84,7 +85,15 @@ func (j *job) run() *results.Result {
 				last.Message = fmt.Sprintf("%s (no other capable lane left: %s)", last.Message, j.whyNoLane())
 				return j.fail(last, lastLane)
 			}
-			// Every capable lane's breaker is open: wait for the first trial rather than fail at once.
+			// Every capable lane's breaker is open: wait for the first trial rather than fail at once,
+			// unless they have been unusable too long.
+			r, recheck := j.failIfDead()
+			if r != nil {
+				return r
+			}
+			if recheck > 0 && recheck < wait {
+				wait = recheck
+			}
 			if retry.Wait(j.e.halted, wait) != nil {
 				return nil
 			}
@@ -97,6 +106,9 @@ func (j *job) run() *results.Result {
 		case stopped:
 			return nil
 		case refused:
+			if r, _ := j.failIfDead(); r != nil {
+				return r
+			}
 			if retry.Wait(j.e.halted, refusedWait) != nil {
 				return nil
 			}
@@ -105,6 +117,9 @@ func (j *job) run() *results.Result {
 			continue
 		}
 		last, lastLane = class, l
+		if r, _ := j.failIfDead(); r != nil {
+			return r
+		}
 		step, delay := j.next(l, class)
 		switch step {
 		case retry.Fail:
@@ -126,6 +141,50 @@ func (j *job) run() *results.Result {
 			return nil
 		}
 	}
+}
+
+// failIfDead returns the error line of a prompt whose every lane is dead or gone (daily quota
+// spent, provider disabled), at least one dead: unusable, its breaker not closed, since its failures
+// began more than dead_after ago or after config.DeadOpens openings in a row with no success. While
+// any lane may still serve the prompt it returns nil and, when that lane is failing, how long until
+// dead_after could call it dead (0 = not failing), so a waiting prompt looks again then.
+func (j *job) failIfDead() (*results.Result, time.Duration) {
+	now := j.e.now()
+	var dead *target
+	var opens int
+	var since time.Time
+	for _, l := range j.targets {
+		if l.exhausted.Load() || l.prov.disabledReason() != "" {
+			continue
+		}
+		if l.breaker.State() == routing.StateClosed {
+			return nil, 0
+		}
+		n, from := l.breaker.Streak()
+		if n < config.DeadOpens && (from.IsZero() || now.Sub(from) < j.e.deadAfter) {
+			if from.IsZero() {
+				return nil, 0
+			}
+			return nil, from.Add(j.e.deadAfter).Sub(now)
+		}
+		if dead == nil {
+			dead, opens, since = l, n, from
+		}
+	}
+	if dead == nil {
+		return nil, 0
+	}
+	c := retry.Class{Type: retry.TypeServerError, Message: "no answer"}
+	if lf := dead.lastFailure.Load(); lf != nil {
+		c = *lf
+	}
+	c.Message = fmt.Sprintf("provider %s unusable since %s (breaker opened %d times in a row with no success; dead_after %s); last failure: %s",
+		dead.prov.name, since.UTC().Format(time.RFC3339), opens, j.e.deadAfter, c.Message)
+	if !dead.deadLogged.Swap(true) {
+		j.e.log.Warn("lane dead: its prompts fail instead of waiting", "lane", dead.name(), "opens", opens,
+			"failing_since", since, "last_failure", string(c.Type))
+	}
+	return j.fail(c, dead), 0
 }
 
 // refusedWait is how long a job waits before asking again when its lane's half-open breaker is busy
@@ -273,6 +332,7 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	a.finish(settlement{err: err, rateLimited: class.Type == retry.TypeRateLimit, limits: limits})
 	if class.LaneFailure() {
 		l.health.Record(false, j.e.now())
+		l.lastFailure.Store(&class)
 	}
 	if class.Type == retry.TypeCanceled {
 		return nil, class, stopped
