@@ -52,8 +52,10 @@ type Options struct {
 	// result line reaches it in one Write call; at the end Run calls its Sync (if any) and Close.
 	OpenOutput func(path string) (io.WriteCloser, error)
 
-	Warn     io.Writer                           // "warning: ..." lines of the checks; nil = none
-	Progress func(prompts int) *progress.Display // builds the display once the input is counted; nil = none
+	Warn io.Writer // "warning: ..." lines of the checks; nil = none
+	// Progress builds the display once the input is counted: prompts in all, done of them already in
+	// the resumed output; nil = none.
+	Progress func(prompts, done int) *progress.Display
 	Summary  *progress.Summary
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -87,9 +89,17 @@ var ErrWrite = errors.New("writing results")
 // prompts that fail are result lines.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	o.setDefaults()
+	cp, err := scanOutput(&o, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	var done func(id, hash string) bool
+	if cp != nil {
+		done = cp.Done
+	}
 	checkCtx, stopWatching := untilStopped(ctx, o.Stop) // nothing is sent yet: a stop acts at once
 	p, err := Prepare(checkCtx, PrepareOptions{Config: o.Config, Select: o.Select, Getenv: o.Getenv,
-		Input: o.Input, Stdin: o.Stdin, Warn: o.Warn})
+		Input: o.Input, Stdin: o.Stdin, Warn: o.Warn, Done: done})
 	if stopWatching() {
 		if p != nil {
 			p.Close()
@@ -100,6 +110,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer p.Close()
+	if p.Prompts == 0 {
+		return &Report{}, nil // nothing to do, and no output is created for it
+	}
 	apis, err := buildAdapters(o.Config, o.Getenv, o.Concurrency, o.Transport, o.Now)
 	if err != nil {
 		return nil, err
@@ -108,7 +121,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	out, err := openOutput(&o, o.Logger, o.Now)
+	out, err := openOutput(&o, cp, o.Logger, o.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +129,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	e.source, e.known = p.source(), out.known
 	e.output = results.NewWriter(out.w, o.Format, results.WithClock(o.Now), results.WithName(out.path))
 	if o.Progress != nil {
-		e.display = o.Progress(p.Prompts)
+		e.display = o.Progress(p.Prompts, p.Done)
 	}
 	rep, runErr := e.run(ctx)
 	if e.display != nil {

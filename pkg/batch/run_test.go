@@ -145,9 +145,9 @@ func TestRunRetriesResumesAndStartsFresh(t *testing.T) {
 		r := newRig(t, fmt.Sprintf(twoProviders, "server_error: 0.3"), 40)
 		o := r.options()
 		var shown int
-		o.Progress = func(n int) *progress.Display {
+		o.Progress = func(n, done int) *progress.Display {
 			shown = n
-			return progress.New(io.Discard, n, progress.Options{Now: time.Now})
+			return progress.New(io.Discard, n, progress.Options{Now: time.Now, Done: done})
 		}
 		o.Summary = progress.NewSummary(time.Now)
 		rep, err := batch.Run(context.Background(), o)
