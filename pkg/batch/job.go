@@ -144,8 +144,9 @@ func (j *job) run() *results.Result {
 }
 
 // failIfDead returns the error line of a prompt whose every lane is dead or gone (daily quota
-// spent, provider disabled), at least one dead: unusable, its breaker not closed, since its failures
-// began more than dead_after ago or after config.DeadOpens openings in a row with no success. While
+// spent, provider disabled), at least one dead: not answering (see unanswered), its breaker not
+// closed, since its failures began more than dead_after ago or after config.DeadOpens openings in a
+// row with no success. While
 // any lane may still serve the prompt it returns nil and, when that lane is failing, how long until
 // dead_after could call it dead (0 = not failing), so a waiting prompt looks again then.
 func (j *job) failIfDead() (*results.Result, time.Duration) {
@@ -161,6 +162,9 @@ func (j *job) failIfDead() (*results.Result, time.Duration) {
 			return nil, 0
 		}
 		n, from := l.breaker.Streak()
+		if !unanswered(l.lastFailure.Load()) {
+			return nil, 0 // the provider answers, if badly: its prompts use up their attempts instead
+		}
 		if n < config.DeadOpens && (from.IsZero() || now.Sub(from) < j.e.deadAfter) {
 			if from.IsZero() {
 				return nil, 0
@@ -174,10 +178,7 @@ func (j *job) failIfDead() (*results.Result, time.Duration) {
 	if dead == nil {
 		return nil, 0
 	}
-	c := retry.Class{Type: retry.TypeServerError, Message: "no answer"}
-	if lf := dead.lastFailure.Load(); lf != nil {
-		c = *lf
-	}
+	c := *dead.lastFailure.Load() // non-nil: unanswered checked it
 	c.Message = fmt.Sprintf("provider %s unusable since %s (breaker opened %d times in a row with no success; dead_after %s); last failure: %s",
 		dead.prov.name, since.UTC().Format(time.RFC3339), opens, j.e.deadAfter, c.Message)
 	if !dead.deadLogged.Swap(true) {
@@ -185,6 +186,20 @@ func (j *job) failIfDead() (*results.Result, time.Duration) {
 			"failing_since", since, "last_failure", string(c.Type))
 	}
 	return j.fail(c, dead), 0
+}
+
+// unanswered reports whether a lane failure means the provider did not answer at all (5xx,
+// overloaded, timeout, network) — what makes a lane dead. A provider that answers 200 with a body
+// its API never sends (invalid_response) is up: each prompt retries it within its own attempts.
+func unanswered(c *retry.Class) bool {
+	if c == nil {
+		return false
+	}
+	switch c.Type {
+	case retry.TypeServerError, retry.TypeOverloaded, retry.TypeTimeout, retry.TypeNetwork:
+		return true
+	}
+	return false
 }
 
 // refusedWait is how long a job waits before asking again when its lane's half-open breaker is busy
