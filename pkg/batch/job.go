@@ -260,7 +260,7 @@ func (j *job) pick() *target {
 		cs[i] = routing.Candidate{Usable: l.usable(), Healthy: l.health.Healthy(now), Load: load}
 		if policy == routing.Soonest && cs[i].Usable {
 			in, _ := j.item.Input(l.sel)
-			cs[i].Delay = l.limits.Delay(j.admission(l, in))
+			cs[i].Delay = l.limits.Delay(j.admitTokens(l, in))
 		}
 	}
 	if i := routing.Pick(cs, policy); i >= 0 {
@@ -269,10 +269,10 @@ func (j *job) pick() *target {
 	return nil
 }
 
-// admission is what a provider counts against the lane's TPM when it admits the request: its prompt
+// admitTokens is what a provider counts against the lane's TPM when it admits the request: its prompt
 // estimate (providers estimate from characters, about 4 a token, so the larger of that and our
 // count) plus max_tokens, or the model's max_output_tokens when the request sets none.
-func (j *job) admission(l *target, in int) int {
+func (j *job) admitTokens(l *target, in int) int {
 	out := j.item.MaxOutputTokens
 	if out <= 0 {
 		out = l.sel.MaxOutputTokens
@@ -310,7 +310,7 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	// The budget reserves for the larger input count too: a provider may bill more than our tokenizer
 	// counts (an estimate for some models; runs of whitespace), and the cap must hold whatever it bills.
 	estCost := tokens.Cost(l.cfg, max(in, j.charEstimate), j.expectedOutput(l))
-	tokensIn := j.admission(l, in)
+	tokensIn := j.admitTokens(l, in)
 	ctx, stop := j.waitContext(l)
 	a, why := j.e.admit(ctx, l, tokensIn, estCost)
 	stop()
