@@ -208,7 +208,9 @@ type engine struct {
 	targets []*target
 	planner *selector.Planner
 	slots   chan struct{} // global in-flight bound
-	budget  budget
+	// deadAfter bounds how long a prompt waits on lanes that are all unusable (defaults.dead_after).
+	deadAfter time.Duration
+	budget    budget
 
 	source  Source
 	known   ResultSource // nil = nothing known
@@ -231,8 +233,11 @@ var errStopped = errors.New("stopped")
 
 // newEngine builds the engine over lanes; o has its defaults set.
 func newEngine(o Options, targets []*target) *engine {
-	e := &engine{opts: o, now: o.Now, log: o.Logger, rand: o.Rand, targets: targets,
+	e := &engine{opts: o, now: o.Now, log: o.Logger, rand: o.Rand, targets: targets, deadAfter: config.DefaultDeadAfter,
 		slots: make(chan struct{}, o.Concurrency), budget: budget{limit: o.MaxCost}}
+	if o.Config != nil && o.Config.Defaults.DeadAfter > 0 {
+		e.deadAfter = o.Config.Defaults.DeadAfter.D()
+	}
 	sels := make([]*selector.Lane, len(targets))
 	for i, l := range targets {
 		sels[i] = l.sel

@@ -31,7 +31,17 @@ type Defaults struct {
 	Timeout     Duration `yaml:"timeout"`     // per attempt
 	Retry       Retry    `yaml:"retry"`
 	Breaker     Breaker  `yaml:"breaker"`
+	// DeadAfter bounds how long a prompt waits while every lane able to serve it is unusable (its
+	// breaker open, no success since its failures began): after it, or after a lane's breaker has
+	// opened DeadOpens times in a row, the prompt fails naming the provider and its last failure.
+	DeadAfter Duration `yaml:"dead_after"`
 }
+
+// DefaultDeadAfter is defaults.dead_after when the file leaves it out.
+const DefaultDeadAfter = 3 * time.Minute
+
+// DeadOpens is how many breaker openings in a row, with no success between, make a lane dead.
+const DeadOpens = 4
 
 // Retry is the retry and backoff policy.
 type Retry struct {
