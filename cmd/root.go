@@ -65,7 +65,7 @@ type Factory struct {
 	IO     *IOStreams
 	Getenv func(string) string
 	Now    func() time.Time
-	// Signals, when set, delivers the process's interrupt signals (SIGINT/SIGTERM) to run, estimate,
+	// Signals, when set, delivers the process's interrupt signals (SIGINT/SIGTERM/SIGHUP) to run, estimate,
 	// select and sim serve; without it they are not watched.
 	Signals <-chan os.Signal
 	// Transport, when set, returns the HTTP transport for a provider instead of the network's (tests
@@ -122,7 +122,9 @@ func NewRootCmd(f *Factory) *cobra.Command {
 // Main runs llmbatch with the process's arguments and environment and returns the exit code.
 func Main() int {
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	// SIGHUP (the terminal closed) stops as gracefully as Ctrl-C: results in flight are kept and the
+	// resume command printed, rather than the process dying with them.
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	f := &Factory{
 		IO: &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,

@@ -94,6 +94,18 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	if err != nil {
 		return usageErr(err)
 	}
+	outPath := o.Output
+	if outPath == "" {
+		outPath = defaultOutput(o.Input)
+	}
+	target, lock := outPath, (*results.OutputLock)(nil) // a symlinked output is written through to its target
+	if outPath != "-" {
+		if lock, err = results.Lock(outPath, o.Input, f.Now()); err != nil { // one writer per output, to the end
+			return usageErr(err)
+		}
+		defer lock.Unlock()
+		target = lock.Path()
+	}
 	checkCtx, stopWatching := untilSignal(ctx, f.Signals) // nothing is sent yet: Ctrl-C stops at once
 	chk, err := preflight(checkCtx, cfg, sel, f.Getenv, o.Input, f.IO)
 	if interrupted := stopWatching(); interrupted || err != nil {
@@ -111,11 +123,7 @@ func runRun(ctx context.Context, o *RunOptions) error {
 		return err
 	}
 
-	outPath := o.Output
-	if outPath == "" {
-		outPath = defaultOutput(o.Input)
-	}
-	out, done, closeOut, err := openOutput(outPath, o, logger)
+	out, done, closeOut, err := openOutput(target, o, logger)
 	if err != nil {
 		return err
 	}
@@ -141,7 +149,7 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	if outPath != "-" && rep != nil && !errors.Is(runErr, batch.ErrWrite) {
 		// Superseded lines (an earlier error, an answer to a since-changed prompt) go, so readers see
 		// exactly one line per id.
-		if removed, err := results.Compact(outPath, o.Format, func(string) bool { return true }); err != nil {
+		if removed, err := lock.Compact(o.Format, nil); err != nil {
 			logger.Warn("could not compact the output; it still holds every result", "file", outPath, "error", err)
 		} else if removed > 0 {
 			logger.Info("compacted the output", "file", outPath, "superseded_lines_removed", removed)
