@@ -14,6 +14,7 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/analyze"
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/model"
+	"github.com/llmbatch/llmbatch/pkg/redact"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/selector"
 	"github.com/llmbatch/llmbatch/pkg/tokens"
@@ -82,11 +83,11 @@ func modelContext(m *config.Model) int { return model.ContextWindow(m.Name, m.Co
 // the list, unavailable, so that --explain can say why they were not used.
 func buildLanes(cfg *config.Config, getenv func(string) string) ([]*selector.Lane, []string) {
 	var lanes []*selector.Lane
-	var warnings []string
+	warnings := cfg.Warnings() // secrets in the config (masked), then skipped providers
 	for _, p := range cfg.Providers {
 		unavailable := p.Unavailable(getenv)
 		if unavailable != "" && !p.Disabled() { // a disabled provider is the config's choice: no warning
-			warnings = append(warnings, fmt.Sprintf("provider %s skipped: %s is not set", p.Name, p.APIKeyEnv))
+			warnings = append(warnings, fmt.Sprintf("provider %s skipped: %s is not set", p.Name, redact.EnvName(p.APIKeyEnv)))
 		}
 		for _, m := range p.Models {
 			l := selector.NewLane(p, m)
@@ -150,6 +151,9 @@ type checked struct {
 func preflight(ctx context.Context, cfg *config.Config, sel selector.Options, getenv func(string) string,
 	input string, io *IOStreams) (*checked, error) {
 	lanes, warnings := buildLanes(cfg, getenv)
+	if err := cfg.CheckKeys(getenv); err != nil { // a key no request can carry: fail before sending
+		return nil, usageErr(fmt.Errorf("%s: %w", cfg.Path, err))
+	}
 	if err := checkGlobalPins(lanes, sel); err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/llmbatch/llmbatch/pkg/config"
+	"github.com/llmbatch/llmbatch/pkg/redact"
 )
 
 // Exit codes (DESIGN §1).
@@ -208,7 +209,7 @@ func Execute(ctx context.Context, f *Factory, args []string) int {
 		err = errors.New("interrupted")
 	}
 	if ee == nil || ee.Err != nil {
-		fmt.Fprintf(f.IO.ErrOut, "llmbatch: %v\n", err)
+		fmt.Fprintf(f.IO.ErrOut, "llmbatch: %s\n", redact.String(err.Error())) // a URL in an error may carry a key
 	}
 	return code
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/progress"
 	"github.com/llmbatch/llmbatch/pkg/provider"
 	"github.com/llmbatch/llmbatch/pkg/provider/adapters"
+	"github.com/llmbatch/llmbatch/pkg/redact"
 	"github.com/llmbatch/llmbatch/pkg/results"
 	"github.com/llmbatch/llmbatch/pkg/sim"
 )
@@ -295,7 +296,7 @@ func newLogger(w io.Writer, format string, verbose, quiet bool) (*slog.Logger, e
 	case quiet:
 		level = slog.LevelWarn
 	}
-	hopts := &slog.HandlerOptions{Level: level}
+	hopts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
 	switch format {
 	case "", "text":
 		return slog.New(slog.NewTextHandler(w, hopts)), nil
@@ -303,6 +304,22 @@ func newLogger(w io.Writer, format string, verbose, quiet bool) (*slog.Logger, e
 		return slog.New(slog.NewJSONHandler(w, hopts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// redactAttr masks URL credentials in every logged message, string and error (a provider's error
+// quotes the URL it called, base_url included).
+func redactAttr(_ []string, a slog.Attr) slog.Attr {
+	switch v := a.Value.Any().(type) {
+	case string:
+		a.Value = slog.StringValue(redact.String(v))
+	case error:
+		a.Value = slog.StringValue(redact.String(v.Error()))
+	case fmt.Stringer:
+		if a.Value.Kind() == slog.KindAny {
+			a.Value = slog.StringValue(redact.String(v.String()))
+		}
+	}
+	return a
 }
 
 // buildProviders creates one adapter per usable provider. Providers whose key variable is unset are

@@ -1,0 +1,145 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/llmbatch/llmbatch/pkg/config"
+	"github.com/llmbatch/llmbatch/pkg/sim"
+)
+
+// The secrets tests of issue 17 row 3: a key written into a base_url (as a query value or as
+// userinfo), or pasted into api_key_env, never reaches stdout, stderr or the result file of run,
+// models, estimate or select; and a key that cannot be a header value stops the run before anything
+// is sent, naming the variable only.
+
+const (
+	queryKey    = "sk-query-0123456789abcdef"
+	userinfoKey = "sk-userinfo-0123456789abcdef"
+	pastedKey   = "sk-pasted-0123456789abcdef"
+)
+
+// secretsConfig has a working simulator provider and three that leak a key if printed carelessly.
+var secretsConfig = `
+defaults: {concurrency: 8, timeout: 10s}
+providers:
+  - name: s1
+    type: sim
+    models: [{name: m-small, category: small, input_per_mtok: 0.1, output_per_mtok: 0.4}]
+  - name: gw
+    type: openai
+    base_url: https://gateway.example/v1?api-version=2024&key=` + queryKey + `
+    api_key_env: GW_KEY
+    models: [{name: gw-small, category: small, input_per_mtok: 0.2, output_per_mtok: 0.8}]
+  - name: proxy
+    type: anthropic
+    base_url: https://me:` + userinfoKey + `@proxy.example
+    api_key_env: PROXY_KEY
+    models: [{name: claude-haiku-x, category: small, input_per_mtok: 0.3, output_per_mtok: 1}]
+  - name: pasted
+    type: openai
+    base_url: https://api.example/v1
+    api_key_env: ` + pastedKey + `
+    models: [{name: p-small, category: small, input_per_mtok: 0.05, output_per_mtok: 0.1}]
+`
+
+func TestKeysInTheConfigAreNeverPrinted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSimRun(t, secretsConfig, 5, 40)
+		env := map[string]string{"GW_KEY": "sk-env-gw", "PROXY_KEY": "sk-env-proxy"}
+		f := s.factory(nil)
+		f.Getenv = func(k string) string { return env[k] }
+		var all bytes.Buffer // every stream of every command
+		for _, args := range [][]string{
+			{"models", "-c", s.cfgPath},
+			{"models", "-c", s.cfgPath, "--json"},
+			{"estimate", s.input, "-c", s.cfgPath},
+			{"estimate", s.input, "-c", s.cfgPath, "--json"},
+			{"select", s.input, "-c", s.cfgPath, "--json", "--explain"},
+			{"run", s.input, "-c", s.cfgPath, "-o", s.output},
+			{"run", s.input, "-c", s.cfgPath, "-o", s.output, "--log-format", "json", "-v"},
+		} {
+			s.stdout.Reset()
+			s.stderr.Reset()
+			code := Execute(context.Background(), f, args)
+			out := s.stdout.String() + s.stderr.String()
+			t.Logf("%v: exit %d", args, code)
+			all.WriteString(out)
+			if args[0] == "run" && code != ExitUsage {
+				t.Errorf("%v: exit %d; a base_url with a key is refused by its adapter, want 2", args, code)
+			}
+			if args[0] != "run" && code != ExitOK {
+				t.Errorf("%v: exit %d:\n%s", args, code, out)
+			}
+		}
+		if data, err := os.ReadFile(s.output); err == nil {
+			all.Write(data)
+		}
+		for _, key := range []string{queryKey, userinfoKey, pastedKey, "sk-env-gw", "sk-env-proxy"} {
+			if strings.Contains(all.String(), key) {
+				t.Errorf("%s was printed", key)
+			}
+		}
+		// The user is told what to fix, with the URL masked rather than omitted.
+		for _, want := range []string{
+			"provider gw: base_url https://gateway.example/v1?api-version=2024&key=REDACTED carries a credential",
+			"provider proxy: base_url https://REDACTED@proxy.example carries a credential",
+			"provider pasted: api_key_env is not a variable name",
+			"GW_KEY set",
+			"REDACTED (api_key_env does not look like a variable name",
+		} {
+			if !strings.Contains(all.String(), want) {
+				t.Errorf("no %q in the output of the commands", want)
+			}
+		}
+	})
+}
+
+func TestKeyThatCannotBeAHeaderIsAConfigError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const cfgYAML = `
+defaults: {concurrency: 4, timeout: 10s}
+providers:
+  - name: s1
+    type: openai
+    base_url: http://sim.invalid/sim/s1/v1
+    api_key_env: S1_KEY
+    models: [{name: m-small, category: small, input_per_mtok: 0.1, output_per_mtok: 0.4}]
+`
+		s := newSimRun(t, cfgYAML, 5, 40)
+		srv := sim.New(s.cfg, sim.Options{Now: time.Now})
+		for _, key := range []string{"sk-newline-0123\n", "sk-ctrl\x01-0123", "sk-cr-0123\r\n"} {
+			f := s.factory(nil)
+			f.Getenv = func(k string) string {
+				if k == "S1_KEY" {
+					return key
+				}
+				return ""
+			}
+			f.Transport = func(*config.Provider) http.RoundTripper { return srv.Transport() }
+			s.stdout.Reset()
+			s.stderr.Reset()
+			code := Execute(context.Background(), f, []string{"run", s.input, "-c", s.cfgPath, "-o", s.output})
+			msg := s.stderr.String()
+			if code != ExitUsage || !strings.Contains(msg, "S1_KEY") || !strings.Contains(msg, "cannot be sent in an HTTP header") {
+				t.Errorf("key %q: exit %d, stderr %q; want 2 naming S1_KEY", key, code, msg)
+			}
+			if strings.Contains(msg+s.stdout.String(), strings.TrimSpace(key)[:8]) {
+				t.Errorf("key %q: its value was printed: %q", key, msg)
+			}
+		}
+		if st := srv.Stats()["s1/m-small"]; st.Requests != 0 {
+			t.Errorf("%d requests sent with a broken key", st.Requests)
+		}
+		if _, err := os.Stat(s.output); err == nil {
+			t.Errorf("an output was created: %s", filepath.Base(s.output))
+		}
+	})
+}
