@@ -94,9 +94,9 @@ var envName = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 
 // EnvName returns name when it looks like an environment variable name ([A-Z_][A-Z0-9_]*) and a
 // mask with a hint otherwise: an api_key_env that is not a variable name is most likely the key
-// itself, pasted in by mistake, and must not be printed.
+// itself, pasted in by mistake, and must not be printed. "" (no key needed) stays "".
 func EnvName(name string) string {
-	if envName.MatchString(name) {
+	if name == "" || envName.MatchString(name) {
 		return name
 	}
 	return Mask + " (api_key_env does not look like a variable name; it must name the variable that holds the key, not the key)"

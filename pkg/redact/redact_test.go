@@ -48,14 +48,17 @@ func TestStringMasksURLsInMessages(t *testing.T) {
 }
 
 func TestEnvName(t *testing.T) {
+	if EnvName("") != "" {
+		t.Errorf("EnvName(\"\") = %q, want \"\" (no key needed)", EnvName(""))
+	}
 	for _, ok := range []string{"OPENAI_API_KEY", "_X", "K2"} {
 		if EnvName(ok) != ok || !IsEnvName(ok) {
 			t.Errorf("EnvName(%q) = %q, want it printed", ok, EnvName(ok))
 		}
 	}
-	for _, bad := range []string{"sk-proj-abc123", "openai key", "", "1ABC", "KEY\n"} {
+	for _, bad := range []string{"sk-proj-abc123", "openai key", "1ABC", "KEY\n"} {
 		got := EnvName(bad)
-		if IsEnvName(bad) || (bad != "" && strings.Contains(got, bad)) || !strings.HasPrefix(got, Mask) {
+		if IsEnvName(bad) || strings.Contains(got, bad) || !strings.HasPrefix(got, Mask) {
 			t.Errorf("EnvName(%q) = %q, want it masked", bad, got)
 		}
 	}
