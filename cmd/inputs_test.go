@@ -2,10 +2,12 @@ package cmd
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -36,4 +38,44 @@ func TestInvalidUTF8IsAnInputError(t *testing.T) {
 	if _, err := os.Stat(in + ".out"); err == nil {
 		t.Error("run created an output for an input it refused")
 	}
+}
+
+// TestLongPromptIsServedByAModelThatFits is issue 17 row 12: a 300 KB prompt without a category
+// hint (the analyser calls it large) is served by the one configured model whose context window
+// (1e9 tokens) holds it, though its category is small, in select and in run.
+func TestLongPromptIsServedByAModelThatFits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const cfg = `
+defaults: {concurrency: 4, timeout: 30s}
+providers:
+  - name: s1
+    type: sim
+    models:
+      - {name: m-long, category: small, context_window: 1000000000, input_per_mtok: 0.1, output_per_mtok: 0.4}
+      - {name: m-large, category: large, context_window: 32000, input_per_mtok: 2, output_per_mtok: 8}
+`
+		s := newSimRun(t, cfg, 1, 300_000)
+		if code := s.exec(nil, "select", s.input, "-c", s.cfgPath, "--json", "--explain"); code != ExitOK {
+			t.Fatalf("select: exit %d: %s", code, s.stderr.String())
+		}
+		var line struct {
+			Category, Model, Why string
+			InputTokens          int `json:"input_tokens"`
+		}
+		if err := json.Unmarshal(s.stdout.Bytes(), &line); err != nil {
+			t.Fatalf("%v: %s", err, s.stdout.String())
+		}
+		if line.Category != "large" || line.Model != "m-long" || line.InputTokens < 40_000 {
+			t.Errorf("select: %+v; want the large prompt on m-long", line)
+		}
+		if !strings.Contains(s.stdout.String(), "the nearest category whose models fit it") {
+			t.Errorf("select --explain does not say why: %s", s.stdout.String())
+		}
+		got, _ := s.runOK()
+		for _, r := range got {
+			if r.Model != "m-long" {
+				t.Errorf("run: served by %s", r.Model)
+			}
+		}
+	})
 }

@@ -402,6 +402,9 @@ func (p *Planner) decide(it *Item, ch *Choice) Assignment {
 				break
 			}
 		}
+		if len(p.cand) == 0 { // too large for every model from its category up: any that fits
+			used = p.fitBelow(it, start, ch, pm, pp)
+		}
 	}
 	if len(p.cand) == 0 {
 		if ch != nil {
@@ -528,6 +531,8 @@ func (p *Planner) why(it *Item, ch *Choice, a Assignment, start model.Category, 
 	}
 	if a.Escalated {
 		parts = append(parts, fmt.Sprintf("escalated from %s: %s", start, escalationReason(ch.Excluded, start, it)))
+	} else if pm == "" && a.Category < start {
+		parts = append(parts, downReason(ch.Excluded, start, a.Category, it))
 	}
 	l := p.lanes[a.Lane]
 	shared := ""
