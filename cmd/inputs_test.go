@@ -79,3 +79,44 @@ providers:
 		}
 	})
 }
+
+// TestHugeLineWithoutSpaces is issue 17 row 11 through the commands: a prompt without a space
+// beyond both bounds of pkg/tokens (9 MiB here; the 50 MB case and its memory are measured in
+// pkg/tokens, where the race detector costs less) is counted as an estimate (exact_tokens false)
+// rather than by exact BPE, and an interrupt stops select with exit 130.
+func TestHugeLineWithoutSpaces(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 50 MB input")
+	}
+	in := filepath.Join(t.TempDir(), "huge.jsonl")
+	data := `{"id":"huge","prompt":"` + strings.Repeat("a", 9<<20) + `"}` + "\n" + `{"id":"small","prompt":"hello there"}` + "\n"
+	if err := os.WriteFile(in, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data = ""
+	io, out, errOut := testStreams()
+	f := &Factory{IO: io, Getenv: fixtureEnv(), Now: time.Now}
+	code := Execute(context.Background(), f, []string{"select", in, "-c", fixtureConfig, "--json"})
+	if code != ExitUsage || !strings.Contains(errOut.String(), "huge.jsonl:1: no lane can serve it: 4× context too small (needs 1180") {
+		t.Errorf("exit %d, stderr %q; want 2: the huge prompt fits no model", code, errOut)
+	}
+	var huge struct {
+		InputTokens int  `json:"input_tokens"`
+		Exact       bool `json:"exact_tokens"`
+	}
+	first, _, _ := strings.Cut(out.String(), "\n")
+	if err := json.Unmarshal([]byte(first), &huge); err != nil {
+		t.Fatalf("%v: %.200s", err, first)
+	}
+	if huge.Exact {
+		t.Errorf("the 9 MiB prompt is marked exact: %.200s", first)
+	}
+
+	sigs := make(chan os.Signal, 1)
+	io, _, errOut = testStreams()
+	f = &Factory{IO: io, Getenv: fixtureEnv(), Now: time.Now, Signals: sigs}
+	sigs <- os.Interrupt
+	if code := Execute(context.Background(), f, []string{"select", in, "-c", fixtureConfig, "--json"}); code != ExitInterrupted {
+		t.Errorf("interrupted select: exit %d, want 130; stderr %q", code, errOut)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 )
 
 // Compact rewrites the output at path (in format) so that it holds exactly one line per custom_id,
@@ -33,7 +32,7 @@ func Compact(path string, format Format, keep func(id string) bool) (removed int
 		return 0, fmt.Errorf("results: compact %s: %w", path, err)
 	}
 	host, _ := os.Hostname()
-	l, err := acquire(target, fmt.Sprintf("pid %d on host %s, compacting since %s", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339)))
+	l, err := acquire(target, fmt.Sprintf("pid %d on host %s, compacting", os.Getpid(), host))
 	var locked *LockedError
 	if errors.As(err, &locked) && heldByUs(target+".lock") {
 		return compact(target, format, keep, compactHooks{})
