@@ -127,6 +127,8 @@ func keyStatus(p *config.Provider, getenv func(string) string) string {
 		return "disabled (enabled: false)"
 	case !p.NeedsKey():
 		return "none needed"
+	case p.KeyProblem(getenv) != "":
+		return redact.EnvName(p.APIKeyEnv) + " UNUSABLE: " + p.KeyProblem(getenv)
 	case p.APIKey(getenv) != "":
 		return redact.EnvName(p.APIKeyEnv) + " set"
 	}

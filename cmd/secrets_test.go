@@ -146,6 +146,11 @@ providers:
 			if strings.Contains(msg+s.stdout.String(), strings.TrimSpace(key)[:8]) {
 				t.Errorf("key %q: its value was printed: %q", key, msg)
 			}
+			s.stdout.Reset()
+			if code := Execute(context.Background(), f, []string{"models", "-c", s.cfgPath}); code != ExitOK ||
+				!strings.Contains(s.stdout.String(), "S1_KEY UNUSABLE: has a control character") || strings.Contains(s.stdout.String(), strings.TrimSpace(key)[:8]) {
+				t.Errorf("key %q: models exit %d:\n%s", key, code, s.stdout.String())
+			}
 		}
 		if st := srv.Stats()["s1/m-small"]; st.Requests != 0 {
 			t.Errorf("%d requests sent with a broken key", st.Requests)

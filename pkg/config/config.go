@@ -241,31 +241,39 @@ func (c *Config) Warnings() []string {
 }
 
 // CheckKeys returns an error naming each usable provider whose key (read with getenv) cannot be
-// sent as an HTTP header value, a newline or another control character in it (a key file read with
-// its trailing newline is the usual cause): such a request could never succeed. The error names the
-// variable, never the value.
+// sent as an HTTP header value (see KeyProblem): such a request could never succeed. The error names
+// the variable, never the value.
 func (c *Config) CheckKeys(getenv func(string) string) error {
 	var errs []string
 	for _, p := range c.Providers {
 		if !p.Available(getenv) {
 			continue
 		}
-		key := p.APIKey(getenv)
-		// The rule of RFC 9110 field values (as net/http's httpguts.ValidHeaderFieldValue), for one value.
-		for i := 0; i < len(key); i++ {
-			if b := key[i]; (b < 0x20 && b != '\t') || b == 0x7f {
-				where := fmt.Sprintf("at byte %d of %d", i+1, len(key))
-				if i == len(key)-1 {
-					where = "at its end"
-				}
-				errs = append(errs, fmt.Sprintf("provider %s: the key in %s has a control character (0x%02x) %s and cannot be sent in an HTTP header: remove it (a trailing newline from a key file, for instance)",
-					p.Name, redact.EnvName(p.APIKeyEnv), b, where))
-				break
-			}
+		if problem := p.KeyProblem(getenv); problem != "" {
+			errs = append(errs, fmt.Sprintf("provider %s: the key in %s %s and cannot be sent in an HTTP header: remove it (a trailing newline from a key file, for instance)",
+				p.Name, redact.EnvName(p.APIKeyEnv), problem))
 		}
 	}
 	if len(errs) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%s", strings.Join(errs, "\n"))
+}
+
+// KeyProblem says what makes the provider's key unusable as an HTTP header value, a newline or
+// another control character ("has a control character (0x0a) at its end"), or "" when the key is
+// fine or unset. It never quotes the key.
+func (p *Provider) KeyProblem(getenv func(string) string) string {
+	key := p.APIKey(getenv)
+	// The rule of RFC 9110 field values (as net/http's httpguts.ValidHeaderFieldValue), for one value.
+	for i := 0; i < len(key); i++ {
+		if b := key[i]; (b < 0x20 && b != '\t') || b == 0x7f {
+			where := fmt.Sprintf("at byte %d of %d", i+1, len(key))
+			if i == len(key)-1 {
+				where = "at its end"
+			}
+			return fmt.Sprintf("has a control character (0x%02x) %s", b, where)
+		}
+	}
+	return ""
 }
