@@ -3,7 +3,9 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,4 +161,22 @@ providers:
 			t.Errorf("an output was created: %s", filepath.Base(s.output))
 		}
 	})
+}
+
+// TestLogsMaskURLCredentials: whatever the engine logs (a message, a string, an error quoting the
+// URL it called) reaches stderr with the URL's credentials masked, in both log formats.
+func TestLogsMaskURLCredentials(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var buf bytes.Buffer
+		logger, err := newLogger(&buf, format, true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		callErr := &url.Error{Op: "Post", URL: "https://gw.example/v1/chat/completions?key=" + queryKey, Err: errors.New("connection refused")}
+		logger.Warn("retrying https://me:"+userinfoKey+"@proxy.example", "error", callErr, "base_url", "https://gw.example/v1?token="+queryKey)
+		out := buf.String()
+		if strings.Contains(out, queryKey) || strings.Contains(out, userinfoKey) || strings.Count(out, "REDACTED") != 3 {
+			t.Errorf("%s log: %s", format, out)
+		}
+	}
 }
