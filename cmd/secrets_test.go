@@ -168,7 +168,7 @@ providers:
 func TestLogsMaskURLCredentials(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		var buf bytes.Buffer
-		logger, err := newLogger(&buf, format, true, false)
+		logger, err := newLogger(&buf, format, true, false, time.Now)
 		if err != nil {
 			t.Fatal(err)
 		}
