@@ -83,8 +83,18 @@ func TestLockRefusesTheInputAsOutput(t *testing.T) {
 	l.Unlock()
 }
 
+// realTempDir is t.TempDir with its symlinks resolved (macOS's /tmp is one), for comparing paths.
+func realTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func TestLockedSymlinkIsCompactedAtItsTarget(t *testing.T) {
-	dir := t.TempDir()
+	dir := realTempDir(t)
 	target := filepath.Join(dir, "real", "out.jsonl")
 	if err := os.Mkdir(filepath.Dir(target), 0o755); err != nil {
 		t.Fatal(err)
@@ -124,7 +134,7 @@ func TestLockedSymlinkIsCompactedAtItsTarget(t *testing.T) {
 }
 
 func TestLockFollowsADanglingSymlink(t *testing.T) {
-	dir := t.TempDir()
+	dir := realTempDir(t)
 	link := filepath.Join(dir, "out.jsonl")
 	if err := os.Symlink(filepath.Join("later", "results.jsonl"), link); err != nil {
 		t.Fatal(err)
@@ -167,5 +177,39 @@ func TestCompactRefusesAnOutputAnotherProcessHolds(t *testing.T) {
 	mine.Unlock()
 	if names := dirNames(t, filepath.Dir(out)); !slices.Equal(names, []string{"out.jsonl"}) {
 		t.Errorf("left behind: %v", names)
+	}
+}
+
+func TestLockFollowsAChainOfSymlinksAndRefusesALoop(t *testing.T) {
+	dir := realTempDir(t)
+	target := filepath.Join(dir, "data", "out.jsonl")
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// out.jsonl -> mid.jsonl -> data/out.jsonl, through a symlinked directory too.
+	if err := os.Symlink("data", filepath.Join(dir, "d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("d", "out.jsonl"), filepath.Join(dir, "mid.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("mid.jsonl", filepath.Join(dir, "out.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Lock(filepath.Join(dir, "out.jsonl"), "", fixedNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Path() != target {
+		t.Errorf("Path() = %s, want %s", l.Path(), target)
+	}
+	l.Unlock()
+
+	loop := filepath.Join(dir, "loop.jsonl")
+	if err := os.Symlink("loop.jsonl", loop); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lock(loop, "", fixedNow); err == nil || !strings.Contains(err.Error(), "too many levels of symbolic links") {
+		t.Errorf("a symlink loop: %v", err)
 	}
 }
