@@ -31,8 +31,7 @@ func Compact(path string, format Format, keep func(id string) bool) (removed int
 	if err != nil {
 		return 0, fmt.Errorf("results: compact %s: %w", path, err)
 	}
-	host, _ := os.Hostname()
-	l, err := acquire(target, fmt.Sprintf("pid %d on host %s, compacting", os.Getpid(), host))
+	l, err := acquire(target, holderPrefix()+", compacting")
 	var locked *LockedError
 	if errors.As(err, &locked) && heldByUs(target+".lock") {
 		return compact(target, format, keep, compactHooks{})

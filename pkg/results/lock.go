@@ -65,9 +65,7 @@ func Lock(path, input string, now time.Time) (*OutputLock, error) {
 			return nil, fmt.Errorf("-o %s: %w %s: results would be appended to the prompts; choose another output", shown, ErrSameFile, input)
 		}
 	}
-	host, _ := os.Hostname()
-	holder := fmt.Sprintf("pid %d on host %s, started %s", os.Getpid(), host, now.UTC().Format(time.RFC3339))
-	return acquire(target, holder)
+	return acquire(target, holderPrefix()+", started "+now.UTC().Format(time.RFC3339))
 }
 
 // Path is the output file as resolved (the target of a symlinked output): open, scan, move aside
@@ -156,13 +154,20 @@ func readHolder(f *os.File) string {
 	}, s)
 }
 
-// heldByUs reports whether the lock file at lockPath names this process as its holder.
+// heldByUs reports whether the lock file at lockPath names this process (pid and host: an output
+// on a network file system may be locked from another machine) as its holder.
 func heldByUs(lockPath string) bool {
 	b, err := os.ReadFile(lockPath)
 	if err != nil {
 		return false
 	}
-	return strings.HasPrefix(string(b), "pid "+strconv.Itoa(os.Getpid())+" ")
+	return strings.HasPrefix(string(b), holderPrefix()+",")
+}
+
+// holderPrefix names this process in a lock file: "pid 123 on host name".
+func holderPrefix() string {
+	host, _ := os.Hostname()
+	return "pid " + strconv.Itoa(os.Getpid()) + " on host " + host
 }
 
 // resolve follows path's symlinks (also a dangling one, whose target is still to be created) and
