@@ -9,6 +9,8 @@
 // The tokeniser uses tiktoken's vocabularies (embedded by tiktoken-go-loader) with its own
 // pre-tokeniser and merge loop: tiktoken-go gives the same counts but at about 3 MB/s on two cores
 // with a quadratic worst case, while this runs at tens of MB/s per core with an O(n log n) worst case.
+// Beyond MaxExactText per text or MaxExactPiece per run without whitespace, counts are estimates
+// (marked inexact), so a hostile input costs milliseconds and megabytes, not seconds and gigabytes.
 // The tests hold it to tiktoken-go on every vector, on random text and under fuzzing, and to
 // js-tiktoken's counts in testdata/tokens/vectors.json.
 package tokens
