@@ -47,29 +47,46 @@ providers:
 type binRun struct {
 	cmd            *exec.Cmd
 	stdout, stderr bytes.Buffer
-	exited         chan error
+	done           chan struct{} // closed when the process has exited
+	err            error         // its exit status, once done
 }
 
 func startBin(t *testing.T, bin string, args ...string) *binRun {
 	t.Helper()
-	r := &binRun{cmd: exec.Command(bin, args...), exited: make(chan error, 1)}
+	r := &binRun{cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { r.exited <- r.cmd.Wait() }()
+	go func() {
+		r.err = r.cmd.Wait()
+		close(r.done)
+	}()
 	t.Cleanup(func() {
-		if r.cmd.ProcessState == nil {
+		select {
+		case <-r.done:
+		default:
 			_ = r.cmd.Process.Kill()
-			<-r.exited
+			<-r.done
 		}
 	})
 	return r
 }
 
+// running reports whether the process has not exited yet.
+func (r *binRun) running() bool {
+	select {
+	case <-r.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // wait returns the process's exit code (-1 when killed by a signal).
 func (r *binRun) wait() int {
-	err := <-r.exited
+	<-r.done
+	err := r.err
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return ee.ExitCode()
@@ -114,7 +131,7 @@ func TestSecondRunOnTheSameOutputExits2(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "providers.yaml", slowSimConfig)
-	const n = 300
+	const n = 800 // 8 s at 100 requests/s: the second processes all start and end meanwhile
 	prompts, err := exec.Command(bin, "sim", "prompts", fmt.Sprint(n)).Output()
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +155,9 @@ func TestSecondRunOnTheSameOutputExits2(t *testing.T) {
 	} {
 		second := startBin(t, bin, args...)
 		code := second.wait()
+		if !first.running() {
+			t.Fatalf("the first run ended before %v did (a machine too slow for this test?); stderr:\n%s", args, second.stderr.String())
+		}
 		if code != ExitUsage {
 			t.Errorf("%v: exit %d, want 2; stderr:\n%s", args, code, second.stderr.String())
 		}
