@@ -15,6 +15,7 @@ import (
 
 	"github.com/llmbatch/llmbatch/pkg/batch"
 	"github.com/llmbatch/llmbatch/pkg/progress"
+	"github.com/llmbatch/llmbatch/pkg/redact"
 	"github.com/llmbatch/llmbatch/pkg/results"
 )
 
@@ -276,7 +277,7 @@ func newLogger(w io.Writer, format string, verbose, quiet bool, now func() time.
 	case quiet:
 		level = slog.LevelWarn
 	}
-	hopts := &slog.HandlerOptions{Level: level}
+	hopts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
 	switch format {
 	case "", "text":
 		return slog.New(progress.NewFoldHandler(slog.NewTextHandler(w, hopts), now, 0)), nil
@@ -284,4 +285,20 @@ func newLogger(w io.Writer, format string, verbose, quiet bool, now func() time.
 		return slog.New(progress.NewFoldHandler(slog.NewJSONHandler(w, hopts), now, 0)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// redactAttr masks URL credentials in every logged message, string and error (a provider's error
+// quotes the URL it called, base_url included).
+func redactAttr(_ []string, a slog.Attr) slog.Attr {
+	switch v := a.Value.Any().(type) {
+	case string:
+		a.Value = slog.StringValue(redact.String(v))
+	case error:
+		a.Value = slog.StringValue(redact.String(v.Error()))
+	case fmt.Stringer:
+		if a.Value.Kind() == slog.KindAny {
+			a.Value = slog.StringValue(redact.String(v.String()))
+		}
+	}
+	return a
 }

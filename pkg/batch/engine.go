@@ -89,6 +89,14 @@ var ErrWrite = errors.New("writing results")
 // prompts that fail are result lines.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	o.setDefaults()
+	if o.Output != "-" { // one writer per output, held to the end, compaction included
+		lock, err := results.Lock(o.Output, o.Input, o.Now())
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		defer lock.Unlock()
+		o.Output = lock.Path() // a symlinked output is written through to its target
+	}
 	cp, err := scanOutput(&o, o.Logger)
 	if err != nil {
 		return nil, err
