@@ -18,6 +18,13 @@ const clockSkew = 10 * time.Minute
 // creating the job and OpCreated is what Find repairs.
 func Submit(ctx context.Context, j *Journal, cl batchapi.Client, c *Chunk, items func(yield func(batchapi.Item) error) error) (*batchapi.Job, error) {
 	st := j.State()
+	if cl.Dialect() == "anthropic" {
+		j.untagged.Lock()
+		defer j.untagged.Unlock()
+	}
+	if err := j.Append(Record{Op: OpSubmitting, Chunk: c.ID}); err != nil {
+		return nil, err
+	}
 	job, err := cl.Submit(ctx, &batchapi.Chunk{Tag: batchapi.Tag{Job: st.Job, Chunk: c.ID}, Model: c.Model, Items: items},
 		batchapi.Hooks{Uploaded: func(fileID string) error {
 			return j.Append(Record{Op: OpUploaded, Chunk: c.ID, FileID: fileID})
@@ -33,14 +40,19 @@ func Submit(ctx context.Context, j *Journal, cl batchapi.Client, c *Chunk, items
 
 // Find returns the provider job of a live chunk, or nil when the provider has none (it was never
 // created: the chunk may be submitted again). A chunk with a recorded batch id is looked up
-// directly; otherwise the provider's list is searched for the job tag (OpenAI metadata, Gemini
-// display name). Anthropic batches carry no tag: the match is the oldest batch created since the
-// chunk was planned with exactly the chunk's number of requests and not claimed by another chunk.
+// directly, one never submitted has none; otherwise the provider's list is searched for the job
+// tag (OpenAI metadata, Gemini display name). Anthropic batches carry no tag: Submit sends at most
+// one of them at a time per journal, so the match is the earliest batch created since the chunk's
+// submission with exactly its number of requests and not claimed by another chunk. (A batch of the
+// same size created in that window by another program on the same account could be taken for it.)
 func Find(ctx context.Context, cl batchapi.Client, st *State, c *Chunk) (*batchapi.Job, error) {
 	if c.BatchID != "" {
 		return cl.Get(ctx, c.BatchID)
 	}
-	jobs, err := cl.List(ctx, batchapi.Filter{Job: st.Job, Since: c.PlannedAt.Add(-clockSkew)})
+	if c.SubmittedAt.IsZero() {
+		return nil, nil
+	}
+	jobs, err := cl.List(ctx, batchapi.Filter{Job: st.Job, Since: c.SubmittedAt.Add(-clockSkew)})
 	if err != nil {
 		return nil, fmt.Errorf("find the job of chunk %s: %w", c.ID, err)
 	}
