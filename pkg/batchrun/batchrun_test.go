@@ -231,7 +231,7 @@ func TestRunLaneCrashAndResume(t *testing.T) {
 			}
 			t.Run(d.api+"/"+at, func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
-					l := newLane(t, d.api, d.model, "{turnaround: 20m}", 1000)
+					l := newLane(t, d.api, d.model, "{turnaround: 20m}", 600)
 					path := batchjournal.Path(filepath.Join(t.TempDir(), "out.jsonl"))
 					j, _, err := batchjournal.Open(path, nil)
 					if err != nil {
@@ -254,7 +254,7 @@ func TestRunLaneCrashAndResume(t *testing.T) {
 						opts = func(o *batchrun.Options) {
 							next := o.OnResult
 							o.OnResult = func(id string, r batchapi.Result, job *batchapi.Job) error {
-								if out.delivered == 700 {
+								if out.delivered == 300 {
 									return errCrash
 								}
 								return next(id, r, job)
@@ -278,8 +278,7 @@ func TestRunLaneCrashAndResume(t *testing.T) {
 					if err := l.run(context.Background(), t, j, l.client, out, nil); err != nil {
 						t.Fatal(err)
 					}
-					lines := 1000
-					l.check(t, out, lines)
+					l.check(t, out, 600)
 				})
 			})
 		}
