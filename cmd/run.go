@@ -32,6 +32,7 @@ type RunOptions struct {
 	Quiet       bool
 	LogFormat   string // text | json
 	Verbose     bool
+	Via         string // realtime | batch | auto
 }
 
 // NewCmdRun builds the `run` command. runF, when set, receives the parsed options instead of
@@ -60,6 +61,7 @@ An existing output is resumed: prompts with a current ok line are not sent again
 	o.Selection.register(fl)
 	fl.IntVar(&o.Concurrency, "concurrency", 0, "total requests in flight (default: the config's defaults.concurrency)")
 	fl.Float64Var(&o.MaxCost, "max-cost", 0, "hard budget in USD: no request is sent that could exceed it")
+	fl.StringVar(&o.Via, "via", batch.ViaRealtime, "route: realtime | batch (provider batch jobs where the provider has batch: enabled, half price, within 24h) | auto (batch where its turnaround fits --deadline)")
 	fl.BoolVar(&o.Fresh, "fresh", false, "ignore an existing output (it is moved aside, not deleted) and start over")
 	fl.Var(&o.Format, "format", "output format: default | openai (OpenAI Batch output lines)")
 	fl.StringVar(&o.Progress, "progress", "auto", "progress bar: auto (only on a terminal) | always | never")
@@ -82,6 +84,11 @@ func runOptions(o *RunOptions) (batch.Options, error) {
 	if o.MaxCost < 0 || o.Concurrency < 0 {
 		return batch.Options{}, usageErr(errors.New("--max-cost and --concurrency must not be negative"))
 	}
+	switch o.Via {
+	case batch.ViaRealtime, batch.ViaBatch, batch.ViaAuto:
+	default:
+		return batch.Options{}, usageErr(fmt.Errorf("--via %q: want realtime, batch or auto", o.Via))
+	}
 	cfg, err := f.LoadConfig(o.ConfigPath)
 	if err != nil {
 		return batch.Options{}, err
@@ -98,7 +105,7 @@ func runOptions(o *RunOptions) (batch.Options, error) {
 	return batch.Options{
 		Config: cfg, Select: sel, Getenv: f.Getenv, Input: o.Input, Stdin: f.IO.In,
 		Output: outPath, Stdout: f.IO.Out, Fresh: o.Fresh, Format: o.Format,
-		Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose,
+		Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose, Via: o.Via,
 		Transport: f.Transport, OpenOutput: f.OpenOutput, Warn: f.IO.ErrOut,
 		Progress: func(n int) *progress.Display {
 			return progress.New(f.IO.ErrOut, n, progress.Options{Enabled: showBar, Now: f.Now})
@@ -171,6 +178,9 @@ func resumeCommand(o *RunOptions, outPath string) string {
 	}
 	if o.Format != results.FormatDefault {
 		args = append(args, "--format "+o.Format.String())
+	}
+	if o.Via != "" && o.Via != batch.ViaRealtime {
+		args = append(args, "--via "+o.Via)
 	}
 	return strings.Join(args, " ")
 }
