@@ -55,6 +55,7 @@ type batchLane struct {
 	mu      sync.Mutex
 	pending map[string]*pendingPrompt
 	arrived chan struct{} // closed and replaced whenever a prompt is added
+	written chan struct{} // closed once the last result handed to the writer is written; nil = none
 }
 
 type pendingPrompt struct {
@@ -226,6 +227,21 @@ func (bl *batchLane) run(ctx context.Context) error {
 			return batchrun.Prompt{ID: id, Request: pp.preq}, nil
 		},
 		OnResult: bl.deliver(ctx),
+		Flush: func(ctx context.Context) error {
+			bl.mu.Lock()
+			w := bl.written
+			bl.mu.Unlock()
+			if w == nil {
+				return nil
+			}
+			// The writer takes results in order, so the last one written means all were.
+			select {
+			case <-w:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
 	}
 	if limit := p.Batch.EnqueuedTokens[bl.l.sel.Name]; limit > 0 {
 		o.Caps.MaxTokens = limit
@@ -300,10 +316,16 @@ func (bl *batchLane) deliver(ctx context.Context) func(string, batchapi.Result, 
 				Attempts: 1, RequestHash: p.req.Hash, Metadata: p.req.Metadata, Via: ViaBatch, BatchID: job.ID,
 				Error: &results.ErrorInfo{Type: string(c.Type), Message: c.Message, StatusCode: c.StatusCode}}
 		}
+		written := make(chan struct{})
+		e.acks.Store(r, written)
+		bl.mu.Lock()
+		bl.written = written
+		bl.mu.Unlock()
 		select {
 		case e.results <- r:
 			return nil
 		case <-ctx.Done():
+			e.acks.Delete(r)
 			return ctx.Err()
 		}
 	}

@@ -211,6 +211,9 @@ type engine struct {
 	source  Source
 	known   ResultSource // nil = nothing known
 	route   *batchRoute  // nil = --via realtime
+	// acks holds, for results that wait to be written (batch answers: their job is recorded as
+	// downloaded only then), a channel the writer closes once the line is written.
+	acks sync.Map
 	output  *results.Writer
 	display *progress.Display // nil = none
 
@@ -382,6 +385,9 @@ func (e *engine) writeLoop(rep *Report) error {
 			werr = fmt.Errorf("%w: %w", ErrWrite, err)
 			e.halt(werr)
 			continue
+		}
+		if ack, ok := e.acks.LoadAndDelete(r); ok {
+			close(ack.(chan struct{}))
 		}
 		if r.Status == results.StatusOK {
 			rep.OK++

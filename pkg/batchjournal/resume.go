@@ -8,6 +8,10 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/batchapi"
 )
 
+// Settle is how long after a submission Recover keeps looking for its job before it concludes that
+// the provider never created it.
+const Settle = 10 * time.Second
+
 // clockSkew widens the window in which Find looks for a job created after its chunk was planned,
 // for a provider clock behind ours.
 const clockSkew = 10 * time.Minute
@@ -81,8 +85,24 @@ func Find(ctx context.Context, cl batchapi.Client, st *State, c *Chunk) (*batcha
 
 // Recover finds the provider job of a live chunk after a restart and records it (OpCreated) when
 // the crash came before that record; nil, nil means no provider job exists for the chunk.
+//
+// A chunk that was being submitted when the process died may show up on the provider's list only
+// after the provider has read the whole request (and lists may lag): before concluding that no job
+// exists, Recover waits until Settle has passed since the submission and looks again.
 func Recover(ctx context.Context, j *Journal, cl batchapi.Client, c *Chunk) (*batchapi.Job, error) {
 	job, err := Find(ctx, cl, j.State(), c)
+	if err == nil && job == nil && !c.SubmittedAt.IsZero() {
+		if wait := c.SubmittedAt.Add(Settle).Sub(j.now()); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			}
+		}
+		job, err = Find(ctx, cl, j.State(), c)
+	}
 	if err != nil || job == nil {
 		return job, err
 	}

@@ -47,6 +47,9 @@ type Options struct {
 	// (the output's resume rules keep one line per id). Lines that will be sent again in a new job
 	// are not delivered. OnResult is called from one goroutine at a time.
 	OnResult func(id string, r batchapi.Result, job *batchapi.Job) error
+	// Flush (may be nil) returns once every line OnResult received is durably in the output; the
+	// chunk is recorded as downloaded only after it, so a crash never loses a delivered answer.
+	Flush func(ctx context.Context) error
 	// OnPoll (may be nil) sees every polled state of a job.
 	OnPoll func(chunk string, job *batchapi.Job)
 }
@@ -255,6 +258,11 @@ func (r *runner) run(ctx context.Context, c *batchjournal.Chunk, job *batchapi.J
 		}
 		if seen < len(c.IDs) {
 			return fmt.Errorf("%s/%s: chunk %s: job %s returned %d of %d lines", r.o.Provider, r.o.Model, c.ID, job.ID, seen, len(c.IDs))
+		}
+	}
+	if r.o.Flush != nil {
+		if err := r.o.Flush(ctx); err != nil {
+			return err
 		}
 	}
 	return r.o.Journal.Append(batchjournal.Record{Op: batchjournal.OpDownloaded, Chunk: c.ID, OK: job.Total - job.Failed, Failed: job.Failed})
