@@ -208,12 +208,12 @@ type engine struct {
 	slots   chan struct{} // global in-flight bound
 	budget  budget
 
-	source  Source
-	known   ResultSource // nil = nothing known
-	route   *batchRoute  // nil = --via realtime
+	source Source
+	known  ResultSource // nil = nothing known
+	route  *batchRoute  // nil = --via realtime
 	// acks holds, for results that wait to be written (batch answers: their job is recorded as
 	// downloaded only then), a channel the writer closes once the line is written.
-	acks sync.Map
+	acks    sync.Map
 	output  *results.Writer
 	display *progress.Display // nil = none
 
