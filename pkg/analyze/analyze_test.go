@@ -281,7 +281,7 @@ func TestAnalyzeExplains(t *testing.T) {
 	if f, ok := s.reasoningEvidence(); !ok || f != fProof {
 		t.Errorf("a proof is not reasoning evidence: %v %v", f, ok)
 	}
-	if _, ok := (&scan{numbers: 3, dataNumbers: 2}).reasoningEvidence(); ok {
+	if _, ok := (&scan{structure: structure{numbers: 3, dataNumbers: 2}}).reasoningEvidence(); ok {
 		t.Error("five numbers alone vetoed tiny")
 	}
 }

@@ -20,7 +20,7 @@ import (
 // the first error of reading or of fn, or when ctx is done. estimate and select plan from it; Run
 // sends from it.
 func (p *Prepared) Analyze(ctx context.Context, workers int, fn func(*Analyzed) error) error {
-	return analyzeInput(ctx, p.Input, newAnalyzer(p.Routes), workers, fn)
+	return analyzeInput(ctx, p.Input, newAnalyzer(p.Lanes), workers, fn)
 }
 
 // Analyzed is one request after analysis, handed to the consumer in input order.
@@ -92,7 +92,7 @@ func (a *analyzer) item(req *request.Request, index int) Analyzed {
 // source streams the input's requests with their selector items, analysed in parallel and
 // handed over in input order: the prompt source of Run.
 func (p *Prepared) source() Source {
-	an := newAnalyzer(p.Routes)
+	an := newAnalyzer(p.Lanes)
 	return func(ctx context.Context, yield func(*request.Request, selector.Item) error) error {
 		return analyzeInput(ctx, p.Input, an, 0, func(a *Analyzed) error { return yield(a.Req, a.Item) })
 	}
