@@ -36,7 +36,7 @@ type batchRoute struct {
 	e     *engine
 	j     *batchjournal.Journal
 	live  map[string]*batchLane // prompt id → lane of the live chunk holding it (from the journal)
-	lanes map[*lane]*batchLane
+	lanes map[*target]*batchLane
 	fed   chan struct{} // closed once the producer has read the whole input
 	wg    sync.WaitGroup
 
@@ -47,7 +47,7 @@ type batchRoute struct {
 // batchLane is one lane's runner and the prompts it still owes a result.
 type batchLane struct {
 	r        *batchRoute
-	l        *lane
+	l        *target
 	client   batchapi.Client
 	discount float64
 	in       chan batchrun.Prompt
@@ -89,9 +89,9 @@ func newBatchRoute(e *engine, o *Options) (*batchRoute, error) {
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	r := &batchRoute{e: e, j: j, live: map[string]*batchLane{}, lanes: map[*lane]*batchLane{}, fed: make(chan struct{})}
+	r := &batchRoute{e: e, j: j, live: map[string]*batchLane{}, lanes: map[*target]*batchLane{}, fed: make(chan struct{})}
 	clients := map[string]batchapi.Client{}
-	for _, l := range e.lanes {
+	for _, l := range e.targets {
 		p, _ := o.Config.Lookup(l.prov.name, l.sel.Name)
 		if p == nil || !batchEnabled(p) {
 			continue
@@ -132,10 +132,10 @@ func (r *batchRoute) wants(j *job) *batchLane {
 	if bl := r.live[j.req.ID]; bl != nil {
 		return bl
 	}
-	if j.planErr != nil || len(j.lanes) == 0 {
+	if j.planErr != nil || len(j.targets) == 0 {
 		return nil
 	}
-	bl := r.lanes[j.lanes[0]]
+	bl := r.lanes[j.targets[0]]
 	if bl == nil {
 		return nil
 	}
@@ -322,7 +322,7 @@ func (bl *batchLane) deliver(ctx context.Context) func(string, batchapi.Result, 
 		bl.written = written
 		bl.mu.Unlock()
 		select {
-		case e.results <- r:
+		case e.results <- finishedPrompt{r: r}:
 			return nil
 		case <-ctx.Done():
 			e.acks.Delete(r)
