@@ -23,7 +23,9 @@ func NewCmdCancel(f *Factory) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "cancel OUT.jsonl",
 		Short: "Cancel the live provider batch jobs of a run (recorded in OUT.jsonl.batches)",
-		Args:  cobra.ExactArgs(1),
+		Example: `  llmbatch cancel prompts.results.jsonl
+  llmbatch cancel out.jsonl -c providers.yaml && llmbatch run prompts.jsonl -o out.jsonl --via batch`,
+		Args: cobra.ExactArgs(1),
 	}
 	loadConfig := configFlag(f, c)
 	c.RunE = dryRunE(f, &output, func(ctx context.Context) error {

@@ -50,7 +50,9 @@ An existing output is resumed: prompts with a current ok line are not sent again
 		Example: `  llmbatch run prompts.jsonl -c providers.yaml
   llmbatch run prompts.jsonl -o results.jsonl --max-cost 5 --prefer speed
   cat prompts.jsonl | llmbatch run - -o - --progress never > results.jsonl
-  llmbatch run prompts.jsonl --model gpt-4o-mini --format openai`,
+  llmbatch run prompts.jsonl --model gpt-4o-mini --format openai
+  llmbatch run prompts.jsonl --via batch            # provider batch jobs: half price, within 24h
+  llmbatch run prompts.jsonl --via auto --deadline 2h`,
 		Args: exactArgs(1, "INPUT.jsonl"),
 		RunE: func(c *cobra.Command, args []string) error {
 			o.Input = args[0]

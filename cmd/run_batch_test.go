@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -133,5 +134,25 @@ func TestRunViaBatchInterruptCancelResume(t *testing.T) {
 			t.Errorf("%d batch lines", viaBatch)
 		}
 		_ = sim.Digest
+	})
+}
+
+// TestRunViaRefusesBadValues: an unknown --via, or --via batch with the output on stdout (its
+// journal needs a file), is a usage error before anything is sent.
+func TestRunViaRefusesBadValues(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSimRun(t, batchConfig("openai", "{}"), 5, 10)
+		if code := s.exec(nil, "run", s.input, "-c", s.cfgPath, "--via", "later"); code != ExitUsage || !strings.Contains(s.stderr.String(), `--via "later": want realtime, batch or auto`) {
+			t.Errorf("--via later: exit %d: %s", code, s.stderr.String())
+		}
+		if code := s.exec(nil, "run", s.input, "-c", s.cfgPath, "--via", "batch", "-o", "-"); code != ExitUsage || !strings.Contains(s.stderr.String(), "needs an output file") {
+			t.Errorf("--via batch -o -: exit %d: %s", code, s.stderr.String())
+		}
+		if st := s.stats("sb/m"); st.Requests != 0 || st.BatchLines != 0 {
+			t.Errorf("sent %+v", st)
+		}
+		if code := s.exec(nil, "cancel", filepath.Join(s.dir, "none.jsonl"), "-c", s.cfgPath); code != ExitUsage || !strings.Contains(s.stderr.String(), "no batch journal") {
+			t.Errorf("cancel without a journal: exit %d: %s", code, s.stderr.String())
+		}
 	})
 }
