@@ -186,7 +186,7 @@ func (r *batchRoute) add(ctx context.Context, bl *batchLane, j *job) error {
 	bl.arrived = make(chan struct{})
 	bl.mu.Unlock()
 	select {
-	case bl.in <- batchrun.Prompt{ID: j.req.ID, Request: p.preq, Tokens: int64(j.admission(l, in))}:
+	case bl.in <- batchrun.Prompt{ID: j.req.ID, Request: p.preq, Tokens: int64(j.admitTokens(l, in))}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
