@@ -316,3 +316,38 @@ providers:
 		})
 	}
 }
+
+// The fault storm: the only provider fails 25% of requests (5xx, resets, malformed bodies, hangs
+// that end at the 2 s timeout) at 32 in flight, under breaker failure_threshold 5, open_for 10s.
+// Failures bunch together, but a breaker on the failure rate never parks a lane that answers 75%:
+// about 3 s of work ends in under 15 s with every prompt ok.
+func TestPaceFaultStorm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSimRun(t, `
+defaults:
+  concurrency: 32
+  timeout: 2s
+  breaker: {failure_threshold: 5, open_for: 10s}
+providers:
+  - name: flaky
+    type: sim
+    models:
+      - {name: f-small, category: small, input_per_mtok: 0.1, output_per_mtok: 0.4}
+    sim:
+      latency: 100ms
+      jitter: 0.2
+      seed: 3
+      faults: {server_error: 0.08, unavailable: 0.04, reset: 0.05, malformed: 0.04, hang: 0.04}
+`, 1000, 40)
+		_, elapsed := s.runOK()
+		st := s.stats("flaky/f-small")
+		t.Logf("1000 prompts ok in %s (virtual) through %d requests, %d faults (%.0f%%)",
+			elapsed, st.Requests, st.Faults, 100*float64(st.Faults)/float64(st.Requests))
+		if float64(st.Faults) < 0.2*float64(st.Requests) {
+			t.Fatalf("only %d faults in %d requests", st.Faults, st.Requests)
+		}
+		if elapsed > 15*time.Second {
+			t.Errorf("took %s, want under 15 s", elapsed)
+		}
+	})
+}

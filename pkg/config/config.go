@@ -54,10 +54,20 @@ type Retry struct {
 	Jitter      float64  `yaml:"jitter"` // fraction, 0.25 = ±25%
 }
 
-// Breaker is the per-lane circuit breaker policy.
+// Breaker is the per-lane circuit breaker policy (resilience4j's model): it opens on the failure
+// rate over the lane's recent calls, not on a run of coincidences.
 type Breaker struct {
-	FailureThreshold int      `yaml:"failure_threshold"` // consecutive failures that open it
-	OpenFor          Duration `yaml:"open_for"`          // how long it stays open before a trial
+	// FailureThreshold is the fewest failures among the recent calls that can open it (default 5).
+	FailureThreshold int `yaml:"failure_threshold"`
+	// OpenFor is the longest it stays open before a probe (default 30s); the first opening lasts
+	// a sixteenth of it (at least 250ms) and each reopening without a success in between doubles.
+	OpenFor Duration `yaml:"open_for"`
+	// FailureRate is the share of the recent calls that must have failed to open it (default 0.5).
+	FailureRate float64 `yaml:"failure_rate"`
+	// Window is how many recent calls the rate is measured over (default 50).
+	Window int `yaml:"window"`
+	// Probes is how many requests a half-open breaker lets through at once (default 2).
+	Probes int `yaml:"probes"`
 }
 
 // Provider is one API endpoint with a key and a set of models.

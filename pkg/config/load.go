@@ -202,7 +202,7 @@ func (v *validator) check(c *Config) {
 	}
 	v.nonNegative("$.defaults", map[string]float64{"concurrency": float64(c.Defaults.Concurrency)})
 	v.checkRetry("$.defaults.retry", c.Defaults.Retry)
-	v.nonNegative("$.defaults.breaker", map[string]float64{"failure_threshold": float64(c.Defaults.Breaker.FailureThreshold)})
+	v.checkBreaker("$.defaults.breaker", c.Defaults.Breaker)
 	seenProvider := map[string]bool{}
 	for i, p := range c.Providers {
 		pp := fmt.Sprintf("$.providers[%d]", i)
@@ -242,6 +242,9 @@ func (v *validator) check(c *Config) {
 		}
 		if p.Retry != nil {
 			v.checkRetry(pp+".retry", *p.Retry)
+		}
+		if p.Breaker != nil {
+			v.checkBreaker(pp+".breaker", *p.Breaker)
 		}
 		if len(p.Models) == 0 {
 			v.at(pp, "provider %q has no models", p.Name)
@@ -288,6 +291,14 @@ func (v *validator) checkEnforcement(path string, window, quantum Duration) {
 	}
 	if window > 0 && quantum > window {
 		v.at(path+".quantum", "quantum %s is longer than window %s: a quantum is a sub-window of the window", quantum.D(), window.D())
+	}
+}
+
+func (v *validator) checkBreaker(path string, b Breaker) {
+	v.nonNegative(path, map[string]float64{"failure_threshold": float64(b.FailureThreshold), "open_for": float64(b.OpenFor),
+		"window": float64(b.Window), "probes": float64(b.Probes)})
+	if b.FailureRate < 0 || b.FailureRate > 1 {
+		v.at(path+".failure_rate", "failure_rate is a share of the recent calls between 0 and 1 (e.g. 0.5), got %v", b.FailureRate)
 	}
 }
 

@@ -28,10 +28,10 @@ func (l *Limiter) observeLocked(now time.Time, rl provider.RateLimits) {
 	l.win.prune(now)
 	perMinuteRequests := rl.HasRequests && rl.LimitRequests > 0 && !rl.RequestsPerDay
 	if perMinuteRequests && rl.ResetRequests > 0 {
-		l.learnResetLocked(now, rl.ResetRequests)
+		l.learnResetLocked(now, obs, rl.ResetRequests)
 	}
 	if rl.HasTokens && rl.LimitTokens > 0 && rl.ResetTokens > 0 {
-		l.learnResetLocked(now, rl.ResetTokens)
+		l.learnResetLocked(now, obs, rl.ResetTokens)
 	}
 	if rl.HasRequests && rl.LimitRequests > 0 {
 		if rl.RequestsPerDay {
@@ -78,23 +78,29 @@ func (l *Limiter) observeLocked(now time.Time, rl provider.RateLimits) {
 var windows = [...]time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second,
 	15 * time.Second, 20 * time.Second, 30 * time.Second, time.Minute}
 
-// learnResetLocked learns the enforcement from a reset time r (time until the budget is restored):
-// the provider's window is at least r long, and about that long at its longest. Reset times of a
-// second or less mean per-second enforcement: one second's share at a time. A configured window
-// is never overridden.
-func (l *Limiter) learnResetLocked(now time.Time, r time.Duration) {
+// learnResetLocked learns the enforcement from a reset time r read at obs (the time until the
+// provider's oldest counted admission leaves its window): the window W is at least r, and at most r
+// plus the age of the lane's oldest admission still logged (the provider cannot count anything
+// older of ours). When both ends round up to the same window, that is the window: the first answers
+// of a lane tell it exactly; later ones, with older usage in the window, only when it is clear.
+// Reset times of a second or less mean per-second enforcement: one second's share at a time. A
+// configured window is never overridden.
+func (l *Limiter) learnResetLocked(now, obs time.Time, r time.Duration) {
 	if l.src.Window == SourceConfig || r <= l.maxReset {
 		return
 	}
-	l.maxReset = r
-	w := providerWindow
-	for _, c := range windows {
-		// Reset instants rounded up to the second (Anthropic) may overshoot by a tenth.
-		if r <= c+c/10 {
-			w = c
+	oldest := obs
+	for _, e := range l.win.entries {
+		if !e.phantom && e.reqs > 0 {
+			oldest = e.first
 			break
 		}
 	}
+	w := windowOf(r)
+	if hi := windowOf(r + max(obs.Sub(oldest), 0)); hi != w {
+		return // older usage of ours may be what resets: the window is not clear from this one
+	}
+	l.maxReset = r
 	l.src.Window = SourceLearned
 	if w <= defaultQuantum {
 		l.setWindowLocked(now, providerWindow)
@@ -109,6 +115,18 @@ func (l *Limiter) learnResetLocked(now time.Time, r time.Duration) {
 		l.src.Quantum = SourceLearned
 		l.setQuantumLocked(now, 0) // a full window admits its share at once
 	}
+}
+
+// windowOf rounds a reset time up to the window it belongs to: the first of windows it does not
+// exceed by more than a tenth plus half a second (reset instants rounded up to the second, as
+// Anthropic's, overshoot), a minute at most.
+func windowOf(r time.Duration) time.Duration {
+	for _, c := range windows {
+		if r <= c+c/10+time.Second/2 {
+			return c
+		}
+	}
+	return providerWindow
 }
 
 // perMinuteLocked reads a header's limit figure as a per-minute limit. Over a window other than a

@@ -20,6 +20,8 @@ func TestNext(t *testing.T) {
 	}{
 		{"first 500 retries after base", State{LaneFailures: 1}, server, Again, time.Second},
 		{"second 500 doubles", State{LaneFailures: 2}, server, Again, 2 * time.Second},
+		{"on a healthy lane the backoff stays short", State{LaneFailures: 2, LaneHealthy: true}, server, Again, 2 * time.Second},
+		{"on a failing lane it grows", State{LaneFailures: 3, OtherLanes: true}, mk(TypeTimeout), OtherLane, 0},
 		{"third 500 on the only lane fails", State{LaneFailures: 3}, server, Fail, 0},
 		{"third 500 moves to another lane", State{LaneFailures: 3, OtherLanes: true}, server, OtherLane, 0},
 		{"timeout retries", State{LaneFailures: 1}, mk(TypeTimeout), Again, time.Second},
