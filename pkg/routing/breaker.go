@@ -76,9 +76,9 @@ type Breaker struct {
 	mu         sync.Mutex
 	state      State // closed, open or half-open as last stored; open turns half-open lazily
 	generation uint64
-	recent     []bool // the last calls, true for a lane failure (a ring once full)
-	next       int    // where the next call goes once the ring is full
-	failures   int    // failures among recent
+	recent     []bool    // the last calls, true for a lane failure (a ring once full)
+	next       int       // where the next call goes once the ring is full
+	failures   int       // failures among recent
 	openedAt   time.Time // the last transition to open
 	openFor    time.Duration
 	inFlight   int // permits of the current generation not yet reported

@@ -54,7 +54,6 @@ func wantState(t *testing.T, b *Breaker, want State) {
 	}
 }
 
-
 func TestBreakerNeutralErrorsNeverTrip(t *testing.T) {
 	for _, e := range neutral {
 		t.Run(e.Error(), func(t *testing.T) {
@@ -74,8 +73,6 @@ func TestBreakerNeutralErrorsNeverTrip(t *testing.T) {
 		})
 	}
 }
-
-
 
 func TestBreakerDoneIdempotentAndStale(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -103,7 +100,6 @@ func TestBreakerDoneIdempotentAndStale(t *testing.T) {
 		wantState(t, b, StateOpen)
 	})
 }
-
 
 func TestStateString(t *testing.T) {
 	for s, want := range map[State]string{StateClosed: "closed", StateHalfOpen: "half-open", StateOpen: "open", State(9): "unknown"} {
@@ -144,7 +140,6 @@ func (m *breakerModel) outcome(kind byte, now time.Time) {
 		}
 	}
 }
-
 
 // TestBreakerConcurrent hammers one breaker from many goroutines (run with -race), then checks that
 // when a half-open breaker is raced by many callers exactly one trial is admitted.
