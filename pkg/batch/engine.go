@@ -442,6 +442,7 @@ func (e *engine) record(f finishedPrompt) {
 		e.display.Add(o)
 	}
 	if e.opts.Summary != nil {
+		o.RateLimited = 0 // counted as they came, under the lane that sent them (job.attempt)
 		e.opts.Summary.Add(o)
 	}
 }

@@ -384,6 +384,10 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 		limits = apiErr.Limits
 	}
 	a.finish(settlement{err: err, rateLimited: class.Type == retry.TypeRateLimit, limits: limits})
+	if class.Type == retry.TypeRateLimit && j.e.opts.Summary != nil {
+		// Counted now, under this lane: the prompt may end on another lane, or not in this run.
+		j.e.opts.Summary.AddRateLimited(l.prov.name, l.sel.Name, 1)
+	}
 	if class.LaneFailure() {
 		l.health.Record(false, j.e.now())
 		l.lastFailure.Store(&class)
