@@ -631,8 +631,8 @@ func (l *Limiter) cancelLocked(t *Ticket, now time.Time) {
 	}
 }
 
-// invalidateLocked cancels the waiting tickets that match, newest first (so the token buckets get
-// back as much as they can), and wakes their Wait calls to schedule again.
+// invalidateLocked cancels the waiting tickets that match, newest first (so the logs drop their
+// emptied tail entries), and wakes their Wait calls to schedule again.
 func (l *Limiter) invalidateLocked(now time.Time, match func(*Ticket) bool) {
 	var ts []*Ticket
 	for t := range l.waiting {
