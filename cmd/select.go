@@ -63,25 +63,25 @@ func NewCmdSelect(f *Factory) *cobra.Command {
 
 // selectJSON is one `select --json` line.
 type selectJSON struct {
-	CustomID     string   `json:"custom_id"`
-	Line         int      `json:"line"`
-	Category     string   `json:"category"`      // the prompt's own category (analyser or hint)
-	LaneCategory string   `json:"lane_category"` // the category of the chosen model
-	Escalated    bool     `json:"escalated"`
-	Complexity   float64  `json:"complexity"`
-	Provider     string   `json:"provider"`
-	Model        string   `json:"model"`
-	InputTokens  int      `json:"input_tokens"` // as the chosen model's API counts them, chat overhead included
-	OutputTokens int      `json:"output_tokens"`
-	CostUSD      float64  `json:"cost_usd"` // at the route's price: the batch discount on the batch route
-	ExactTokens  bool     `json:"exact_tokens"`
+	CustomID     string  `json:"custom_id"`
+	Line         int     `json:"line"`
+	Category     string  `json:"category"`      // the prompt's own category (analyser or hint)
+	LaneCategory string  `json:"lane_category"` // the category of the chosen model
+	Escalated    bool    `json:"escalated"`
+	Complexity   float64 `json:"complexity"`
+	Provider     string  `json:"provider"`
+	Model        string  `json:"model"`
+	InputTokens  int     `json:"input_tokens"` // as the chosen model's API counts them, chat overhead included
+	OutputTokens int     `json:"output_tokens"`
+	CostUSD      float64 `json:"cost_usd"` // at the route's price: the batch discount on the batch route
+	ExactTokens  bool    `json:"exact_tokens"`
 	// Route is where run --via would send the prompt (realtime | batch), RealtimeCostUSD its cost
 	// through the realtime API, TurnaroundSeconds the expected batch turnaround on the batch route.
-	Route             string  `json:"route"`
-	RealtimeCostUSD   float64 `json:"realtime_cost_usd"`
-	TurnaroundSeconds float64 `json:"turnaround_seconds,omitempty"`
-	Alternatives []string `json:"alternatives,omitempty"` // failover candidates, cheapest first
-	Error        string   `json:"error,omitempty"`
+	Route             string   `json:"route"`
+	RealtimeCostUSD   float64  `json:"realtime_cost_usd"`
+	TurnaroundSeconds float64  `json:"turnaround_seconds,omitempty"`
+	Alternatives      []string `json:"alternatives,omitempty"` // failover candidates, cheapest first
+	Error             string   `json:"error,omitempty"`
 
 	// with --explain
 	Analysis string         `json:"analysis,omitempty"`
