@@ -61,3 +61,6 @@ func turnaroundNote(d batchplan.Decision) string {
 	}
 	return fmt.Sprintf("%s (%s)", d.Turnaround.Expected, d.Turnaround.Source())
 }
+
+// wallSeconds formats a wall time given in seconds (as the JSON carries it) like wall.
+func wallSeconds(s float64) string { return wall(time.Duration(s * float64(time.Second))) }
