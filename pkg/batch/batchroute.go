@@ -14,6 +14,7 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/batchplan"
 	"github.com/llmbatch/llmbatch/pkg/batchrun"
 	"github.com/llmbatch/llmbatch/pkg/config"
+	"github.com/llmbatch/llmbatch/pkg/progress"
 	"github.com/llmbatch/llmbatch/pkg/provider"
 	"github.com/llmbatch/llmbatch/pkg/provider/adapters"
 	"github.com/llmbatch/llmbatch/pkg/request"
@@ -243,6 +244,7 @@ func (bl *batchLane) run(ctx context.Context) error {
 			return batchrun.Prompt{ID: id, Request: pp.preq}, nil
 		},
 		OnResult: bl.deliver(ctx),
+		OnPoll:   bl.showJob,
 		Flush: func(ctx context.Context) error {
 			bl.mu.Lock()
 			w := bl.written
@@ -278,6 +280,14 @@ func (bl *batchLane) run(ctx context.Context) error {
 			}
 		}
 	})
+}
+
+// showJob puts a polled job's state, counts and age in the progress display.
+func (bl *batchLane) showJob(chunk string, j *batchapi.Job) {
+	if d := bl.r.e.display; d != nil {
+		d.Job(progress.Job{Key: chunk, Lane: bl.l.name(), ID: j.ID, State: string(j.Status), Ended: j.Status.Ended(),
+			Total: j.Total, Done: j.Done, Failed: j.Failed, Created: j.CreatedAt})
+	}
 }
 
 // get returns the pending prompt of id, waiting for the producer to reach it when a resumed job
