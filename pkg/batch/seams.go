@@ -11,8 +11,8 @@ import (
 // This file holds the seams the next modes plug into, each with today's code as its first
 // implementation (see the package doc for where each sits on a request's path):
 //   - LimitStore: where a lane's rate limits are kept; today in-process (ratelimit), next Redis.
-//   - Dispatcher: how a lane's admitted requests reach the provider; today one HTTP request per
-//     prompt, next provider batch jobs.
+//   - Dispatcher: how a lane's admitted requests reach the provider; one HTTP request per prompt.
+//     (Provider batch jobs take their prompts before admission instead: batchroute.go.)
 //   - ResultSource (output.go): answers checked before sending; today the resume scan, next a
 //     response cache.
 
@@ -63,8 +63,8 @@ func (l localLimiter) Wait(ctx context.Context, tokens int) (Ticket, error) {
 }
 
 // Dispatcher sends the admitted requests of one provider's lanes and returns each answer. Today's
-// is realtime: one HTTP request per prompt through the provider's adapter. A provider batch-job
-// dispatcher plugs in here: it may collect requests and answer each when its job completes.
+// is realtime: one HTTP request per prompt through the provider's adapter; another transport of
+// single requests (a gateway, a recorder in tests) plugs in here.
 type Dispatcher interface {
 	Send(ctx context.Context, req *provider.Request) (*provider.Response, error)
 }
