@@ -158,7 +158,7 @@ func laneState(ctx context.Context, rdb *redis.Client, id string, now time.Time)
 	}
 	nowMs := now.UnixMilli()
 	ls := LaneState{ID: id, Name: h["name"], Provider: h["provider"], BaseURL: h["base"], Model: h["model"], Key: h["key"],
-		Configured: ratelimit.Limits{RPM: int(num("cfg_rpm")), TPM: int(num("cfg_tpm")), RPD: int(num("cfg_rpd")), TPD: int(num("cfg_tpd"))},
+		Configured:  ratelimit.Limits{RPM: int(num("cfg_rpm")), TPM: int(num("cfg_tpm")), RPD: int(num("cfg_rpd")), TPD: int(num("cfg_tpd"))},
 		DayRequests: int(num("day_reqs")), DayTokens: int(num("day_tok")), DayExhausted: num("day_ex") == 1,
 		DayResetAt: ms(num("day_end")), RateLimited: int(num("n429"))}
 	if p := num("pause"); p > nowMs {

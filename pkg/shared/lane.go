@@ -23,12 +23,12 @@ import (
 // call. Delay and Snapshot read the state the last reply
 // brought and never call Redis. Cancel is one, only on abnormal paths.
 type Lane struct {
-	st   *Store
-	id   string
-	info LaneInfo
-	keys []string
-	cfg  ratelimit.Limits
-	name string
+	st    *Store
+	id    string
+	info  LaneInfo
+	keys  []string
+	cfg   ratelimit.Limits
+	name  string
 	keyFP string // first 8 hex digits of the key's SHA-256, for display
 
 	mu      sync.Mutex
