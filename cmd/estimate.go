@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/llmbatch/llmbatch/pkg/batch"
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/selector"
@@ -110,19 +111,19 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	if err != nil {
 		return err
 	}
-	chk, err := preflight(ctx, cfg, sel, opts.Getenv, opts.Input, opts.IO)
+	chk, err := batch.Prepare(ctx, batch.PrepareOptions{Config: cfg, Select: sel, Getenv: opts.Getenv,
+		Input: opts.Input, Stdin: opts.IO.In, Warn: opts.IO.ErrOut})
 	if err != nil {
-		return err
+		return prepared(err)
 	}
-	defer chk.in.Close()
-	lanes, in := chk.lanes, chk.in
+	defer chk.Close()
+	lanes, in := chk.Routes, chk.Input
 
 	alt := sel
 	alt.Prefer = 1 - sel.Prefer
 	primary, other := selector.NewPlanner(lanes, sel), selector.NewPlanner(lanes, alt)
 	var unserved []error
-	an := newAnalyzer(lanes)
-	err = analyzeInput(ctx, in, an, opts.Workers, func(a *analyzed) error {
+	err = chk.Analyze(ctx, opts.Workers, func(a *batch.Analyzed) error {
 		if _, err := primary.Add(&a.Item); err != nil && len(unserved) < request.MaxReportedErrors {
 			unserved = append(unserved, fmt.Errorf("%s:%d: %s", in.Name(), a.Req.Line, err))
 		}
@@ -135,7 +136,7 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	s, as := primary.Summary(), other.Summary()
 
 	out := estimateJSON{Input: in.Name(), estimatePlanJSON: planJSON(s), Alternative: planJSON(as),
-		MaxCostUSD: opts.MaxCost, OverBudget: opts.MaxCost > 0 && s.CostUSD > opts.MaxCost, Warnings: chk.warnings}
+		MaxCostUSD: opts.MaxCost, OverBudget: opts.MaxCost > 0 && s.CostUSD > opts.MaxCost, Warnings: chk.Warnings}
 	if out.Warnings == nil {
 		out.Warnings = []string{}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/llmbatch/llmbatch/pkg/batch"
 	"github.com/llmbatch/llmbatch/pkg/config"
 )
 
@@ -47,6 +48,15 @@ func (e *ExitError) Error() string {
 }
 
 func (e *ExitError) Unwrap() error { return e.Err }
+
+// prepared maps the error of batch.Prepare to an exit code: its problems are usage errors (exit 2).
+func prepared(err error) error {
+	var ue *batch.UsageError
+	if errors.As(err, &ue) {
+		return usageErr(ue.Err)
+	}
+	return err
+}
 
 // usageErr marks err as a usage, config or input error (exit 2).
 func usageErr(err error) error { return &ExitError{Code: ExitUsage, Err: err} }
@@ -106,7 +116,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	root.SetErr(f.IO.ErrOut)
 	root.SetIn(f.IO.In)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
-	root.AddCommand(NewCmdRun(f), NewCmdEstimate(f), NewCmdSelect(f), NewCmdModels(f), NewCmdSim(f), NewCmdLimits(f))
+	root.AddCommand(NewCmdRun(f, nil), NewCmdEstimate(f), NewCmdSelect(f), NewCmdModels(f), NewCmdSim(f), NewCmdLimits(f))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version",

@@ -6,21 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/llmbatch/llmbatch/pkg/batch"
-	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/progress"
-	"github.com/llmbatch/llmbatch/pkg/provider"
-	"github.com/llmbatch/llmbatch/pkg/provider/adapters"
 	"github.com/llmbatch/llmbatch/pkg/results"
-	"github.com/llmbatch/llmbatch/pkg/sim"
 )
 
 // RunOptions are the inputs of `llmbatch run`.
@@ -40,8 +34,9 @@ type RunOptions struct {
 	Verbose     bool
 }
 
-// NewCmdRun builds the `run` command.
-func NewCmdRun(f *Factory) *cobra.Command {
+// NewCmdRun builds the `run` command. runF, when set, receives the parsed options instead of
+// runRun (tests check flag parsing apart from the run); nil runs the batch.
+func NewCmdRun(f *Factory, runF func(context.Context, *RunOptions) error) *cobra.Command {
 	o := &RunOptions{Factory: f}
 	c := &cobra.Command{
 		Use:   "run INPUT.jsonl",
@@ -53,6 +48,9 @@ An existing output is resumed: prompts with a current ok line are not sent again
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			o.Input = args[0]
+			if runF != nil {
+				return runF(c.Context(), o)
+			}
 			return runRun(c.Context(), o)
 		},
 	}
@@ -71,94 +69,77 @@ An existing output is resumed: prompts with a current ok line are not sent again
 	return c
 }
 
+// runOptions checks the flags and turns them into the batch's options (without Stop).
+func runOptions(o *RunOptions) (batch.Options, error) {
+	f := o.Factory
+	logger, err := newLogger(f.IO.ErrOut, o.LogFormat, o.Verbose, o.Quiet)
+	if err != nil {
+		return batch.Options{}, usageErr(err)
+	}
+	if o.Progress != "auto" && o.Progress != "always" && o.Progress != "never" {
+		return batch.Options{}, usageErr(fmt.Errorf("--progress %q: want auto, always or never", o.Progress))
+	}
+	if o.MaxCost < 0 || o.Concurrency < 0 {
+		return batch.Options{}, usageErr(errors.New("--max-cost and --concurrency must not be negative"))
+	}
+	cfg, err := f.LoadConfig(o.ConfigPath)
+	if err != nil {
+		return batch.Options{}, err
+	}
+	sel, err := o.Selection.options()
+	if err != nil {
+		return batch.Options{}, usageErr(err)
+	}
+	outPath := o.Output
+	if outPath == "" {
+		outPath = defaultOutput(o.Input)
+	}
+	showBar := !o.Quiet && (o.Progress == "always" || (o.Progress == "auto" && f.IO.ErrIsTerminal))
+	return batch.Options{
+		Config: cfg, Select: sel, Getenv: f.Getenv, Input: o.Input, Stdin: f.IO.In,
+		Output: outPath, Stdout: f.IO.Out, Fresh: o.Fresh, Format: o.Format,
+		Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose,
+		Transport: f.Transport, OpenOutput: f.OpenOutput, Warn: f.IO.ErrOut,
+		Progress: func(n int) *progress.Display {
+			return progress.New(f.IO.ErrOut, n, progress.Options{Enabled: showBar, Now: f.Now})
+		},
+		Summary: progress.NewSummary(f.Now), Logger: logger, Now: f.Now,
+	}, nil
+}
+
 func runRun(ctx context.Context, o *RunOptions) error {
 	f := o.Factory
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	logger, err := newLogger(f.IO.ErrOut, o.LogFormat, o.Verbose, o.Quiet)
-	if err != nil {
-		return usageErr(err)
-	}
-	if o.Progress != "auto" && o.Progress != "always" && o.Progress != "never" {
-		return usageErr(fmt.Errorf("--progress %q: want auto, always or never", o.Progress))
-	}
-	if o.MaxCost < 0 || o.Concurrency < 0 {
-		return usageErr(errors.New("--max-cost and --concurrency must not be negative"))
-	}
-	cfg, err := f.LoadConfig(o.ConfigPath)
+	bo, err := runOptions(o)
 	if err != nil {
 		return err
 	}
-	sel, err := o.Selection.options()
-	if err != nil {
-		return usageErr(err)
-	}
-	checkCtx, stopWatching := untilSignal(ctx, f.Signals) // nothing is sent yet: Ctrl-C stops at once
-	chk, err := preflight(checkCtx, cfg, sel, f.Getenv, o.Input, f.IO)
-	if interrupted := stopWatching(); interrupted || err != nil {
-		if chk != nil {
-			chk.in.Close()
-		}
-		if interrupted {
-			return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted during the input check; nothing was sent")}
-		}
-		return err
-	}
-	defer chk.in.Close()
-	apis, err := buildProviders(cfg, o)
-	if err != nil {
-		return err
-	}
-
-	outPath := o.Output
-	if outPath == "" {
-		outPath = defaultOutput(o.Input)
-	}
-	out, done, closeOut, err := openOutput(outPath, o, logger)
-	if err != nil {
-		return err
-	}
-	showBar := !o.Quiet && (o.Progress == "always" || (o.Progress == "auto" && f.IO.ErrIsTerminal))
-	display := progress.New(f.IO.ErrOut, chk.n, progress.Options{Enabled: showBar, Now: f.Now})
-	summary := progress.NewSummary(f.Now)
-
 	stop := make(chan struct{})
 	runCtx, hardStop := context.WithCancel(ctx)
 	defer hardStop()
-	go watchSignals(runCtx, f.Signals, stop, hardStop, logger)
+	go watchSignals(runCtx, f.Signals, stop, hardStop, bo.Logger)
+	bo.Stop = stop
 
-	rep, runErr := batch.Run(runCtx, batch.Options{
-		Config: cfg, Providers: apis, Lanes: chk.lanes, Source: analysisSource(chk.in, chk.lanes), Done: done,
-		Output: results.NewWriter(out, o.Format, results.WithClock(f.Now), results.WithName(outPath)),
-		Select: sel, Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose, Stop: stop,
-		Progress: display, Summary: summary, Logger: logger, Now: f.Now,
-	})
-	display.Finish()
-	if cerr := closeOut(); cerr != nil && runErr == nil {
-		runErr = fmt.Errorf("closing %s: %w", outPath, cerr)
-	}
-	if outPath != "-" && rep != nil && !errors.Is(runErr, batch.ErrWrite) {
-		// Superseded lines (an earlier error, an answer to a since-changed prompt) go, so readers see
-		// exactly one line per id.
-		if removed, err := results.Compact(outPath, o.Format, func(string) bool { return true }); err != nil {
-			logger.Warn("could not compact the output; it still holds every result", "file", outPath, "error", err)
-		} else if removed > 0 {
-			logger.Info("compacted the output", "file", outPath, "superseded_lines_removed", removed)
-		}
-	}
+	rep, runErr := batch.Run(runCtx, bo)
 	if rep != nil && !o.Quiet {
-		summary.Render(f.IO.ErrOut)
+		bo.Summary.Render(f.IO.ErrOut)
 		fmt.Fprintf(f.IO.ErrOut, "%d prompts: %d ok, %d failed, %d skipped (already done), %d remaining; cost $%.4f; %s\n",
 			rep.Prompts, rep.OK, rep.Failed, rep.Skipped, rep.Remaining, rep.CostUSD, rep.Elapsed.Round(time.Millisecond))
 	}
-	return runExit(rep, runErr, o, outPath)
+	return runExit(rep, runErr, o, bo.Output)
 }
 
 // runExit maps a run's outcome to the exit code of DESIGN §1.
 func runExit(rep *batch.Report, err error, o *RunOptions, outPath string) error {
 	f := o.Factory
+	var ue *batch.UsageError
 	switch {
+	case errors.As(err, &ue):
+		return prepared(err)
+	case errors.Is(err, batch.ErrInterrupted):
+		return &ExitError{Code: ExitInterrupted, Err: err}
 	case rep != nil && (rep.Interrupted || errors.Is(err, context.Canceled)):
 		fmt.Fprintf(f.IO.ErrOut, "interrupted: %d prompts remain. Resume with:\n  %s\n", rep.Remaining, resumeCommand(o, outPath))
 		return &ExitError{Code: ExitInterrupted}
@@ -212,53 +193,6 @@ func defaultOutput(input string) string {
 	return strings.TrimSuffix(input, ".jsonl") + ".results.jsonl"
 }
 
-// openOutput prepares the output for appending: resumed (torn last line repaired) or, with --fresh,
-// started over after moving the old file aside. done reports prompts that need no new request.
-func openOutput(path string, o *RunOptions, logger *slog.Logger) (w io.Writer, done func(id, hash string) bool, closeFn func() error, err error) {
-	if path == "-" {
-		return o.Factory.IO.Out, nil, func() error { return nil }, nil
-	}
-	if o.Fresh {
-		moved, err := results.MoveAside(path, o.Factory.Now())
-		if err != nil {
-			return nil, nil, nil, usageErr(err)
-		}
-		if moved != "" {
-			logger.Info("--fresh: moved the previous output aside", "from", path, "to", moved)
-		}
-	} else {
-		cp, err := results.Scan(path, o.Format)
-		if err != nil {
-			return nil, nil, nil, usageErr(fmt.Errorf("%w (fix or move the file, or pass --fresh to start over)", err))
-		}
-		if cp.Lines > 0 {
-			logger.Info("resuming from the existing output", "file", path, "ok_lines", cp.OKLines, "error_lines", cp.ErrorLines,
-				"torn_line_repaired", cp.TornLine > 0)
-		}
-		done = cp.Done
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, nil, nil, usageErr(fmt.Errorf("output directory: %w", err))
-	}
-	open := func(path string) (io.WriteCloser, error) { return results.OpenAppend(path) }
-	if o.Factory.OpenOutput != nil {
-		open = o.Factory.OpenOutput
-	}
-	file, err := open(path)
-	if err != nil {
-		return nil, nil, nil, usageErr(err)
-	}
-	return file, done, func() error {
-		if s, ok := file.(interface{ Sync() error }); ok {
-			if err := s.Sync(); err != nil {
-				file.Close()
-				return err
-			}
-		}
-		return file.Close()
-	}, nil
-}
-
 // watchSignals turns the first interrupt into a graceful stop and the second into an immediate one.
 func watchSignals(ctx context.Context, sigs <-chan os.Signal, stop chan<- struct{}, hard context.CancelFunc, logger *slog.Logger) {
 	if sigs == nil {
@@ -295,40 +229,4 @@ func newLogger(w io.Writer, format string, verbose, quiet bool) (*slog.Logger, e
 		return slog.New(slog.NewJSONHandler(w, hopts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
-}
-
-// buildProviders creates one adapter per usable provider. Providers whose key variable is unset are
-// skipped with a warning; `type: sim` providers get an in-process simulator.
-func buildProviders(cfg *config.Config, o *RunOptions) (map[string]provider.Provider, error) {
-	f := o.Factory
-	apis := map[string]provider.Provider{}
-	conc := o.Concurrency
-	if conc <= 0 {
-		conc = cfg.Defaults.Concurrency
-	}
-	for _, p := range cfg.Providers {
-		if !p.Available(f.Getenv) {
-			continue // preflight warned about it
-		}
-		var transport http.RoundTripper
-		if f.Transport != nil {
-			transport = f.Transport(p)
-		}
-		if transport == nil && p.Type == config.TypeSim {
-			transport = sim.NewProvider(p, sim.Options{Now: f.Now}).Transport()
-		}
-		maxConns := conc
-		if p.MaxConcurrency > 0 {
-			maxConns = min(conc, p.MaxConcurrency)
-		}
-		api, err := adapters.New(p, adapters.NewHTTPClient(maxConns, transport), f.Getenv, adapters.WithNow(f.Now))
-		if err != nil {
-			return nil, usageErr(fmt.Errorf("%s: %w", cfg.Path, err))
-		}
-		apis[p.Name] = api
-	}
-	if len(apis) == 0 {
-		return nil, usageErr(fmt.Errorf("%s: no provider can be used: set the API key variable of at least one provider (see `llmbatch models`)", cfg.Path))
-	}
-	return apis, nil
 }

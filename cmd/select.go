@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/llmbatch/llmbatch/pkg/batch"
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/model"
 	"github.com/llmbatch/llmbatch/pkg/request"
@@ -88,12 +89,13 @@ func selectRun(ctx context.Context, opts *SelectOptions) error {
 	if err != nil {
 		return err
 	}
-	chk, err := preflight(ctx, cfg, sel, opts.Getenv, opts.Input, opts.IO)
+	chk, err := batch.Prepare(ctx, batch.PrepareOptions{Config: cfg, Select: sel, Getenv: opts.Getenv,
+		Input: opts.Input, Stdin: opts.IO.In, Warn: opts.IO.ErrOut})
 	if err != nil {
-		return err
+		return prepared(err)
 	}
-	defer chk.in.Close()
-	lanes, in := chk.lanes, chk.in
+	defer chk.Close()
+	lanes, in := chk.Routes, chk.Input
 
 	planner := selector.NewPlanner(lanes, sel)
 	w := bufio.NewWriter(opts.IO.Out)
@@ -103,7 +105,7 @@ func selectRun(ctx context.Context, opts *SelectOptions) error {
 		rows.header()
 	}
 	var unserved []error
-	err = analyzeInput(ctx, in, newAnalyzer(lanes), opts.Workers, func(a *analyzed) error {
+	err = chk.Analyze(ctx, opts.Workers, func(a *batch.Analyzed) error {
 		var ch selector.Choice
 		if opts.Explain {
 			ch = planner.Explain(&a.Item)
@@ -139,7 +141,7 @@ func selectRun(ctx context.Context, opts *SelectOptions) error {
 }
 
 // selectLine builds the report of one prompt.
-func selectLine(a *analyzed, as selector.Assignment, perr error, p *selector.Planner, explain bool, ch selector.Choice) selectJSON {
+func selectLine(a *batch.Analyzed, as selector.Assignment, perr error, p *selector.Planner, explain bool, ch selector.Choice) selectJSON {
 	it := &a.Item
 	line := selectJSON{CustomID: it.ID, Line: a.Req.Line, Category: catName(it.Category), Complexity: round2(it.Complexity),
 		OutputTokens: it.OutputTokens}

@@ -8,8 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,29 +25,39 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/selector"
 )
 
-// Options configure one run.
+// Options configure one run. Config, Input and Output are required; the rest have defaults.
 type Options struct {
-	Config    *config.Config
-	Providers map[string]provider.Provider // adapters of the usable providers, by provider name
-	// Lanes are the configured (provider, model) lanes as the selector sees them; those whose
-	// provider has no adapter in Providers are left out.
-	Lanes []*selector.Lane
-	// Source streams the prompts (already validated), analysed against Lanes, in input order.
-	Source Source
-	// Done reports whether a prompt already has a current ok result (resume); nil = none done.
-	Done   func(id, hash string) bool
-	Output *results.Writer // owned by the engine's writer goroutine for the duration of Run
+	Config *config.Config
+	Select selector.Options
+	Getenv func(string) string // reads API key variables; nil = os.Getenv
+	Input  string              // path, or "-" for Stdin
+	Stdin  io.Reader
+	Output string    // path, or "-" for Stdout
+	Stdout io.Writer // receives the results when Output is "-"
+	Fresh  bool      // move an existing output aside instead of resuming it
+	Format results.Format
 
-	Select      selector.Options
 	Concurrency int     // total requests in flight; 0 = config default
 	MaxCost     float64 // USD hard cap; 0 = none
 	Verbose     bool    // keep the attempt log in result lines
-	// Grace bounds how long a graceful stop waits for requests in flight.
-	Grace time.Duration
-	// Stop, when closed, stops dispatching: in-flight requests finish (within Grace) and are written.
-	Stop <-chan struct{}
 
-	Progress *progress.Display
+	// Stop, when closed, stops the run gracefully: see the package doc.
+	Stop <-chan struct{}
+	// Grace bounds how long a graceful stop waits for requests in flight (default 30 s).
+	Grace time.Duration
+
+	// Transport, when set, returns the HTTP transport of a provider (nil from it = the default).
+	Transport func(p *config.Provider) http.RoundTripper
+	// Limits keeps the lanes' rate limits; nil = in-process (see LimitStore).
+	Limits LimitStore
+	// Dispatch returns the dispatcher of a provider; nil = one request per prompt (see Dispatcher).
+	Dispatch func(p *config.Provider, api provider.Provider) Dispatcher
+	// OpenOutput, when set, opens the output for appending instead of results.OpenAppend. Each
+	// result line reaches it in one Write call; at the end Run calls its Sync (if any) and Close.
+	OpenOutput func(path string) (io.WriteCloser, error)
+
+	Warn     io.Writer                           // "warning: ..." lines of the checks; nil = none
+	Progress func(prompts int) *progress.Display // builds the display once the input is counted; nil = none
 	Summary  *progress.Summary
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -71,42 +84,62 @@ type Report struct {
 // ErrWrite wraps a failure to write the output: the run stops at once.
 var ErrWrite = errors.New("writing results")
 
-// Run executes the batch. It returns an error only for what stops a run early and abnormally
-// (output write failure, input read failure, ctx cancelled); prompts that fail are result lines.
-func Run(ctx context.Context, opts Options) (*Report, error) {
-	e, err := newEngine(opts)
+// Run prepares and executes the batch: Prepare, the adapters, the output (resumed, or moved aside
+// with Fresh), the engine, then compaction of the output. Problems found before anything is sent
+// are *UsageError (or ErrInterrupted). Otherwise it returns the report, with an error only for what
+// stops a run early and abnormally (output write failure, input read failure, ctx cancelled);
+// prompts that fail are result lines.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	o.setDefaults()
+	checkCtx, stopWatching := untilStopped(ctx, o.Stop) // nothing is sent yet: a stop acts at once
+	p, err := Prepare(checkCtx, PrepareOptions{Config: o.Config, Select: o.Select, Getenv: o.Getenv,
+		Input: o.Input, Stdin: o.Stdin, Warn: o.Warn})
+	if stopWatching() {
+		if p != nil {
+			p.Close()
+		}
+		return nil, ErrInterrupted
+	}
 	if err != nil {
 		return nil, err
 	}
-	return e.run(ctx)
+	defer p.Close()
+	apis, err := buildAdapters(o.Config, o.Getenv, o.Concurrency, o.Transport, o.Now)
+	if err != nil {
+		return nil, err
+	}
+	lanes, err := buildLanes(o.Config, p.Routes, apis, o.Concurrency, o.Limits, o.Dispatch, o.Now)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	out, err := openOutput(&o, o.Logger, o.Now)
+	if err != nil {
+		return nil, err
+	}
+	e := newEngine(o, lanes)
+	e.source, e.known = p.source(), out.known
+	e.output = results.NewWriter(out.w, o.Format, results.WithClock(o.Now), results.WithName(out.path))
+	if o.Progress != nil {
+		e.display = o.Progress(p.Prompts)
+	}
+	rep, runErr := e.run(ctx)
+	if e.display != nil {
+		e.display.Finish()
+	}
+	if cerr := out.close(); cerr != nil && runErr == nil {
+		runErr = fmt.Errorf("closing %s: %w", out.path, cerr)
+	}
+	if !errors.Is(runErr, ErrWrite) {
+		out.compact(o.Format, o.Logger)
+	}
+	return rep, runErr
 }
 
-type engine struct {
-	opts    Options
-	now     func() time.Time
-	log     *slog.Logger
-	rand    func() float64
-	randMu  sync.Mutex
-	lanes   []*lane
-	byKey   map[*selector.Lane]*lane
-	planner *selector.Planner
-	slots   chan struct{} // global in-flight bound
-	budget  budget
-
-	// dispatchCtx is cancelled to stop starting requests (stop signal, budget, write error);
-	// sendCtx only when the run must end at once.
-	dispatchCtx  context.Context
-	stopDispatch context.CancelCauseFunc
-	sendCtx      context.Context
-	results      chan *results.Result
-	budgetHit    atomic.Bool
-	recovered    recovery // a lane came back: jobs queued on fallback lanes choose again
-}
-
-var errBudget = errors.New("budget reached")
-var errStopped = errors.New("stopped")
-
-func newEngine(o Options) (*engine, error) {
+// setDefaults fills the options left zero.
+func (o *Options) setDefaults() {
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -122,39 +155,99 @@ func newEngine(o Options) (*engine, error) {
 	if o.Grace <= 0 {
 		o.Grace = 30 * time.Second
 	}
-	e := &engine{opts: o, now: o.Now, log: o.Logger, rand: o.Rand,
-		slots: make(chan struct{}, o.Concurrency), budget: budget{limit: o.MaxCost}}
-	lanes, err := buildLanes(o.Config, o.Lanes, o.Providers, o.Concurrency, o.Now)
-	if err != nil {
-		return nil, err
+	if o.Limits == nil {
+		o.Limits = localLimits{now: o.Now}
 	}
-	e.lanes = lanes
-	e.byKey = make(map[*selector.Lane]*lane, len(lanes))
+	if o.Dispatch == nil {
+		o.Dispatch = func(_ *config.Provider, api provider.Provider) Dispatcher { return realtime{api} }
+	}
+}
+
+// untilStopped returns ctx cancelled when stop is closed, and a function that stops watching and
+// reports whether stop was closed.
+func untilStopped(ctx context.Context, stop <-chan struct{}) (context.Context, func() bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	if stop == nil {
+		return ctx, func() bool { cancel(); return false }
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-done:
+		}
+	}()
+	return ctx, func() bool {
+		close(done)
+		cancel()
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+type engine struct {
+	opts    Options
+	now     func() time.Time
+	log     *slog.Logger
+	rand    func() float64
+	randMu  sync.Mutex
+	lanes   []*lane
+	planner *selector.Planner
+	slots   chan struct{} // global in-flight bound
+	budget  budget
+
+	source  Source
+	known   ResultSource // nil = nothing known
+	output  *results.Writer
+	display *progress.Display // nil = none
+
+	// halted ends when no new request may start (Stop, budget, write error, ctx): its cause says
+	// why. wire ends the requests already sent: at ctx's end, or when a halt's grace runs out.
+	// These two are the only stop states; see "Stopping" in the package doc.
+	halted    context.Context
+	halt      context.CancelCauseFunc
+	wire      context.Context
+	results   chan *results.Result
+	budgetHit atomic.Bool
+	recovered recovery // a lane came back: jobs queued on fallback lanes choose again
+}
+
+var errBudget = errors.New("budget reached")
+var errStopped = errors.New("stopped")
+
+// newEngine builds the engine over lanes; o has its defaults set.
+func newEngine(o Options, lanes []*lane) *engine {
+	e := &engine{opts: o, now: o.Now, log: o.Logger, rand: o.Rand, lanes: lanes,
+		slots: make(chan struct{}, o.Concurrency), budget: budget{limit: o.MaxCost}}
 	sels := make([]*selector.Lane, len(lanes))
 	for i, l := range lanes {
 		sels[i] = l.sel
-		e.byKey[l.sel] = l
 	}
 	e.planner = selector.NewPlanner(sels, o.Select)
-	return e, nil
+	return e
 }
 
 func (e *engine) run(ctx context.Context) (*Report, error) {
 	start := e.now()
 	rep := &Report{}
 	var abandon context.CancelFunc
-	e.sendCtx, abandon = context.WithCancel(ctx)
+	e.wire, abandon = context.WithCancel(ctx)
 	defer abandon()
 	var cancel context.CancelCauseFunc
-	e.dispatchCtx, cancel = context.WithCancelCause(ctx)
-	e.stopDispatch = cancel
+	e.halted, cancel = context.WithCancelCause(ctx)
+	e.halt = cancel
 	defer cancel(nil)
 	if e.opts.Stop != nil {
 		go func() {
 			select {
 			case <-e.opts.Stop:
 				cancel(errStopped)
-			case <-e.dispatchCtx.Done():
+			case <-e.halted.Done():
 			}
 		}()
 	}
@@ -172,9 +265,9 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 	go func() { jobs.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-e.dispatchCtx.Done():
+	case <-e.halted.Done():
 		// After a write failure their answers could not be written: nothing is worth waiting for.
-		if !errors.Is(context.Cause(e.dispatchCtx), ErrWrite) {
+		if !errors.Is(context.Cause(e.halted), ErrWrite) {
 			timer := time.NewTimer(e.opts.Grace)
 			select {
 			case <-done:
@@ -195,7 +288,7 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 	rep.Elapsed = e.now().Sub(start)
 	rep.Budget = e.budgetHit.Load()
 	rep.Remaining = rep.Prompts - rep.Skipped - rep.OK - rep.Failed
-	cause := context.Cause(e.dispatchCtx)
+	cause := context.Cause(e.halted)
 	rep.Interrupted = errors.Is(cause, errStopped) || ctx.Err() != nil
 	switch {
 	case werr != nil:
@@ -211,19 +304,25 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 // produce streams the input and starts one job per prompt that still needs an answer, never more
 // than cap(window) at once. After a stop it reads on without sending, to count what remains.
 func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report) error {
-	err := e.opts.Source(e.sendCtx, func(req *request.Request, item selector.Item) error {
+	err := e.source(e.wire, func(req *request.Request, item selector.Item) error {
 		rep.Prompts++
-		if e.opts.Done != nil && e.opts.Done(req.ID, req.Hash) {
-			rep.Skipped++
-			return nil
+		if e.known != nil {
+			if r, skip := e.known.Known(req); skip {
+				if r != nil {
+					e.results <- r // counted as ok or failed when written
+				} else {
+					rep.Skipped++
+				}
+				return nil
+			}
 		}
-		if e.dispatchCtx.Err() != nil {
+		if e.halted.Err() != nil {
 			return nil
 		}
 		j := e.newJob(req, item)
 		select {
 		case window <- struct{}{}:
-		case <-e.dispatchCtx.Done():
+		case <-e.halted.Done():
 			return nil
 		}
 		jobs.Add(1)
@@ -236,8 +335,8 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 		}()
 		return nil
 	})
-	if err != nil && e.sendCtx.Err() == nil {
-		e.stopDispatch(err)
+	if err != nil && e.wire.Err() == nil {
+		e.halt(err)
 		return fmt.Errorf("reading the input: %w", err)
 	}
 	return nil
@@ -250,9 +349,9 @@ func (e *engine) writeLoop(rep *Report) error {
 		if werr != nil {
 			continue // drain: nothing more is written after a failure
 		}
-		if err := e.opts.Output.Write(r); err != nil {
+		if err := e.output.Write(r); err != nil {
 			werr = fmt.Errorf("%w: %w", ErrWrite, err)
-			e.stopDispatch(werr)
+			e.halt(werr)
 			continue
 		}
 		if r.Status == results.StatusOK {
@@ -272,8 +371,8 @@ func (e *engine) record(r *results.Result) {
 	if r.Usage != nil {
 		o.InputTokens, o.OutputTokens = r.Usage.InputTokens, r.Usage.OutputTokens
 	}
-	if e.opts.Progress != nil {
-		e.opts.Progress.Add(o)
+	if e.display != nil {
+		e.display.Add(o)
 	}
 	if e.opts.Summary != nil {
 		e.opts.Summary.Add(o)
@@ -284,7 +383,7 @@ func (e *engine) record(r *results.Result) {
 func (e *engine) hitBudget() {
 	if e.budgetHit.CompareAndSwap(false, true) {
 		e.log.Warn("budget reached: no more requests are sent", "max_cost_usd", e.opts.MaxCost)
-		e.stopDispatch(errBudget)
+		e.halt(errBudget)
 	}
 }
 
@@ -307,6 +406,6 @@ func (e *engine) reportCeilings() {
 			continue
 		}
 		perRequest := float64(l.admittedTokens.Load()) / float64(n)
-		e.opts.Summary.SetCeiling(l.prov.name, l.sel.Name, l.limiter.Snapshot().Limits.Ceiling(perRequest))
+		e.opts.Summary.SetCeiling(l.prov.name, l.sel.Name, l.limits.Snapshot().Limits.Ceiling(perRequest))
 	}
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/provider"
-	"github.com/llmbatch/llmbatch/pkg/ratelimit"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
 	"github.com/llmbatch/llmbatch/pkg/retry"
@@ -74,7 +72,7 @@ func (j *job) run() *results.Result {
 	var last retry.Class
 	var lastLane *lane
 	for {
-		if j.e.dispatchCtx.Err() != nil {
+		if j.e.halted.Err() != nil {
 			return nil
 		}
 		l, wait := j.chooseLane()
@@ -87,7 +85,7 @@ func (j *job) run() *results.Result {
 				return j.fail(last, lastLane)
 			}
 			// Every capable lane's breaker is open: wait for the first trial rather than fail at once.
-			if retry.Wait(j.e.dispatchCtx, wait) != nil {
+			if retry.Wait(j.e.halted, wait) != nil {
 				return nil
 			}
 			continue
@@ -99,7 +97,7 @@ func (j *job) run() *results.Result {
 		case stopped:
 			return nil
 		case refused:
-			if retry.Wait(j.e.dispatchCtx, refusedWait) != nil {
+			if retry.Wait(j.e.halted, refusedWait) != nil {
 				return nil
 			}
 			continue
@@ -107,24 +105,15 @@ func (j *job) run() *results.Result {
 			continue
 		}
 		last, lastLane = class, l
-		if !j.shouldRetry(l, class) {
+		step, delay := j.next(l, class)
+		switch step {
+		case retry.Fail:
 			return j.fail(class, l)
-		}
-		delay := time.Duration(0)
-		switch class.Action {
-		case retry.ActionRetry:
-			if slices.Contains(j.lanes, l) { // else it moves to another lane at once
-				n := j.failures[l]
-				if class.Type == retry.TypeRateLimit {
-					n = j.throttled
-				}
-				delay = l.prov.policy.Delay(n, class, j.e.jitter())
-			}
-		case retry.ActionFailover:
+		case retry.OtherLane:
 			j.dropLane(l)
-		case retry.ActionFailoverLargerContext:
+		case retry.LargerLane:
 			j.dropLanesUpTo(l)
-		case retry.ActionDisableProvider:
+		case retry.Disable:
 			if l.prov.disable(class) {
 				j.e.log.Warn("provider disabled for the rest of the run", "provider", l.prov.name,
 					"error", string(class.Type), "message", class.Message)
@@ -133,7 +122,7 @@ func (j *job) run() *results.Result {
 		if len(j.log) > 0 {
 			j.log[len(j.log)-1].WaitMS = delay.Milliseconds()
 		}
-		if delay > 0 && retry.Wait(j.e.dispatchCtx, delay) != nil {
+		if delay > 0 && retry.Wait(j.e.halted, delay) != nil {
 			return nil
 		}
 	}
@@ -143,39 +132,24 @@ func (j *job) run() *results.Result {
 // with its one trial request.
 const refusedWait = 250 * time.Millisecond
 
-// shouldRetry decides whether the prompt gets another attempt after class on lane l. When l has used
-// up max_attempts and the prompt has other lanes, it drops l, so the next attempt goes elsewhere.
-func (j *job) shouldRetry(l *lane, class retry.Class) bool {
-	p := l.prov.policy
-	switch class.Action {
-	case retry.ActionFailover, retry.ActionFailoverLargerContext, retry.ActionDisableProvider:
-		return true // the lane is dropped or disabled; the loop ends when no lane is left
+// next counts the failure of class on lane l and asks retry.Next what follows.
+func (j *job) next(l *lane, class retry.Class) (retry.Step, time.Duration) {
+	s := retry.State{LaneFailures: j.failures[l], RateLimited: j.throttled, OtherLanes: len(j.lanes) > 1}.Count(class)
+	j.throttled = s.RateLimited
+	if s.LaneFailures != j.failures[l] {
+		if j.failures == nil {
+			j.failures = map[*lane]int{}
+		}
+		j.failures[l] = s.LaneFailures
 	}
-	if class.Type == retry.TypeRateLimit {
-		j.throttled++
-		return j.throttled <= rateLimitRetries*max(p.MaxAttempts, 1)
-	}
-	if !class.Retryable {
-		return false
-	}
-	if j.failures == nil {
-		j.failures = map[*lane]int{}
-	}
-	j.failures[l]++
-	if p.ShouldRetry(j.failures[l], class) {
-		return true
-	}
-	if len(j.lanes) > 1 { // spent on this lane: the prompt's other lanes get their own max_attempts
-		j.dropLane(l)
+	s.Jitter = j.e.jitter()
+	step, delay := retry.Next(s, class, l.prov.policy)
+	if step == retry.OtherLane && class.Action == retry.ActionRetry {
 		j.e.log.Debug("max attempts used on a lane; trying the prompt's next lane", "id", j.req.ID,
 			"lane", l.sel.String(), "error", string(class.Type))
-		return true
 	}
-	return false
+	return step, delay
 }
-
-// rateLimitRetries multiplies max_attempts for 429s.
-const rateLimitRetries = 4
 
 // chooseLane returns the lane for the next attempt, or nil and how long until a breaker admits a
 // trial (0 = no lane will ever be usable again).
@@ -212,7 +186,7 @@ func (j *job) pick() *lane {
 		cs[i] = routing.Candidate{Usable: l.usable(), Healthy: l.health.Healthy(now), Load: load}
 		if policy == routing.Soonest && cs[i].Usable {
 			in, _ := j.item.Input(l.sel)
-			cs[i].Delay = l.limiter.Delay(j.admission(l, in))
+			cs[i].Delay = l.limits.Delay(j.admission(l, in))
 		}
 	}
 	if i := routing.Pick(cs, policy); i >= 0 {
@@ -256,97 +230,50 @@ func charEstimate(req *request.Request) int {
 	return n
 }
 
-// attempt makes one try on lane l.
+// attempt makes one try on lane l: admission, the request, and its settlement.
 func (j *job) attempt(l *lane) (*results.Result, retry.Class, outcome) {
 	in, _ := j.item.Input(l.sel)
 	// The budget reserves for the larger input count too: a provider may bill more than our tokenizer
 	// counts (an estimate for some models; runs of whitespace), and the cap must hold whatever it bills.
 	estCost := tokens.Cost(l.cfg, max(in, j.charEstimate), j.expectedOutput(l))
-	admit := j.admission(l, in)
-	ticket, err := j.waitLimiter(l, admit)
-	if errors.Is(err, ratelimit.ErrDailyExhausted) {
-		if !l.exhausted.Swap(true) {
-			j.e.log.Warn("daily quota spent: lane takes no more work", "lane", l.name())
-		}
+	tokensIn := j.admission(l, in)
+	ctx, stop := j.waitContext(l)
+	a, why := j.e.admit(ctx, l, tokensIn, estCost)
+	stop()
+	switch why {
+	case rQuota, rBusy:
 		return nil, retry.Class{}, refused
-	}
-	if errors.Is(err, ratelimit.ErrTooLarge) {
+	case rTooLarge:
 		return nil, retry.Class{Type: retry.TypeContextLength, Action: retry.ActionFailover, Retryable: true,
-			Message: fmt.Sprintf("%s: a request of %d tokens exceeds the lane's token limit", l.name(), admit)}, failed
-	}
-	if err != nil {
-		if errors.Is(err, context.Canceled) && j.e.dispatchCtx.Err() == nil {
-			return nil, retry.Class{}, moved // see waitLimiter
-		}
+			Message: fmt.Sprintf("%s: a request of %d tokens exceeds the lane's token limit", l.name(), tokensIn)}, failed
+	case rMoved:
+		return nil, retry.Class{}, moved
+	case rStopped:
 		return nil, retry.Class{}, stopped
-	}
-	if err := j.e.budget.reserve(j.e.dispatchCtx, estCost); err != nil {
-		ticket.Cancel()
-		if errors.Is(err, errBudget) {
-			j.e.hitBudget()
-		}
-		return nil, retry.Class{}, stopped
-	}
-	// The concurrency slot is taken after the rate-limit slot, so requests waiting for a slow lane
-	// do not hold slots that other lanes could use. (Re-reserving a rate slot that went stale while
-	// waiting here would lose it: x/time/rate cannot refund a reservation whose time has passed.)
-	if !j.acquire(l) {
-		ticket.Cancel()
-		j.e.budget.settle(estCost, 0)
-		return nil, retry.Class{}, stopped
-	}
-	// The breaker and the provider's state are checked last, right before sending: waiting for the
-	// rate limit and a slot can take long, and a request must not go out to a lane whose breaker
-	// opened, or whose provider was disabled, meanwhile.
-	report, admitted := l.breaker.Allow()
-	if !admitted || l.prov.disabledReason() != "" {
-		if admitted {
-			report(context.Canceled) // neutral for the breaker
-		}
-		j.release(l)
-		ticket.Cancel()
-		j.e.budget.settle(estCost, 0)
-		if admitted || l.breaker.State() == routing.StateOpen {
-			return nil, retry.Class{}, moved // pick skips the lane now
-		}
-		return nil, retry.Class{}, refused // half-open with its trial in flight
 	}
 	j.attempts++
-	l.admitted.Add(1)
-	l.admittedTokens.Add(int64(admit))
 	started := j.e.now()
-	ctx, cancel := context.WithTimeout(j.e.sendCtx, l.prov.timeout)
-	resp, err := l.prov.api.Complete(ctx, j.providerRequest(l))
+	sendCtx, cancel := context.WithTimeout(j.e.wire, l.prov.timeout)
+	resp, err := l.prov.send.Send(sendCtx, j.providerRequest(l))
 	cancel()
-	j.release(l)
 	latency := j.e.now().Sub(started)
-	report(err)
 	if err == nil {
-		j.recordSuccess(l)
-		l.limiter.Observe(resp.Limits)
-		ticket.Settle(resp.Usage.InputTokens + resp.Usage.OutputTokens)
 		cost := tokens.Cost(l.cfg, resp.Usage.InputTokens, resp.Usage.OutputTokens)
-		j.e.budget.settle(estCost, cost)
+		a.finish(settlement{limits: resp.Limits, tokens: resp.Usage.InputTokens + resp.Usage.OutputTokens, cost: cost})
+		j.recordSuccess(l)
 		j.logAttempt(l, started, "")
 		return j.ok(l, resp, cost, latency), retry.Class{}, finished
 	}
 	class := retry.Classify(err)
-	if class.LaneFailure() {
-		l.health.Record(false, j.e.now())
-	}
 	var apiErr *provider.APIError
 	var limits provider.RateLimits
 	if errors.As(err, &apiErr) {
 		limits = apiErr.Limits
 	}
-	if class.Type == retry.TypeRateLimit {
-		ticket.RateLimited(limits) // pauses the lane until Retry-After and adapts hidden limits
-	} else {
-		l.limiter.Observe(limits)
-		ticket.Settle(0) // providers count rejected requests against the window too
+	a.finish(settlement{err: err, rateLimited: class.Type == retry.TypeRateLimit, limits: limits})
+	if class.LaneFailure() {
+		l.health.Record(false, j.e.now())
 	}
-	// Providers don't bill the errors they return.
-	j.e.budget.settle(estCost, 0)
 	if class.Type == retry.TypeCanceled {
 		return nil, class, stopped
 	}
@@ -356,21 +283,20 @@ func (j *job) attempt(l *lane) (*results.Result, retry.Class, outcome) {
 	return nil, class, failed
 }
 
-// waitLimiter waits for the lane's rate limiter to admit a request of admit tokens. On a fallback
-// lane (not the job's first) the wait also ends when any lane recovers, with an error while the run
-// goes on, so that the job gives up its place in this lane's queue and chooses again: prompts that
-// fell back while the preferred lane was down return to it once it is back.
-func (j *job) waitLimiter(l *lane, admit int) (*ratelimit.Ticket, error) {
+// waitContext is the context of the rate-limit wait on lane l. On a fallback lane (not the job's
+// first) it also ends when any lane recovers, so that the job gives up its place in this lane's
+// queue and chooses again: prompts that fell back while the preferred lane was down return to it
+// once it is back. Call stop when the wait is over.
+func (j *job) waitContext(l *lane) (ctx context.Context, stop func()) {
 	if len(j.lanes) == 0 || l == j.lanes[0] {
-		return l.limiter.Wait(j.e.dispatchCtx, admit)
+		return j.e.halted, func() {}
 	}
-	ctx, cancel := context.WithCancel(j.e.dispatchCtx)
-	stop := context.AfterFunc(j.e.recovered.next(), cancel)
-	defer func() {
-		stop()
+	ctx, cancel := context.WithCancel(j.e.halted)
+	unhook := context.AfterFunc(j.e.recovered.next(), cancel)
+	return ctx, func() {
+		unhook()
 		cancel()
-	}()
-	return l.limiter.Wait(ctx, admit)
+	}
 }
 
 // recordSuccess records a success in the lane's health and, when that brings the lane back above its
@@ -383,33 +309,6 @@ func (j *job) recordSuccess(l *lane) {
 		j.e.log.Info("lane recovered", "lane", l.name())
 		j.e.recovered.signal()
 	}
-}
-
-// acquire takes the global and the provider's in-flight slots; false when the run stops meanwhile.
-func (j *job) acquire(l *lane) bool {
-	select {
-	case j.e.slots <- struct{}{}:
-	case <-j.e.dispatchCtx.Done():
-		return false
-	}
-	if l.prov.slots != nil {
-		select {
-		case l.prov.slots <- struct{}{}:
-		case <-j.e.dispatchCtx.Done():
-			<-j.e.slots
-			return false
-		}
-	}
-	l.inFlight.Add(1)
-	return true
-}
-
-func (j *job) release(l *lane) {
-	l.inFlight.Add(-1)
-	if l.prov.slots != nil {
-		<-l.prov.slots
-	}
-	<-j.e.slots
 }
 
 func (j *job) providerRequest(l *lane) *provider.Request {

@@ -23,7 +23,7 @@ type lane struct {
 	sel      *selector.Lane
 	cfg      *config.Model
 	prov     *providerState
-	limiter  *ratelimit.Lane
+	limits   Limiter
 	breaker  *routing.Breaker
 	health   *routing.Health
 	inFlight atomic.Int64
@@ -38,7 +38,7 @@ type lane struct {
 // providerState is what the lanes of one provider share.
 type providerState struct {
 	name    string
-	api     provider.Provider
+	send    Dispatcher
 	slots   chan struct{} // per-provider concurrency bound; nil = only the global bound
 	policy  retry.Policy
 	timeout time.Duration
@@ -86,8 +86,10 @@ func (l *lane) usable() bool {
 }
 
 // buildLanes wraps every selector lane whose provider has an adapter in apis with its live state.
-// concurrency is the run's global in-flight bound.
-func buildLanes(cfg *config.Config, sels []*selector.Lane, apis map[string]provider.Provider, concurrency int, now func() time.Time) ([]*lane, error) {
+// concurrency is the run's global in-flight bound; store makes the limiters and dispatch the
+// dispatcher of each provider.
+func buildLanes(cfg *config.Config, sels []*selector.Lane, apis map[string]provider.Provider, concurrency int,
+	store LimitStore, dispatch func(*config.Provider, provider.Provider) Dispatcher, now func() time.Time) ([]*lane, error) {
 	provs := map[string]*providerState{}
 	var lanes []*lane
 	for _, sl := range sels {
@@ -101,7 +103,7 @@ func buildLanes(cfg *config.Config, sels []*selector.Lane, apis map[string]provi
 		}
 		ps := provs[p.Name]
 		if ps == nil {
-			ps = &providerState{name: p.Name, api: api, policy: retry.PolicyFrom(cfg.RetryFor(p)), timeout: cfg.TimeoutFor(p)}
+			ps = &providerState{name: p.Name, send: dispatch(p, api), policy: retry.PolicyFrom(cfg.RetryFor(p)), timeout: cfg.TimeoutFor(p)}
 			if p.MaxConcurrency > 0 && p.MaxConcurrency < concurrency {
 				ps.slots = make(chan struct{}, p.MaxConcurrency)
 			}
@@ -110,8 +112,8 @@ func buildLanes(cfg *config.Config, sels []*selector.Lane, apis map[string]provi
 		key := sl.String()
 		lanes = append(lanes, &lane{
 			sel: sl, cfg: m, prov: ps,
-			limiter:   ratelimit.New(key, ratelimit.Limits{RPM: m.RPM, TPM: m.TPM, RPD: m.RPD, TPD: m.TPD}, now),
-			breaker:   routing.NewBreaker(key, cfg.BreakerFor(p)),
+			limits:    store.Limiter(key, ratelimit.Limits{RPM: m.RPM, TPM: m.TPM, RPD: m.RPD, TPD: m.TPD}),
+			breaker:   routing.NewBreaker(key, cfg.BreakerFor(p), now),
 			health:    routing.NewHealth(routing.HealthConfig{Cooldown: cfg.BreakerFor(p).OpenFor.D()}),
 			reasoning: sl.Category == model.Reasoning,
 		})

@@ -254,15 +254,34 @@ func (l *Lane) await(ctx context.Context, t *Ticket) (bool, error) {
 
 // Delay returns how long a request of tokens would wait if Wait were called now, without reserving
 // anything, or Never when Wait would fail with ErrDailyExhausted or ErrTooLarge.
-func (l *Lane) Delay(tokens int) time.Duration {
+func (l *Lane) Delay(tokens int) time.Duration { return l.DelayAt(l.now(), tokens) }
+
+// DelayAt is Delay at the explicit time now (never earlier than the lane's last call).
+func (l *Lane) DelayAt(now time.Time, tokens int) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
 	at, err := l.planLocked(now, max(tokens, 0))
 	if err != nil {
 		return Never
 	}
 	return max(at.Sub(now), 0)
+}
+
+// ReserveAt is the decision of Wait at the explicit time now, without the wait: it reserves the
+// earliest slot for a request of tokens and returns its Ticket, whose At is when the request may be
+// sent. The caller commits to sending then (like rate.Limiter.ReserveN): unlike a Wait, the slot is
+// not moved by a later pause or stricter limit. Finish the ticket as after Wait. It fails like Wait
+// with ErrDailyExhausted or ErrTooLarge.
+func (l *Lane) ReserveAt(now time.Time, tokens int) (*Ticket, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t, err := l.reserveLocked(now, max(tokens, 0))
+	if err != nil {
+		return nil, err
+	}
+	delete(l.waiting, t)
+	t.state = stateSent
+	return t, nil
 }
 
 // Pause stops admissions on this lane for d from now (a 429's Retry-After). Pauses only extend.

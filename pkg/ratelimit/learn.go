@@ -12,10 +12,13 @@ import (
 // usage the provider reports beyond what the lane's log holds is logged as phantom usage until the
 // provider's reset time, so the lane slows down to what the provider will accept. Zero fields of rl
 // are ignored.
-func (l *Lane) Observe(rl provider.RateLimits) {
+func (l *Lane) Observe(rl provider.RateLimits) { l.ObserveAt(l.now(), rl) }
+
+// ObserveAt is Observe at the explicit time now.
+func (l *Lane) ObserveAt(now time.Time, rl provider.RateLimits) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.observeLocked(l.now(), rl)
+	l.observeLocked(now, rl)
 }
 
 func (l *Lane) observeLocked(now time.Time, rl provider.RateLimits) {

@@ -112,14 +112,27 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 	if err := call.Decode(res, &r); err != nil {
 		return nil, err
 	}
+	out, err := fromMessage(&r, req.Model)
+	if err != nil {
+		return nil, call.MalformedError(res, err)
+	}
+	out.Limits = res.Limits
+	if id := res.Header.Get("request-id"); id != "" {
+		out.RequestID = id
+	}
+	return out, nil
+}
+
+// fromMessage turns a decoded /v1/messages body into a Response (RequestID = the message id); model
+// stands in when the body names none. An error means the body cannot be used.
+func fromMessage(r *messagesResponse, model string) (*provider.Response, error) {
 	if r.Type != "" && r.Type != "message" {
-		return nil, call.MalformedError(res, fmt.Errorf("response type %q, want message", r.Type))
+		return nil, fmt.Errorf("response type %q, want message", r.Type)
 	}
 	out := &provider.Response{
 		FinishReason: finishReason(r.StopReason),
 		Model:        r.Model,
-		RequestID:    res.Header.Get("request-id"),
-		Limits:       res.Limits,
+		RequestID:    r.ID,
 		Usage: provider.Usage{
 			InputTokens:  r.Usage.InputTokens + r.Usage.CacheReadInputTokens + r.Usage.CacheCreationInputTokens,
 			OutputTokens: r.Usage.OutputTokens,
@@ -127,10 +140,7 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 		},
 	}
 	if out.Model == "" {
-		out.Model = req.Model
-	}
-	if out.RequestID == "" {
-		out.RequestID = r.ID
+		out.Model = model
 	}
 	var text strings.Builder
 	var calls []provider.ToolCall
@@ -146,7 +156,7 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 	if len(calls) > 0 {
 		raw, err := json.Marshal(calls)
 		if err != nil {
-			return nil, call.MalformedError(res, fmt.Errorf("encode tool calls: %w", err))
+			return nil, fmt.Errorf("encode tool calls: %w", err)
 		}
 		out.ToolCalls = raw
 	}

@@ -110,10 +110,20 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 	if err := call.Decode(res, &r); err != nil {
 		return nil, err
 	}
+	out, err := fromGenerate(&r, req.Model)
+	if err != nil {
+		return nil, call.MalformedError(res, err)
+	}
+	out.Limits = res.Limits
+	return out, nil
+}
+
+// fromGenerate turns a decoded :generateContent body into a Response; model stands in when the body
+// names none. An error means the body cannot be used (no candidates and no block reason).
+func fromGenerate(r *generateResponse, model string) (*provider.Response, error) {
 	out := &provider.Response{
 		Model:     r.ModelVersion,
 		RequestID: r.ResponseID,
-		Limits:    res.Limits,
 		Usage: provider.Usage{
 			InputTokens:     r.UsageMetadata.PromptTokenCount,
 			OutputTokens:    r.UsageMetadata.CandidatesTokenCount + r.UsageMetadata.ThoughtsTokenCount,
@@ -122,14 +132,14 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 		},
 	}
 	if out.Model == "" {
-		out.Model = req.Model
+		out.Model = model
 	}
 	if len(r.Candidates) == 0 {
 		if r.PromptFeedback != nil && r.PromptFeedback.BlockReason != "" {
 			out.FinishReason = "content_filter"
 			return out, nil
 		}
-		return nil, call.MalformedError(res, fmt.Errorf("response has no candidates"))
+		return nil, fmt.Errorf("response has no candidates")
 	}
 	cand := r.Candidates[0]
 	var text strings.Builder
@@ -151,7 +161,7 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 	if len(calls) > 0 {
 		raw, err := json.Marshal(calls)
 		if err != nil {
-			return nil, call.MalformedError(res, fmt.Errorf("encode tool calls: %w", err))
+			return nil, fmt.Errorf("encode tool calls: %w", err)
 		}
 		out.ToolCalls = raw
 		if out.FinishReason == "stop" {

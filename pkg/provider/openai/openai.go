@@ -91,34 +91,44 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 	if err := call.Decode(res, &cr); err != nil {
 		return nil, err
 	}
+	out, err := fromChat(&cr, req.Model)
+	if err != nil {
+		return nil, call.MalformedError(res, err)
+	}
+	out.Limits = res.Limits
+	if id := res.Header.Get("x-request-id"); id != "" {
+		out.RequestID = id
+	}
+	return out, nil
+}
+
+// fromChat turns a decoded /chat/completions body into a Response (RequestID = the body's id); model
+// stands in when the body names none. An error means the body cannot be used (no choices).
+func fromChat(cr *chatResponse, model string) (*provider.Response, error) {
 	if len(cr.Choices) == 0 {
 		why := "response has no choices"
 		if cr.Error != nil && cr.Error.Message != "" {
 			why += ": " + cr.Error.Message
 		}
-		return nil, call.MalformedError(res, fmt.Errorf("%s", why))
+		return nil, fmt.Errorf("%s", why)
 	}
 	ch := cr.Choices[0]
 	content, err := contentText(ch.Message.Content)
 	if err != nil {
-		return nil, call.MalformedError(res, err)
+		return nil, err
 	}
 	out := &provider.Response{
 		Content:      content,
 		FinishReason: ch.FinishReason,
 		Model:        cr.Model,
-		RequestID:    res.Header.Get("x-request-id"),
-		Limits:       res.Limits,
+		RequestID:    cr.ID,
 		Usage: provider.Usage{
 			InputTokens:  cr.Usage.PromptTokens,
 			OutputTokens: cr.Usage.CompletionTokens,
 		},
 	}
 	if out.Model == "" {
-		out.Model = req.Model
-	}
-	if out.RequestID == "" {
-		out.RequestID = cr.ID
+		out.Model = model
 	}
 	if d := cr.Usage.PromptTokensDetails; d != nil {
 		out.Usage.CachedTokens = d.CachedTokens
