@@ -14,7 +14,9 @@ import (
 
 	"github.com/llmbatch/llmbatch/pkg/batch"
 	"github.com/llmbatch/llmbatch/pkg/progress"
+	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
+	"github.com/llmbatch/llmbatch/pkg/shared"
 )
 
 // RunOptions are the inputs of `llmbatch run`.
@@ -32,6 +34,9 @@ type RunOptions struct {
 	Quiet       bool
 	LogFormat   string // text | json
 	Verbose     bool
+	Shared      string // --shared Redis URL ("" = config shared.url, else $LLMBATCH_REDIS_URL, else none)
+	Shard       string // --shard i/n
+	Job         string // --job NAME: the shared budget's name (default the output's file name)
 }
 
 // NewCmdRun builds the `run` command. runF, when set, receives the parsed options instead of
@@ -66,6 +71,9 @@ An existing output is resumed: prompts with a current ok line are not sent again
 	fl.BoolVar(&o.Quiet, "quiet", false, "no progress bar, summary or info logs")
 	fl.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text | json")
 	fl.BoolVarP(&o.Verbose, "verbose", "v", false, "debug logs and the attempt log in each result line")
+	fl.StringVar(&o.Shared, "shared", "", "share rate limits, learned limits, pauses and the --max-cost budget with other processes through this Redis (redis:// or rediss://; default: config shared.url, else $LLMBATCH_REDIS_URL)")
+	fl.StringVar(&o.Shard, "shard", "", "take only shard i of n of the prompts (1-based, by id hash): --shard 1/3 … --shard 3/3")
+	fl.StringVar(&o.Job, "job", "", "the job's name for the shared --max-cost budget (default: the output's file name)")
 	return c
 }
 
@@ -94,8 +102,13 @@ func runOptions(o *RunOptions) (batch.Options, error) {
 	if outPath == "" {
 		outPath = defaultOutput(o.Input)
 	}
+	shard, err := request.ParseShard(o.Shard)
+	if err != nil {
+		return batch.Options{}, usageErr(err)
+	}
 	showBar := !o.Quiet && (o.Progress == "always" || (o.Progress == "auto" && f.IO.ErrIsTerminal))
 	return batch.Options{
+		Shard:  shard,
 		Config: cfg, Select: sel, Getenv: f.Getenv, Input: o.Input, Stdin: f.IO.In,
 		Output: outPath, Stdout: f.IO.Out, Fresh: o.Fresh, Format: o.Format,
 		Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose,
@@ -116,6 +129,11 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	if err != nil {
 		return err
 	}
+	closeShared, err := joinShared(ctx, o, &bo)
+	if err != nil {
+		return err
+	}
+	defer closeShared()
 	stop := make(chan struct{})
 	runCtx, hardStop := context.WithCancel(ctx)
 	defer hardStop()
@@ -171,6 +189,15 @@ func resumeCommand(o *RunOptions, outPath string) string {
 	}
 	if o.Format != results.FormatDefault {
 		args = append(args, "--format "+o.Format.String())
+	}
+	if o.Shared != "" {
+		args = append(args, "--shared", shellQuote(shared.Redact(o.Shared)))
+	}
+	if o.Shard != "" {
+		args = append(args, "--shard", shellQuote(o.Shard))
+	}
+	if o.Job != "" {
+		args = append(args, "--job", shellQuote(o.Job))
 	}
 	return strings.Join(args, " ")
 }

@@ -50,6 +50,10 @@ type Options struct {
 	Transport func(p *config.Provider) http.RoundTripper
 	// Limits keeps the lanes' rate limits; nil = in-process (see LimitStore).
 	Limits LimitStore
+	// Budget keeps the MaxCost cap when processes share it; nil = this process's alone.
+	Budget SharedBudget
+	// Shard, when set (N > 1), restricts the run to the prompts of shard I of N (--shard i/n).
+	Shard request.Shard
 	// Dispatch returns the dispatcher of a provider; nil = one request per prompt (see Dispatcher).
 	Dispatch func(p *config.Provider, api provider.Provider) Dispatcher
 	// OpenOutput, when set, opens the output for appending instead of results.OpenAppend. Each
@@ -93,7 +97,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	o.setDefaults()
 	checkCtx, stopWatching := untilStopped(ctx, o.Stop) // nothing is sent yet: a stop acts at once
 	p, err := Prepare(checkCtx, PrepareOptions{Config: o.Config, Select: o.Select, Getenv: o.Getenv,
-		Input: o.Input, Stdin: o.Stdin, Warn: o.Warn})
+		Input: o.Input, Stdin: o.Stdin, Warn: o.Warn, Shard: o.Shard})
 	if stopWatching() {
 		if p != nil {
 			p.Close()
@@ -223,7 +227,7 @@ var errStopped = errors.New("stopped")
 // newEngine builds the engine over lanes; o has its defaults set.
 func newEngine(o Options, lanes []*lane) *engine {
 	e := &engine{opts: o, now: o.Now, log: o.Logger, rand: o.Rand, lanes: lanes,
-		slots: make(chan struct{}, o.Concurrency), budget: budget{limit: o.MaxCost}}
+		slots: make(chan struct{}, o.Concurrency), budget: budget{limit: o.MaxCost, shared: o.Budget}}
 	sels := make([]*selector.Lane, len(lanes))
 	for i, l := range lanes {
 		sels[i] = l.sel

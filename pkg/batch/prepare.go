@@ -37,6 +37,8 @@ type PrepareOptions struct {
 	Stdin  io.Reader
 	// Warn receives one "warning: ..." line per provider skipped because its key is unset; nil = none.
 	Warn io.Writer
+	// Shard, when set, keeps only the prompts of one shard (the whole input is still validated).
+	Shard request.Shard
 }
 
 // Prepared is a config and an input that passed every check: the selector's routes and an input
@@ -45,7 +47,8 @@ type Prepared struct {
 	Routes   []*selector.Lane // one per configured (provider, model); unusable ones marked so, for --explain
 	Warnings []string         // providers skipped because their key is unset
 	Input    *request.Input
-	Prompts  int // requests in the input
+	Prompts  int // requests in the input (in the shard, with one)
+	Shard    request.Shard
 }
 
 // Close releases the input (a spooled stdin copy).
@@ -73,7 +76,7 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Prepared, error) {
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	n, errs := validateInput(ctx, in, routes, o.Select)
+	n, errs := validateInput(ctx, in, routes, o.Select, o.Shard)
 	if ctx.Err() != nil {
 		in.Close()
 		return nil, ctx.Err()
@@ -82,7 +85,7 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Prepared, error) {
 		in.Close()
 		return nil, inputErrors(errs)
 	}
-	return &Prepared{Routes: routes, Warnings: warnings, Input: in, Prompts: n}, nil
+	return &Prepared{Routes: routes, Warnings: warnings, Input: in, Prompts: n, Shard: o.Shard}, nil
 }
 
 // Routes returns the selector's view of every configured (provider, model) and a warning for each
@@ -159,9 +162,9 @@ func checkGlobalPins(routes []*selector.Lane, sel selector.Options) error {
 }
 
 // validateInput validates the whole input in one pass, checking every request's own model against
-// the routes as it goes. It returns the number of requests and every problem, each naming file:line
-// and the field.
-func validateInput(ctx context.Context, in *request.Input, routes []*selector.Lane, opts selector.Options) (int, []error) {
+// the routes as it goes. It returns the number of requests (of the shard's, with one) and every
+// problem, each naming file:line and the field.
+func validateInput(ctx context.Context, in *request.Input, routes []*selector.Lane, opts selector.Options, shard request.Shard) (int, []error) {
 	r, err := in.Open()
 	if err != nil {
 		return 0, []error{err}
@@ -171,7 +174,21 @@ func validateInput(ctx context.Context, in *request.Input, routes []*selector.La
 	if opts.PinModel == "" { // --model overrides every request's model: nothing to check per line
 		v.Check = requestPinCheck(in.Name(), routes, opts.PinProvider)
 	}
-	return v.Validate(ctx, r, in.Name())
+	if shard.N <= 1 {
+		return v.Validate(ctx, r, in.Name())
+	}
+	inShard, check := 0, v.Check
+	v.Check = func(req *request.Request) error {
+		if shard.Has(req.ID) {
+			inShard++
+		}
+		if check != nil {
+			return check(req)
+		}
+		return nil
+	}
+	_, errs := v.Validate(ctx, r, in.Name())
+	return inShard, errs
 }
 
 // requestPinCheck returns a request check that fails when no available route serves the request's
