@@ -105,6 +105,7 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	// reach us as errors, which the Store reports once per outage with the password masked.
 	silenceRedisLog.Do(func() { redis.SetLogger(voidLogger()) })
 	opts.DialTimeout = dialTimeout
+	opts.DialerRetries = 1 // a refused dial means Redis is gone: fall back now, the monitor reconnects
 	opts.ReadTimeout = opTimeout
 	opts.WriteTimeout = opTimeout
 	opts.MaxRetries = -1 // a failed call means "Redis lost" to the caller; retrying a script could admit twice
