@@ -137,10 +137,10 @@ func okLines(t *testing.T, res []procResult) (map[string]int, float64) {
 func watchSim(t *testing.T, addr, model string, n int, stop <-chan struct{}) (first, last time.Time) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for {
+	for stopped := false; !stopped; {
 		select {
 		case <-stop:
-			return first, last
+			stopped = true // one last look: the processes may have ended between two ticks
 		case <-tick.C:
 		}
 		st := simServed(t, addr)[model]
@@ -152,6 +152,7 @@ func watchSim(t *testing.T, addr, model string, n int, stop <-chan struct{}) (fi
 			last = now
 		}
 	}
+	return first, last
 }
 
 // sharedSim enforces 1,200 RPM; ceilingSim 300 RPM, so that a test of 450 prompts lasts longer
