@@ -353,3 +353,78 @@ func TestSharedRedisKilledAndRestarted(t *testing.T) {
 		t.Error("no process noticed that Redis was gone")
 	}
 }
+
+// TestRunSharedUsageErrors: an unreachable Redis, a bad --shard or --job without --shared stop the
+// run before anything is sent, with exit 2 and no password in the message.
+func TestRunSharedUsageErrors(t *testing.T) {
+	s := newSimRun(t, `
+providers:
+  - name: s1
+    type: sim
+    models: [{name: m1, category: small}]
+`, 20, 40)
+	srv := redistest.Start(t)
+	srv.Kill()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--shared", "redis://:hunter2@" + srv.Addr() + "/0"}, "redis unreachable"},
+		{[]string{"--shared", "http://" + srv.Addr()}, "redis:// or rediss://"},
+		{[]string{"--shard", "4/3"}, "--shard \"4/3\""},
+		{[]string{"--job", "nightly"}, "--job names the budget shared through Redis"},
+	} {
+		code, _ := s.run(c.args...)
+		if code != ExitUsage || !strings.Contains(s.stderr.String(), c.want) || strings.Contains(s.stderr.String(), "hunter2") {
+			t.Errorf("run %v: exit %d, stderr %q; want exit 2 saying %q", c.args, code, s.stderr.String(), c.want)
+		}
+		if st := s.srv.Stats()["s1/m1"]; st.Requests != 0 {
+			t.Fatalf("run %v sent %d requests", c.args, st.Requests)
+		}
+	}
+}
+
+// TestRunShardsSplitTheInput: the three shards' outputs are disjoint and together answer every
+// prompt once, with the in-process simulator.
+func TestRunShardsSplitTheInput(t *testing.T) {
+	s := newSimRun(t, `
+providers:
+  - name: s1
+    type: sim
+    models: [{name: m1, category: small}]
+`, 90, 40)
+	seen := map[string]int{}
+	base := s.output
+	for i := 1; i <= 3; i++ {
+		s.output = fmt.Sprintf("%s.%d", base, i)
+		if code, _ := s.run("--shard", fmt.Sprintf("%d/3", i), "-o", s.output); code != ExitOK {
+			t.Fatalf("shard %d/3: exit %d: %s", i, code, s.stderr.String())
+		}
+		got := s.lines() // checks that each answer belongs to its prompt
+		if len(got) == 0 || len(got) == 90 {
+			t.Errorf("shard %d/3 answered %d of 90 prompts", i, len(got))
+		}
+		for _, r := range got {
+			if r.Status != results.StatusOK {
+				t.Errorf("%s: %s", r.CustomID, r.Status)
+			}
+			seen[r.CustomID]++
+		}
+		// Resuming the shard sends nothing more.
+		before := s.srv.Stats()["s1/m1"].Requests
+		if code, _ := s.run("--shard", fmt.Sprintf("%d/3", i), "-o", s.output); code != ExitOK {
+			t.Fatalf("resuming shard %d/3: exit %d", i, code)
+		}
+		if after := s.srv.Stats()["s1/m1"].Requests; after != before {
+			t.Errorf("resuming shard %d/3 sent %d requests", i, after-before)
+		}
+	}
+	if len(seen) != 90 {
+		t.Errorf("the shards answered %d distinct prompts of 90", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s answered by %d shards", id, n)
+		}
+	}
+}
