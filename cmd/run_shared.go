@@ -92,3 +92,6 @@ func (b sharedBudget) Reserve(ctx context.Context, est float64) error {
 	}
 	return err
 }
+
+// The shared limiter also shares the circuit breaker's state.
+var _ batch.BreakerSharer = sharedLimiter{}

@@ -33,6 +33,9 @@ type lane struct {
 	exhausted atomic.Bool
 	// reasoning models get max_completion_tokens from the OpenAI adapter.
 	reasoning bool
+	// now is the run's clock; breakerShared the last open-until published (time.Time).
+	now           func() time.Time
+	breakerShared atomic.Value
 }
 
 // providerState is what the lanes of one provider share.
@@ -82,7 +85,28 @@ func (l *lane) name() string { return l.sel.String() }
 
 // usable reports whether the lane may take a request now.
 func (l *lane) usable() bool {
-	return !l.exhausted.Load() && l.prov.disabledReason() == "" && l.breaker.State() != routing.StateOpen
+	return !l.exhausted.Load() && l.prov.disabledReason() == "" && l.breaker.State() != routing.StateOpen &&
+		!l.sharedBreakerOpen()
+}
+
+// sharedBreakerOpen reports whether another process sharing the lane published an open breaker.
+func (l *lane) sharedBreakerOpen() bool {
+	sb, ok := l.limits.(BreakerSharer)
+	return ok && l.now != nil && sb.BreakerOpenUntil().After(l.now())
+}
+
+// shareBreaker publishes the breaker's opening (once per opening) when the lane is shared.
+func (l *lane) shareBreaker() {
+	sb, ok := l.limits.(BreakerSharer)
+	if !ok || l.breaker.State() != routing.StateOpen {
+		return
+	}
+	until := l.breaker.OpenUntil()
+	if prev, _ := l.breakerShared.Load().(time.Time); !until.After(prev) {
+		return
+	}
+	l.breakerShared.Store(until)
+	sb.PublishBreaker(until)
 }
 
 // buildLanes wraps every selector lane whose provider has an adapter in apis with its live state.
@@ -116,6 +140,7 @@ func buildLanes(cfg *config.Config, sels []*selector.Lane, apis map[string]provi
 			breaker:   routing.NewBreaker(key, cfg.BreakerFor(p), now),
 			health:    routing.NewHealth(routing.HealthConfig{Cooldown: cfg.BreakerFor(p).OpenFor.D()}),
 			reasoning: sl.Category == model.Reasoning,
+			now:       now,
 		})
 	}
 	if len(lanes) == 0 {

@@ -63,6 +63,16 @@ func (l localLimiter) Wait(ctx context.Context, tokens int) (Ticket, error) {
 	return t, nil
 }
 
+// BreakerSharer is implemented by Limiters whose lane is shared with other processes (Redis): an
+// open circuit breaker is published, so every process keeps off the failing lane until it may be
+// tried again.
+type BreakerSharer interface {
+	// PublishBreaker says this process's breaker for the lane is open until until.
+	PublishBreaker(until time.Time)
+	// BreakerOpenUntil is the latest such time another process published (zero = none).
+	BreakerOpenUntil() time.Time
+}
+
 // SharedBudget is a --max-cost cap kept outside the process, so that several processes of one job
 // (`run --shared --job NAME`) never exceed it together; nil = the cap is this process's alone.
 type SharedBudget interface {

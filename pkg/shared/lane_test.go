@@ -420,3 +420,27 @@ func TestProbeBeforeTheFirstAnswer(t *testing.T) {
 		t.Errorf("six requests after learning 120 RPM span %v, want them paced (≥ 1.5 s)", span)
 	}
 }
+
+func TestBreakerStateIsShared(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	a := open(t, srv.URL(), Options{}).Lane(testInfo(), ratelimit.Limits{})
+	b := open(t, srv.URL(), Options{}).Lane(testInfo(), ratelimit.Limits{})
+	if !b.BreakerOpenUntil().IsZero() {
+		t.Fatal("a new lane's breaker is open")
+	}
+	a.PublishBreaker(time.Now().Add(30 * time.Second))
+	if _, err := b.call(ctx, "beat"); err != nil {
+		t.Fatal(err)
+	}
+	if until := b.BreakerOpenUntil(); until.Before(time.Now().Add(29 * time.Second)) {
+		t.Errorf("B sees the breaker open until %v, want about 30 s from now", until)
+	}
+	a.PublishBreaker(time.Time{}) // closed again
+	if _, err := b.call(ctx, "beat"); err != nil {
+		t.Fatal(err)
+	}
+	if !b.BreakerOpenUntil().IsZero() {
+		t.Error("B still sees the breaker open after A closed it")
+	}
+}
