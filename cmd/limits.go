@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/llmbatch/llmbatch/pkg/money"
 	"github.com/llmbatch/llmbatch/pkg/ratelimit"
 	"github.com/llmbatch/llmbatch/pkg/shared"
 )
@@ -100,9 +101,9 @@ func printOverview(w io.Writer, ov *shared.Overview) error {
 	}
 	if len(ov.Jobs) > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintln(tw, "JOB\tCAP USD\tSPENT USD\tIN FLIGHT USD")
+		fmt.Fprintln(tw, "JOB\tCAP\tSPENT\tIN FLIGHT")
 		for _, j := range ov.Jobs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.Job, money(j.CapUSD), money(j.SpentUSD), money(j.ReservedUSD))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.Job, money.Format(j.CapUSD), money.Format(j.SpentUSD), money.Format(j.ReservedUSD))
 		}
 		return tw.Flush()
 	}
@@ -143,9 +144,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// money prints whole nano-dollars without float noise.
-func money(usd float64) string {
-	return strconv.FormatFloat(usd, 'f', -1, 64)
 }

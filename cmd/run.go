@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -50,9 +51,14 @@ func NewCmdRun(f *Factory, runF func(context.Context, *RunOptions) error) *cobra
 spreads the batch across providers within their rate limits, retries and fails over, and appends one
 result line per prompt to the output (default: INPUT with .jsonl replaced by .results.jsonl).
 An existing output is resumed: prompts with a current ok line are not sent again (--fresh starts over).`,
-		Args: cobra.ExactArgs(1),
+		Example: `  llmbatch run prompts.jsonl -c providers.yaml
+  llmbatch run prompts.jsonl -o results.jsonl --max-cost 5 --prefer speed
+  cat prompts.jsonl | llmbatch run - -o - --progress never > results.jsonl
+  llmbatch run prompts.jsonl --model gpt-4o-mini --format openai`,
+		Args: exactArgs(1, "INPUT.jsonl"),
 		RunE: func(c *cobra.Command, args []string) error {
 			o.Input = args[0]
+			o.Verbose = f.Verbose
 			if runF != nil {
 				return runF(c.Context(), o)
 			}
@@ -66,21 +72,28 @@ An existing output is resumed: prompts with a current ok line are not sent again
 	fl.IntVar(&o.Concurrency, "concurrency", 0, "total requests in flight (default: the config's defaults.concurrency)")
 	fl.Float64Var(&o.MaxCost, "max-cost", 0, "hard budget in USD: no request is sent that could exceed it")
 	fl.BoolVar(&o.Fresh, "fresh", false, "ignore an existing output (it is moved aside, not deleted) and start over")
-	fl.Var(&o.Format, "format", "output format: default | openai (OpenAI Batch output lines)")
-	fl.StringVar(&o.Progress, "progress", "auto", "progress bar: auto (only on a terminal) | always | never")
+	fl.Var(&o.Format, "format", "result line format, `default|openai`: default writes llmbatch's result lines, openai the OpenAI Batch output lines")
+	fl.Lookup("format").DefValue = "" // "(default default)" says nothing
+	fl.StringVar(&o.Progress, "progress", "auto", "progress bar, `auto|always|never`: auto draws it only when stderr is a terminal")
 	fl.BoolVar(&o.Quiet, "quiet", false, "no progress bar, summary or info logs")
-	fl.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text | json")
-	fl.BoolVarP(&o.Verbose, "verbose", "v", false, "debug logs and the attempt log in each result line")
-	fl.StringVar(&o.Shared, "shared", "", "share rate limits, learned limits, pauses and the --max-cost budget with other processes through this Redis (redis:// or rediss://; default: config shared.url, else $LLMBATCH_REDIS_URL)")
-	fl.StringVar(&o.Shard, "shard", "", "take only shard i of n of the prompts (1-based, by id hash): --shard 1/3 … --shard 3/3")
-	fl.StringVar(&o.Job, "job", "", "the job's name for the shared --max-cost budget (default: the output's file name)")
+	fl.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr, `text|json`")
+	fl.StringVar(&o.Shared, "shared", "", "share rate limits, learned limits, pauses and the --max-cost budget with other processes through this Redis, `redis://host:6379/0` (rediss:// for TLS; default: config shared.url, else $LLMBATCH_REDIS_URL)")
+	fl.StringVar(&o.Shard, "shard", "", "take only shard `i/n` of the prompts (1-based, by id hash): --shard 1/3 … --shard 3/3")
+	fl.StringVar(&o.Job, "job", "", "the job's `NAME` for the shared --max-cost budget (default: the output's file name)")
+	completeConfig(c)
+	completeJSONL(c)
+	completeValues(c, "format", "default", "openai")
+	completeValues(c, "progress", "auto", "always", "never")
+	completeValues(c, "log-format", "text", "json")
+	completeValues(c, "prefer", "cost", "speed")
 	return c
 }
 
 // runOptions checks the flags and turns them into the batch's options (without Stop).
 func runOptions(o *RunOptions) (batch.Options, error) {
 	f := o.Factory
-	logger, err := newLogger(f.IO.ErrOut, o.LogFormat, o.Verbose, o.Quiet)
+	sink := &logSink{w: f.IO.ErrOut}
+	logger, err := newLogger(sink, o.LogFormat, o.Verbose, o.Quiet, f.Now)
 	if err != nil {
 		return batch.Options{}, usageErr(err)
 	}
@@ -113,8 +126,10 @@ func runOptions(o *RunOptions) (batch.Options, error) {
 		Output: outPath, Stdout: f.IO.Out, Fresh: o.Fresh, Format: o.Format,
 		Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose,
 		Transport: f.Transport, OpenOutput: f.OpenOutput, Warn: f.IO.ErrOut,
-		Progress: func(n int) *progress.Display {
-			return progress.New(f.IO.ErrOut, n, progress.Options{Enabled: showBar, Now: f.Now})
+		Progress: func(n, done int) *progress.Display {
+			d := progress.New(f.IO.ErrOut, n, progress.Options{Enabled: showBar, Now: f.Now, Done: done, Width: f.IO.ErrWidth})
+			sink.attach(d)
+			return d
 		},
 		Summary: progress.NewSummary(f.Now), Logger: logger, Now: f.Now,
 	}, nil
@@ -141,10 +156,24 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	bo.Stop = stop
 
 	rep, runErr := batch.Run(runCtx, bo)
+	bo.Summary.Finish()
+	// The "…and N more" of warnings still folded, above the summary.
+	if fold, ok := bo.Logger.Handler().(*progress.FoldHandler); ok {
+		_ = fold.Flush(context.Background())
+	}
+	if rep != nil && rep.Prompts == 0 && runErr == nil {
+		// Nothing to do is not an error; batch.Run created no output for it.
+		name := o.Input
+		if name == "-" {
+			name = "stdin"
+		}
+		fmt.Fprintf(f.IO.ErrOut, "no prompts in %s\n", name)
+		return nil
+	}
 	if rep != nil && !o.Quiet {
-		bo.Summary.Render(f.IO.ErrOut)
-		fmt.Fprintf(f.IO.ErrOut, "%d prompts: %d ok, %d failed, %d skipped (already done), %d remaining; cost $%.4f; %s\n",
-			rep.Prompts, rep.OK, rep.Failed, rep.Skipped, rep.Remaining, rep.CostUSD, rep.Elapsed.Round(time.Millisecond))
+		_ = bo.Summary.RenderWidth(f.IO.ErrOut, termWidth(f.IO))
+		fmt.Fprintf(f.IO.ErrOut, "%d prompts: %d ok, %d failed, %d skipped (already done), %d remaining; cost %s\n",
+			rep.Prompts, rep.OK, rep.Failed, rep.Skipped, rep.Remaining, usd(rep.CostUSD))
 	}
 	return runExit(rep, runErr, o, bo.Output)
 }
@@ -164,7 +193,7 @@ func runExit(rep *batch.Report, err error, o *RunOptions, outPath string) error 
 	case err != nil:
 		return &ExitError{Code: ExitPartial, Err: err}
 	case rep.Budget:
-		return &ExitError{Code: ExitBudget, Err: fmt.Errorf("budget of $%.4f reached: %d prompts remain (raise --max-cost and run the same command to continue)", o.MaxCost, rep.Remaining)}
+		return &ExitError{Code: ExitBudget, Err: fmt.Errorf("budget of %s reached: %d prompts remain (raise --max-cost and run the same command to continue)", usd(o.MaxCost), rep.Remaining)}
 	case rep.Failed > 0:
 		return &ExitError{Code: ExitPartial, Err: fmt.Errorf("%d of %d prompts ended in error; their error lines are in %s (run the same command again to retry them)", rep.Failed, rep.Prompts-rep.Skipped, outPath)}
 	}
@@ -239,8 +268,34 @@ func watchSignals(ctx context.Context, sigs <-chan os.Signal, stop chan<- struct
 	}
 }
 
-// newLogger builds the stderr logger for --log-format, -v and --quiet.
-func newLogger(w io.Writer, format string, verbose, quiet bool) (*slog.Logger, error) {
+// logSink is where a run's logs go: stderr, through the progress display once there is one, so a
+// log line clears the bar's line, is written whole and the bar is drawn again below it.
+type logSink struct {
+	mu sync.Mutex
+	w  io.Writer
+	d  *progress.Display
+}
+
+func (s *logSink) attach(d *progress.Display) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.d = d
+}
+
+// Write writes one log record (slog handlers make one Write per record).
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	d := s.d
+	s.mu.Unlock()
+	if d != nil {
+		return d.Write(p)
+	}
+	return s.w.Write(p)
+}
+
+// newLogger builds the stderr logger for --log-format, -v and --quiet: text or JSON records on w,
+// with repeated identical warnings folded (a progress.FoldHandler; now is time.Now when nil).
+func newLogger(w io.Writer, format string, verbose, quiet bool, now func() time.Time) (*slog.Logger, error) {
 	level := slog.LevelInfo
 	switch {
 	case verbose:
@@ -251,9 +306,9 @@ func newLogger(w io.Writer, format string, verbose, quiet bool) (*slog.Logger, e
 	hopts := &slog.HandlerOptions{Level: level}
 	switch format {
 	case "", "text":
-		return slog.New(slog.NewTextHandler(w, hopts)), nil
+		return slog.New(progress.NewFoldHandler(slog.NewTextHandler(w, hopts), now, 0)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+		return slog.New(progress.NewFoldHandler(slog.NewJSONHandler(w, hopts), now, 0)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/llmbatch/llmbatch/pkg/results"
 )
 
@@ -13,8 +15,10 @@ import (
 func TestRunFlagsParse(t *testing.T) {
 	f := &Factory{IO: &IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}, Getenv: func(string) string { return "" }, Now: time.Now}
 	var got *RunOptions
-	c := NewCmdRun(f, func(_ context.Context, o *RunOptions) error { got = o; return nil })
-	c.SetArgs([]string{"in.jsonl", "-o", "out.jsonl", "-c", "p.yaml", "--concurrency", "7", "--max-cost", "1.5",
+	c := &cobra.Command{Use: "llmbatch"} // -v is the root's persistent flag
+	globalFlags(c, f)
+	c.AddCommand(NewCmdRun(f, func(_ context.Context, o *RunOptions) error { got = o; return nil }))
+	c.SetArgs([]string{"run", "in.jsonl", "-o", "out.jsonl", "-c", "p.yaml", "--concurrency", "7", "--max-cost", "1.5",
 		"--fresh", "--format", "openai", "--progress", "never", "--quiet", "--log-format", "json", "-v",
 		"--prefer", "speed", "--deadline", "30m", "--model", "m", "--provider", "p"})
 	if err := c.Execute(); err != nil {

@@ -25,7 +25,7 @@ type SelectionFlags struct {
 
 // register adds the flags to fs.
 func (s *SelectionFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&s.Prefer, "prefer", "cost", "selection policy: cost (cheapest capable model, free tier first) or speed (share the work across capable models)")
+	fs.StringVar(&s.Prefer, "prefer", "cost", "selection policy, `cost|speed`: cost (cheapest capable model, free tier first) or speed (share the work across capable models)")
 	fs.DurationVar(&s.Deadline, "deadline", 0, "with --prefer cost: add models of the same category until the estimated wall time fits (e.g. 30m)")
 	fs.StringVar(&s.Model, "model", "", "send every prompt to this model (overrides the model named in a request)")
 	fs.StringVar(&s.Provider, "provider", "", "send every prompt to this provider")

@@ -33,6 +33,7 @@ const (
 	fDesign                     // design, compare, review, refactor, audit
 	fBuild                      // build a whole program: implement, complete, tests, endpoints
 	fNegation                   // not, never, nicht, не, 不: constraints and puzzles are full of them
+	fDataTerms                  // maths, puzzle, planning words and negations in the data part (after a colon or blank line, in quotes)
 	fWh                         // the question opens with what/who/where/… (or holds 什么/誰/…)
 	fAux                        // the question opens with is/are/does/can/…: a yes/no question
 	fQuotedWord                 // quotes a single word: "apple", «chien», 「犬」
@@ -47,10 +48,10 @@ const (
 	fLength                     // prompt tokens on a log scale, 8 → 0, 8000 → 1
 	fVeryShort                  // 30 prompt tokens or fewer
 	fLong                       // 1500 prompt tokens or more
+	fLongSimple                 // 1000 prompt tokens or more, a simple task (label, extract, summarise), no analysis asked
 	fCode                       // code: fences, code-like lines, language and programming terms
 	fFence                      // a fenced code block
 	fTurns                      // earlier assistant turns, saturating at three
-	fSystem                     // a system or developer prompt
 	fTools                      // declares tools
 	fMaxSmall                   // max_tokens of 10 or fewer: the caller expects a word or a label
 	fMaxLarge                   // max_tokens of 1000 or more: the caller expects a long answer
@@ -65,11 +66,11 @@ var featureNames = [numFeatures]string{
 	fProof: "proof", fMath: "maths terms", fPuzzle: "puzzle terms", fPlan: "constraints", fAlgo: "algorithm terms",
 	fWhy: "asks for the reasoning", fExplain: "explanation", fClassify: "classification", fExtract: "extraction", fYesNo: "yes/no", fOneWord: "one-word answer",
 	fGreeting: "chit-chat", fTranslate: "translation", fSummarise: "summary", fRewrite: "rewrite", fWrite: "short writing",
-	fLongForm: "long-form", fDesign: "design/review", fBuild: "build a program", fNegation: "negations",
+	fLongForm: "long-form", fDesign: "design/review", fBuild: "build a program", fNegation: "negations", fDataTerms: "terms in the data",
 	fQuotedWord: "quoted word", fWh: "wh-question", fAux: "yes/no question", fNumbers: "numbers", fDataNumbers: "numbers in the data", fMathOps: "equation", fVars: "variables",
 	fQuestions: "questions", fSentences: "sentences", fBullets: "list lines", fNames: "names", fLength: "length",
-	fVeryShort: "very short", fLong: "long prompt", fCode: "code", fFence: "code block", fTurns: "earlier turns",
-	fSystem: "system prompt", fTools: "tools", fMaxSmall: "small max_tokens", fMaxLarge: "large max_tokens",
+	fVeryShort: "very short", fLong: "long prompt", fLongSimple: "long text, simple task", fCode: "code", fFence: "code block", fTurns: "earlier turns",
+	fTools: "tools", fMaxSmall: "small max_tokens", fMaxLarge: "large max_tokens",
 	fWordCount: "word count", fCJK: "CJK text",
 }
 
@@ -79,12 +80,15 @@ type vector [numFeatures]float64
 func sat(n, at int) float64 { return math.Min(float64(n), float64(at)) / float64(at) }
 
 // vector scales the scan's counts into features; inputTokens is the prompt's token count.
-func (s *scan) vector(inputTokens, maxTokens int, turns int, system, tools bool) vector {
+func (s *scan) vector(inputTokens, maxTokens int, turns int, tools bool) vector {
 	var v vector
 	s.inputTokens = inputTokens
 	for f := fProof; f <= fNegation; f++ {
 		v[f] = sat(int(s.hits[f]), 3)
 	}
+	// Puzzle words (bridge, river, order, truth) are ordinary words alone; two make a puzzle.
+	v[fPuzzle] = sat(max(int(s.hits[fPuzzle])-1, 0), 2)
+	v[fDataTerms] = sat(s.dataTerms, 3)
 	v[fWh] = b2f(s.whStart || s.hits[fWh] > 0)
 	v[fAux] = b2f(s.auxStart)
 	v[fQuotedWord] = b2f(s.quotedWord)
@@ -101,10 +105,14 @@ func (s *scan) vector(inputTokens, maxTokens int, turns int, system, tools bool)
 	}
 	v[fVeryShort] = b2f(inputTokens <= 30)
 	v[fLong] = b2f(inputTokens >= 1500)
+	// An interaction the linear model cannot form itself: a long text is large work when it must be
+	// analysed, small work when it only needs a label, a field or a summary.
+	simple := s.hits[fClassify]+s.hits[fExtract]+s.hits[fSummarise]+s.hits[fYesNo]+s.hits[fOneWord] > 0
+	analysis := s.hits[fDesign]+s.hits[fLongForm]+s.hits[fWhy]+s.hits[fExplain]+s.hits[fBuild] > 0
+	v[fLongSimple] = b2f(inputTokens >= 1000 && simple && !analysis)
 	v[fCode] = sat(s.codeScore(), 8)
 	v[fFence] = b2f(s.fences > 0)
 	v[fTurns] = sat(turns, 3)
-	v[fSystem] = b2f(system)
 	v[fTools] = b2f(tools)
 	v[fMaxSmall] = b2f(maxTokens > 0 && maxTokens <= 10)
 	v[fMaxLarge] = b2f(maxTokens >= 1000)
@@ -130,23 +138,31 @@ func (s *scan) evidence(f feature) string {
 		}
 	case f == fNumbers:
 		if s.dataNumbers > 0 {
-			return strconv.Itoa(s.numbers+s.dataNumbers) + " numbers"
+			return count(s.numbers+s.dataNumbers, "number")
 		}
-		return strconv.Itoa(s.numbers) + " numbers"
+		return count(s.numbers, "number")
 	case f == fDataNumbers:
-		return strconv.Itoa(s.dataNumbers) + " numbers in the data"
-	case f == fLength || f == fLong || f == fVeryShort:
+		return count(s.dataNumbers, "number") + " in the data"
+	case f == fLength || f == fLong || f == fVeryShort || f == fLongSimple:
 		return name + " (" + strconv.Itoa(s.inputTokens) + " tokens)"
 	case f == fMathOps:
-		return "equation (" + strconv.Itoa(s.mathOps) + " operators)"
+		return "equation (" + count(s.mathOps, "operator") + ")"
 	case f == fQuestions:
-		return strconv.Itoa(s.questions) + " questions"
+		return count(s.questions, "question")
 	case f == fSentences:
-		return strconv.Itoa(s.sentences) + " sentences"
+		return count(s.sentences, "sentence")
 	case f == fBullets:
-		return strconv.Itoa(s.bullets) + " list lines"
+		return count(s.bullets, "list line")
 	case f == fNames:
-		return strconv.Itoa(s.names) + " names"
+		return count(s.names, "name")
 	}
 	return name
+}
+
+// count writes n and a noun, plural unless n is 1.
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

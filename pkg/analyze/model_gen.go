@@ -2,7 +2,7 @@
 
 package analyze
 
-// trained was fitted on 314 prompts of ../../testdata/analyze/tune.jsonl.
+// trained was fitted on 345 prompts of ../../testdata/analyze/tune.jsonl.
 var trained = linear{
 	features: []string{
 		"proof",
@@ -25,6 +25,7 @@ var trained = linear{
 		"design/review",
 		"build a program",
 		"negations",
+		"terms in the data",
 		"wh-question",
 		"yes/no question",
 		"quoted word",
@@ -39,197 +40,201 @@ var trained = linear{
 		"length",
 		"very short",
 		"long prompt",
+		"long text, simple task",
 		"code",
 		"code block",
 		"earlier turns",
-		"system prompt",
 		"tools",
 		"small max_tokens",
 		"large max_tokens",
 		"word count",
 		"CJK text",
 	},
-	bias: [numClasses]float64{0.0631, 0.7323, -1.2061, 0.4106},
+	bias: [numClasses]float64{0.2934, 0.3231, -1.2763, 0.6598},
 	weights: [numClasses][]float64{
 		{ // tiny
-			-1.5737, // proof
-			-1.8963, // maths terms
-			-0.7470, // puzzle terms
-			-0.1583, // constraints
-			-0.3645, // algorithm terms
-			-0.3827, // asks for the reasoning
-			-2.8756, // explanation
-			1.8036,  // classification
-			1.6438,  // extraction
-			1.0172,  // yes/no
-			0.8798,  // one-word answer
-			2.4318,  // chit-chat
-			-0.7979, // translation
-			-0.3341, // summary
-			-0.7719, // rewrite
-			-1.7079, // short writing
-			-0.4630, // long-form
-			-0.4005, // design/review
-			-0.0471, // build a program
-			-0.1823, // negations
-			0.8974,  // wh-question
-			1.1512,  // yes/no question
-			1.0273,  // quoted word
-			-0.8695, // numbers
-			1.2440,  // numbers in the data
-			-0.2377, // equation
-			-0.7096, // variables
-			0.6445,  // questions
-			-0.1515, // sentences
-			-0.0245, // list lines
-			-0.4219, // names
-			-1.2714, // length
-			1.4883,  // very short
-			-0.1271, // long prompt
-			-1.5607, // code
-			-0.0991, // code block
-			0.2073,  // earlier turns
-			0.4237,  // system prompt
+			-1.6478, // proof
+			-1.8104, // maths terms
+			-0.7669, // puzzle terms
+			-0.3397, // constraints
+			-0.3616, // algorithm terms
+			-0.3870, // asks for the reasoning
+			-2.9759, // explanation
+			2.1440,  // classification
+			1.9402,  // extraction
+			1.0094,  // yes/no
+			1.1931,  // one-word answer
+			2.5948,  // chit-chat
+			-0.7978, // translation
+			-0.4440, // summary
+			-0.6351, // rewrite
+			-1.6287, // short writing
+			-0.7148, // long-form
+			-1.0246, // design/review
+			-0.2121, // build a program
+			0.0010,  // negations
+			-0.2181, // terms in the data
+			1.1586,  // wh-question
+			1.1910,  // yes/no question
+			1.2078,  // quoted word
+			-1.1825, // numbers
+			0.4406,  // numbers in the data
+			-0.2229, // equation
+			-0.2118, // variables
+			0.1154,  // questions
+			-0.0857, // sentences
+			-0.0464, // list lines
+			-0.6037, // names
+			-1.5222, // length
+			1.3434,  // very short
+			-0.2864, // long prompt
+			-0.1952, // long text, simple task
+			-1.4409, // code
+			-0.1265, // code block
+			0.2175,  // earlier turns
 			0,       // tools
-			1.3943,  // small max_tokens
+			1.2246,  // small max_tokens
 			0,       // large max_tokens
-			-0.1060, // word count
-			0.0741,  // CJK text
+			-0.0845, // word count
+			0.0993,  // CJK text
 		},
 		{ // small
-			-1.4893, // proof
-			-1.4564, // maths terms
-			-1.4993, // puzzle terms
-			-0.5147, // constraints
-			-1.0695, // algorithm terms
-			-0.7974, // asks for the reasoning
-			2.2160,  // explanation
-			-0.9553, // classification
-			-0.8869, // extraction
-			-0.7763, // yes/no
-			-0.5486, // one-word answer
-			-1.3204, // chit-chat
-			1.6879,  // translation
-			1.4028,  // summary
-			1.9794,  // rewrite
-			1.1577,  // short writing
-			-1.4234, // long-form
-			-1.1518, // design/review
-			-1.0863, // build a program
-			-0.7406, // negations
-			-0.0412, // wh-question
-			-0.6971, // yes/no question
-			-0.8209, // quoted word
-			-1.5089, // numbers
-			-0.7503, // numbers in the data
-			-1.0666, // equation
-			-0.7725, // variables
-			-0.3118, // questions
-			0.1987,  // sentences
-			-0.0201, // list lines
-			0.2568,  // names
-			0.0166,  // length
-			0.5557,  // very short
-			-0.5812, // long prompt
-			1.7130,  // code
-			-0.1138, // code block
-			0.3760,  // earlier turns
-			0.2548,  // system prompt
+			-1.4543, // proof
+			-1.3194, // maths terms
+			-1.0428, // puzzle terms
+			-0.8682, // constraints
+			-0.9953, // algorithm terms
+			-0.9787, // asks for the reasoning
+			1.5693,  // explanation
+			-0.5038, // classification
+			-0.7502, // extraction
+			-0.7127, // yes/no
+			-0.4805, // one-word answer
+			-0.4715, // chit-chat
+			1.6765,  // translation
+			1.4469,  // summary
+			1.7422,  // rewrite
+			1.4583,  // short writing
+			-1.2721, // long-form
+			-0.3214, // design/review
+			-1.0262, // build a program
+			-0.2248, // negations
+			0.0069,  // terms in the data
+			0.2455,  // wh-question
+			-0.2474, // yes/no question
+			-0.6797, // quoted word
+			-0.8846, // numbers
+			0.2830,  // numbers in the data
+			-0.3455, // equation
+			-1.0809, // variables
+			-0.1926, // questions
+			0.1261,  // sentences
+			-0.1194, // list lines
+			0.4622,  // names
+			0.2174,  // length
+			0.7527,  // very short
+			-0.2546, // long prompt
+			1.0442,  // long text, simple task
+			0.7851,  // code
+			-0.8207, // code block
+			0.4198,  // earlier turns
 			0,       // tools
-			-0.6031, // small max_tokens
+			0.6774,  // small max_tokens
 			0,       // large max_tokens
-			-0.9533, // word count
-			-0.1563, // CJK text
+			-0.9783, // word count
+			-0.1394, // CJK text
 		},
 		{ // large
 			-0.1076, // proof
-			0.0070,  // maths terms
-			-0.5173, // puzzle terms
-			-0.6584, // constraints
-			-0.2712, // algorithm terms
-			0.7257,  // asks for the reasoning
-			0.1774,  // explanation
-			-0.3434, // classification
-			-0.2753, // extraction
-			-0.0844, // yes/no
-			-0.2560, // one-word answer
-			-0.3162, // chit-chat
-			-0.2303, // translation
-			-0.3823, // summary
-			-0.3024, // rewrite
-			1.8997,  // short writing
-			2.7279,  // long-form
-			2.7577,  // design/review
-			1.6946,  // build a program
-			0.2719,  // negations
-			-0.6805, // wh-question
-			-0.2111, // yes/no question
-			-0.0023, // quoted word
-			0.7085,  // numbers
-			0.3247,  // numbers in the data
-			0.6699,  // equation
-			-0.3770, // variables
-			-0.6490, // questions
-			0.0814,  // sentences
-			-0.0375, // list lines
-			1.2083,  // names
-			1.5478,  // length
-			-1.6960, // very short
-			1.0432,  // long prompt
-			0.5653,  // code
-			0.4277,  // code block
-			-0.2197, // earlier turns
-			0.4808,  // system prompt
+			0.0218,  // maths terms
+			-0.4738, // puzzle terms
+			-0.5562, // constraints
+			-0.3375, // algorithm terms
+			0.7942,  // asks for the reasoning
+			0.8788,  // explanation
+			-0.8862, // classification
+			-0.6534, // extraction
+			-0.1754, // yes/no
+			-0.5730, // one-word answer
+			-0.5608, // chit-chat
+			-0.2042, // translation
+			-0.2849, // summary
+			-0.2678, // rewrite
+			1.7067,  // short writing
+			2.8170,  // long-form
+			2.6698,  // design/review
+			1.6659,  // build a program
+			-0.0621, // negations
+			-1.0256, // terms in the data
+			-1.3578, // wh-question
+			-0.5736, // yes/no question
+			-0.3730, // quoted word
+			0.5270,  // numbers
+			0.1237,  // numbers in the data
+			-0.0830, // equation
+			-0.4939, // variables
+			-0.6924, // questions
+			0.1933,  // sentences
+			-0.0316, // list lines
+			0.9914,  // names
+			2.0105,  // length
+			-1.5920, // very short
+			0.9885,  // long prompt
+			-0.6549, // long text, simple task
+			1.1157,  // code
+			0.7570,  // code block
+			-0.2218, // earlier turns
 			0,       // tools
-			-0.4794, // small max_tokens
+			-1.2879, // small max_tokens
 			0,       // large max_tokens
-			1.3808,  // word count
-			-0.0211, // CJK text
+			1.3737,  // word count
+			-0.0388, // CJK text
 		},
 		{ // reasoning
-			3.1705,  // proof
-			3.3457,  // maths terms
-			2.7636,  // puzzle terms
-			1.3314,  // constraints
-			1.7052,  // algorithm terms
-			0.4544,  // asks for the reasoning
-			0.4822,  // explanation
-			-0.5048, // classification
-			-0.4816, // extraction
-			-0.1565, // yes/no
-			-0.0752, // one-word answer
-			-0.7952, // chit-chat
-			-0.6597, // translation
-			-0.6865, // summary
-			-0.9050, // rewrite
-			-1.3494, // short writing
-			-0.8415, // long-form
-			-1.2054, // design/review
-			-0.5612, // build a program
-			0.6510,  // negations
-			-0.1757, // wh-question
-			-0.2430, // yes/no question
-			-0.2041, // quoted word
-			1.6700,  // numbers
-			-0.8185, // numbers in the data
-			0.6344,  // equation
-			1.8591,  // variables
-			0.3164,  // questions
-			-0.1285, // sentences
-			0.0821,  // list lines
-			-1.0432, // names
-			-0.2930, // length
-			-0.3480, // very short
-			-0.3349, // long prompt
-			-0.7176, // code
-			-0.2148, // code block
-			-0.3636, // earlier turns
-			-1.1592, // system prompt
+			3.2097,  // proof
+			3.1080,  // maths terms
+			2.2834,  // puzzle terms
+			1.7641,  // constraints
+			1.6943,  // algorithm terms
+			0.5715,  // asks for the reasoning
+			0.5278,  // explanation
+			-0.7540, // classification
+			-0.5367, // extraction
+			-0.1213, // yes/no
+			-0.1396, // one-word answer
+			-1.5624, // chit-chat
+			-0.6745, // translation
+			-0.7181, // summary
+			-0.8394, // rewrite
+			-1.5363, // short writing
+			-0.8301, // long-form
+			-1.3238, // design/review
+			-0.4276, // build a program
+			0.2860,  // negations
+			1.2368,  // terms in the data
+			-0.0464, // wh-question
+			-0.3700, // yes/no question
+			-0.1552, // quoted word
+			1.5400,  // numbers
+			-0.8473, // numbers in the data
+			0.6514,  // equation
+			1.7865,  // variables
+			0.7696,  // questions
+			-0.2337, // sentences
+			0.1973,  // list lines
+			-0.8499, // names
+			-0.7057, // length
+			-0.5040, // very short
+			-0.4475, // long prompt
+			-0.1941, // long text, simple task
+			-0.4598, // code
+			0.1903,  // code block
+			-0.4155, // earlier turns
 			0,       // tools
-			-0.3117, // small max_tokens
+			-0.6142, // small max_tokens
 			0,       // large max_tokens
-			-0.3215, // word count
-			0.1032,  // CJK text
+			-0.3109, // word count
+			0.0789,  // CJK text
 		},
 	},
 }

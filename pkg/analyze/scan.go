@@ -47,7 +47,7 @@ type cjkEntry struct {
 type lex struct {
 	words   map[string]entry
 	phrases map[[3]uint16]entry
-	cjk     []cjkEntry
+	cjk     map[rune][]cjkEntry // by first rune
 	wh, aux map[string]bool
 }
 
@@ -59,7 +59,8 @@ func splitWords(s string) []string {
 }
 
 func buildLex() *lex {
-	l := &lex{words: map[string]entry{}, phrases: map[[3]uint16]entry{}, wh: map[string]bool{}, aux: map[string]bool{}}
+	l := &lex{words: map[string]entry{}, phrases: map[[3]uint16]entry{}, cjk: map[rune][]cjkEntry{},
+		wh: map[string]bool{}, aux: map[string]bool{}}
 	next := uint16(1) // 0 means "not in the vocabulary"
 	add := func(w string, k uint8) uint16 {
 		if e, ok := l.words[w]; ok {
@@ -89,7 +90,7 @@ func buildLex() *lex {
 			if e, ok := l.phrases[key]; ok && e.kind != k {
 				panic("analyze: lexicon phrase " + s + " has two kinds")
 			}
-			l.phrases[key] = entry{kind: k, text: strings.Join(ws, " ")}
+			l.phrases[key] = entry{kind: k, text: strings.ToLower(s)} // as written, for explanations
 		default:
 			panic("analyze: lexicon entry " + s + " has more than three words")
 		}
@@ -148,7 +149,8 @@ func buildLex() *lex {
 	}
 	for f := feature(0); f < numFeatures; f++ {
 		for _, s := range cjkLexicon[f] {
-			l.cjk = append(l.cjk, cjkEntry{id: next, kind: uint8(f), text: s})
+			r, _ := utf8.DecodeRuneInString(s)
+			l.cjk[r] = append(l.cjk[r], cjkEntry{id: next, kind: uint8(f), text: s})
 			next++
 		}
 	}
@@ -164,6 +166,46 @@ func buildLex() *lex {
 	return l
 }
 
+// instructionWindow bounds the instruction read at each end of a long text. A long text is mostly
+// data — a report, a log, a transcript — whose words say nothing about the task, while the instruction
+// comes before or after it; numbers, names and code are still counted everywhere.
+const instructionWindow = 1500
+
+// instructions returns where the instruction words of t may be: before headEnd and from tailStart.
+// A text of up to two windows is all instruction. A longer one contributes its first and last
+// paragraph (split at a blank line, else at a line break), each at most a window long.
+func instructions(t string) (headEnd, tailStart int) {
+	if len(t) <= 2*instructionWindow {
+		return len(t), len(t)
+	}
+	headEnd = strings.Index(t, "\n\n")
+	if headEnd < 0 {
+		headEnd = strings.IndexByte(t, '\n')
+	}
+	if headEnd < 0 || headEnd > instructionWindow {
+		headEnd = instructionWindow
+	}
+	tailStart = strings.LastIndex(t, "\n\n") + 2
+	if tailStart < 2 {
+		tailStart = strings.LastIndexByte(t, '\n') + 1
+	}
+	if tailStart <= 0 || len(t)-tailStart > instructionWindow {
+		tailStart = len(t) - instructionWindow
+	}
+	return headEnd, tailStart
+}
+
+// structure is what the analyser counts in the task itself, the final user turn: a system prompt's
+// policy or an earlier turn's numbers and names say little about what is asked now.
+type structure struct {
+	numbers, mathOps, vars int
+	dataNumbers            int // numbers in quotes, after "label: " or a blank line: the data a task is about
+	questions, sentences   int
+	bullets, names         int
+	wordCount              bool // "500 words" or more asked for
+	quotedWord             bool // a single word in quotes
+}
+
 // scan accumulates the signals of a request's texts.
 type scan struct {
 	hits  [numFeatures]uint8  // distinct lexicon entries per feature
@@ -176,18 +218,27 @@ type scan struct {
 	symbols          int // ; { } = < > characters
 	bytes            int
 
-	numbers, mathOps, vars int
-	dataNumbers            int // numbers in quoted text or after "label: ", the data a task is about
-	inputTokens            int // the prompt's token count, for explanations
-	questions, sentences   int
-	bullets, names         int
-	cjk                    int  // Chinese and Japanese characters
-	wordCount              bool // "500 words" or more asked for
-	quotedWord             bool // a single word in quotes
+	structure       // of the final user turn only
+	inputTokens int // the prompt's token count, for explanations
+	cjk         int // Chinese and Japanese characters
 
 	// assistant marks an earlier assistant turn: its words are the model's, not instructions, so
 	// they feed no lexicon feature (code and structure still count).
 	assistant bool
+	// inData marks a word in the data part of the final turn (after a colon or a blank line, or in
+	// quotes): maths, puzzle and planning words there describe the data, and count apart (dataTerms).
+	inData    bool
+	dataTerms int
+	// pos is the byte offset in the current text of the word being looked up.
+	pos int
+	// inFence marks text inside a ``` fence.
+	inFence bool
+	// system marks a system or developer prompt: only what it says about the task and the answer's
+	// form counts (systemFeature), not the words of the policy it states.
+	system bool
+	// final marks the final user turn: a greeting counts only there (a conversation that opened
+	// with "hi" is not chit-chat any more).
+	final bool
 
 	// Per-text state.
 	firstWord         bool // the next word is the first of the final user turn
@@ -265,7 +316,7 @@ func (s *scan) text(t string, limit int, final bool) int {
 		t = t[:limit]
 	}
 	s.bytes += len(t)
-	s.firstWord = final
+	s.firstWord, s.final = final, final
 	var word [32]byte
 	n := 0        // bytes of the current word (may exceed len(word): then it is not looked up)
 	ascii := true // the current word is ASCII letters and digits
@@ -276,7 +327,7 @@ func (s *scan) text(t string, limit int, final bool) int {
 	sentenceStart := true
 	cjkSeen := false
 	quoteStart := -1 // where the text of an open quotation starts
-	data := false    // after a colon: what follows is the data the instruction is about
+	data := false    // after a colon or a blank line: what follows is the data the instruction is about
 	quote := func(i, size int, open, close bool) {
 		switch {
 		case quoteStart >= 0 && close:
@@ -290,10 +341,19 @@ func (s *scan) text(t string, limit int, final bool) int {
 		}
 	}
 
+	headEnd, tailStart := instructions(t)
+	var beforeFence structure
+	s.inFence = false
+	defer func() {
+		if s.inFence { // an unclosed fence runs to the end of the text
+			s.structure, s.inFence = beforeFence, false
+		}
+	}()
 	flush := func(end int) {
 		w := word[:min(n, len(word))]
 		var id uint16
-		if n <= len(word) {
+		s.pos, s.inData = wordStart, data || quoteStart >= 0
+		if n <= len(word) && (end <= headEnd || wordStart >= tailStart) {
 			if e, ok := vocab.words[string(w)]; ok {
 				id = e.id
 				if e.kind != kindNone {
@@ -405,6 +465,8 @@ func (s *scan) text(t string, limit int, final bool) int {
 			switch c {
 			case '\n':
 				lineStart = true
+				// A blank line ends the instruction's paragraph: what follows is data.
+				data = data || i+1 < len(t) && t[i+1] == '\n' || i+2 < len(t) && t[i+1] == '\r' && t[i+2] == '\n'
 			case '?':
 				s.questions++
 				s.sentences++
@@ -427,6 +489,13 @@ func (s *scan) text(t string, limit int, final bool) int {
 				if strings.HasPrefix(t[i:], "```") {
 					s.fences++
 					i += 2
+					// Code is not prose: what is counted inside a fence (its variables, numbers,
+					// operators, words) is dropped when the fence closes; the code score counts it.
+					if s.inFence {
+						s.structure, s.inFence = beforeFence, false
+					} else {
+						beforeFence, s.inFence = s.structure, true
+					}
 				}
 			}
 			if c == '=' {
@@ -452,6 +521,15 @@ func (s *scan) text(t string, limit int, final bool) int {
 			}
 			s.cjk++
 			cjkSeen = true
+			// Chinese and Japanese words are matched where they start, in the instruction windows.
+			if i < headEnd || i >= tailStart {
+				s.pos = i
+				for _, e := range vocab.cjk[r] {
+					if strings.HasPrefix(t[i:], e.text) {
+						s.hit(e.id, e.kind, e.text)
+					}
+				}
+			}
 			switch r {
 			case '？':
 				s.questions++
@@ -483,18 +561,8 @@ func (s *scan) text(t string, limit int, final bool) int {
 	if n > 0 {
 		flush(len(t))
 	}
-	if cjkSeen {
-		// Chinese and Japanese are matched by substring, in the first 8 KiB: enough for the
-		// instruction, and it bounds the cost of a long CJK document.
-		head := t[:min(len(t), 8<<10)]
-		for _, e := range vocab.cjk {
-			if strings.Contains(head, e.text) {
-				s.hit(e.id, e.kind, e.text)
-			}
-		}
-		if s.firstWord {
-			s.firstWord = false
-		}
+	if cjkSeen && s.firstWord {
+		s.firstWord = false
 	}
 	return len(t)
 }
@@ -530,6 +598,18 @@ func nearDigit(t string, i, size int) bool {
 
 func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
+// systemFeature lists the features a system prompt feeds: the kind of task ("you label reviews",
+// "you extract", "reason step by step") and the form of the answer ("one word").
+var systemFeature = [numFeatures]bool{fProof: true, fWhy: true, fClassify: true, fExtract: true, fYesNo: true,
+	fOneWord: true, fTranslate: true, fSummarise: true}
+
+// dataFeature lists the features whose words count apart when they occur in the data.
+var dataFeature = [numFeatures]bool{fMath: true, fPuzzle: true, fPlan: true, fNegation: true}
+
+// systemHead is how far into a system prompt its words count: the role and the task are stated
+// first ("You label reviews. Reply with one word."), a long policy follows.
+const systemHead = 300
+
 // hit records a lexicon entry, once per request.
 func (s *scan) hit(id uint16, kind uint8, text string) {
 	if s.seen[id/64]&(1<<(id%64)) != 0 {
@@ -542,7 +622,11 @@ func (s *scan) hit(id uint16, kind uint8, text string) {
 	case kindCodeTerm:
 		s.terms++
 	default:
-		if s.assistant {
+		if s.assistant || s.inFence || kind == uint8(fGreeting) && !s.final || s.system && (!systemFeature[kind] || s.pos > systemHead) {
+			return
+		}
+		if s.inData && s.final && dataFeature[kind] {
+			s.dataTerms++
 			return
 		}
 		if s.hits[kind] == 0 {

@@ -17,6 +17,7 @@ import (
 func buildAdapters(cfg *config.Config, getenv func(string) string, concurrency int,
 	transport func(*config.Provider) http.RoundTripper, now func() time.Time) (map[string]provider.Provider, error) {
 	apis := map[string]provider.Provider{}
+	budget := provider.NewBudget(0) // one bound on buffered response bodies across every provider
 	for _, p := range cfg.Providers {
 		if !p.Available(getenv) {
 			continue
@@ -32,7 +33,8 @@ func buildAdapters(cfg *config.Config, getenv func(string) string, concurrency i
 		if p.MaxConcurrency > 0 {
 			maxConns = min(concurrency, p.MaxConcurrency)
 		}
-		api, err := adapters.New(p, adapters.NewHTTPClient(maxConns, rt), getenv, adapters.WithNow(now))
+		api, err := adapters.New(p, adapters.NewHTTPClient(maxConns, rt), getenv, adapters.WithNow(now),
+			adapters.WithBudget(budget))
 		if err != nil {
 			return nil, usageErr(fmt.Errorf("%s: %w", cfg.Path, err))
 		}

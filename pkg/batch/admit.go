@@ -26,7 +26,7 @@ const (
 // takes all four or none, and finish gives all four back exactly once.
 type admission struct {
 	e      *engine
-	lane   *lane
+	target *target
 	ticket Ticket
 	cost   float64 // USD reserved in the budget
 	tokens int     // what the limiter admitted
@@ -50,7 +50,7 @@ type settlement struct {
 // so no request goes out to a lane that failed meanwhile. When one step refuses, admit gives back
 // what the earlier steps took and says why. ctx ends the rate-limit wait early (a recovered lane);
 // the run's halt ends every wait.
-func (e *engine) admit(ctx context.Context, l *lane, tokens int, cost float64) (*admission, refusal) {
+func (e *engine) admit(ctx context.Context, l *target, tokens int, cost float64) (*admission, refusal) {
 	ticket, err := l.limits.Wait(ctx, tokens)
 	switch {
 	case errors.Is(err, ratelimit.ErrDailyExhausted):
@@ -92,7 +92,7 @@ func (e *engine) admit(ctx context.Context, l *lane, tokens int, cost float64) (
 	}
 	l.admitted.Add(1)
 	l.admittedTokens.Add(int64(tokens))
-	return &admission{e: e, lane: l, ticket: ticket, cost: cost, tokens: tokens, permit: permit}, admitted
+	return &admission{e: e, target: l, ticket: ticket, cost: cost, tokens: tokens, permit: permit}, admitted
 }
 
 // finish settles the admission with how its request ended and releases everything it holds. A
@@ -101,7 +101,7 @@ func (a *admission) finish(s settlement) {
 	if a.e == nil {
 		return
 	}
-	e, l := a.e, a.lane
+	e, l := a.e, a.target
 	a.e = nil
 	e.release(l)
 	a.permit(s.err)
@@ -120,7 +120,7 @@ func (a *admission) finish(s settlement) {
 }
 
 // acquire takes the global and the provider's in-flight slots; false when the run halts meanwhile.
-func (e *engine) acquire(l *lane) bool {
+func (e *engine) acquire(l *target) bool {
 	select {
 	case e.slots <- struct{}{}:
 	case <-e.halted.Done():
@@ -139,7 +139,7 @@ func (e *engine) acquire(l *lane) bool {
 }
 
 // release gives back the slots acquire took.
-func (e *engine) release(l *lane) {
+func (e *engine) release(l *target) {
 	l.inFlight.Add(-1)
 	if l.prov.slots != nil {
 		<-l.prov.slots

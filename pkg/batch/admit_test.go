@@ -72,7 +72,7 @@ func (t *countingTicket) Cancel()                            { t.Ticket.Cancel()
 // admitRig is an engine with one lane on a provider with its own slots, a budget and a breaker.
 type admitRig struct {
 	e     *engine
-	l     *lane
+	l     *target
 	store *countingStore
 }
 
@@ -82,10 +82,10 @@ func newAdmitRig(t *testing.T, conc, provSlots int, maxCost float64, lim ratelim
 	o := Options{Concurrency: conc, MaxCost: maxCost, Now: time.Now, Logger: slog.New(slog.DiscardHandler),
 		Rand: rand.Float64}
 	p := &providerState{name: "p", slots: make(chan struct{}, provSlots)}
-	l := &lane{sel: &selector.Lane{Provider: "p", Name: "m"}, cfg: &config.Model{Name: "m"}, prov: p,
+	l := &target{sel: &selector.Lane{Provider: "p", Name: "m"}, cfg: &config.Model{Name: "m"}, prov: p,
 		limits: store.Limiter("p/m", lim), breaker: routing.NewBreaker("p/m", br, time.Now),
 		health: routing.NewHealth(routing.HealthConfig{})}
-	e := newEngine(o, []*lane{l})
+	e := newEngine(o, []*target{l})
 	e.halted, e.halt = context.WithCancelCause(t.Context())
 	e.wire = t.Context()
 	return &admitRig{e: e, l: l, store: store}

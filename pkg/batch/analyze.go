@@ -20,7 +20,7 @@ import (
 // the first error of reading or of fn, or when ctx is done. estimate and select plan from it; Run
 // sends from it.
 func (p *Prepared) Analyze(ctx context.Context, workers int, fn func(*Analyzed) error) error {
-	an := newAnalyzer(p.Routes)
+	an := newAnalyzer(p.Lanes)
 	an.shard = p.Shard
 	return analyzeInput(ctx, p.Input, an, workers, fn)
 }
@@ -96,7 +96,7 @@ func (a *analyzer) item(req *request.Request, index int) Analyzed {
 // source streams the input's requests with their selector items, analysed in parallel and
 // handed over in input order: the prompt source of Run.
 func (p *Prepared) source() Source {
-	an := newAnalyzer(p.Routes)
+	an := newAnalyzer(p.Lanes)
 	an.shard = p.Shard
 	return func(ctx context.Context, yield func(*request.Request, selector.Item) error) error {
 		return analyzeInput(ctx, p.Input, an, 0, func(a *Analyzed) error { return yield(a.Req, a.Item) })

@@ -1,7 +1,3 @@
-// Package batch is the pipeline of `llmbatch run`: read → analyse → select → wait for the lane's
-// limits → send → classify, retry or fail over → write. Each prompt is one job goroutine; at most
-// four times the concurrency (and at least 256) jobs exist at once, so memory stays bounded whatever
-// the input size, and one goroutine owns the output.
 package batch
 
 import (
@@ -60,8 +56,10 @@ type Options struct {
 	// result line reaches it in one Write call; at the end Run calls its Sync (if any) and Close.
 	OpenOutput func(path string) (io.WriteCloser, error)
 
-	Warn     io.Writer                           // "warning: ..." lines of the checks; nil = none
-	Progress func(prompts int) *progress.Display // builds the display once the input is counted; nil = none
+	Warn io.Writer // "warning: ..." lines of the checks; nil = none
+	// Progress builds the display once the input is counted: prompts in all, done of them already in
+	// the resumed output; nil = none.
+	Progress func(prompts, done int) *progress.Display
 	Summary  *progress.Summary
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -95,9 +93,17 @@ var ErrWrite = errors.New("writing results")
 // prompts that fail are result lines.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	o.setDefaults()
+	cp, err := scanOutput(&o, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	var done func(id, hash string) bool
+	if cp != nil {
+		done = cp.Done
+	}
 	checkCtx, stopWatching := untilStopped(ctx, o.Stop) // nothing is sent yet: a stop acts at once
 	p, err := Prepare(checkCtx, PrepareOptions{Config: o.Config, Select: o.Select, Getenv: o.Getenv,
-		Input: o.Input, Stdin: o.Stdin, Warn: o.Warn, Shard: o.Shard})
+		Input: o.Input, Stdin: o.Stdin, Warn: o.Warn, Done: done, Shard: o.Shard})
 	if stopWatching() {
 		if p != nil {
 			p.Close()
@@ -108,23 +114,26 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer p.Close()
+	if p.Prompts == 0 {
+		return &Report{}, nil // nothing to do, and no output is created for it
+	}
 	apis, err := buildAdapters(o.Config, o.Getenv, o.Concurrency, o.Transport, o.Now)
 	if err != nil {
 		return nil, err
 	}
-	lanes, err := buildLanes(o.Config, p.Routes, apis, o.Concurrency, o.Limits, o.Dispatch, o.Now)
+	targets, err := buildTargets(o.Config, p.Lanes, apis, o.Concurrency, o.Limits, o.Dispatch, o.Now)
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	out, err := openOutput(&o, o.Logger, o.Now)
+	out, err := openOutput(&o, cp, o.Logger, o.Now)
 	if err != nil {
 		return nil, err
 	}
-	e := newEngine(o, lanes)
+	e := newEngine(o, targets)
 	e.source, e.known = p.source(), out.known
 	e.output = results.NewWriter(out.w, o.Format, results.WithClock(o.Now), results.WithName(out.path))
 	if o.Progress != nil {
-		e.display = o.Progress(p.Prompts)
+		e.display = o.Progress(p.Prompts, p.Done)
 	}
 	rep, runErr := e.run(ctx)
 	if e.display != nil {
@@ -200,7 +209,7 @@ type engine struct {
 	log     *slog.Logger
 	rand    func() float64
 	randMu  sync.Mutex
-	lanes   []*lane
+	targets []*target
 	planner *selector.Planner
 	slots   chan struct{} // global in-flight bound
 	budget  budget
@@ -216,7 +225,7 @@ type engine struct {
 	halted    context.Context
 	halt      context.CancelCauseFunc
 	wire      context.Context
-	results   chan *results.Result
+	results   chan finishedPrompt
 	budgetHit atomic.Bool
 	recovered recovery // a lane came back: jobs queued on fallback lanes choose again
 }
@@ -225,11 +234,11 @@ var errBudget = errors.New("budget reached")
 var errStopped = errors.New("stopped")
 
 // newEngine builds the engine over lanes; o has its defaults set.
-func newEngine(o Options, lanes []*lane) *engine {
-	e := &engine{opts: o, now: o.Now, log: o.Logger, rand: o.Rand, lanes: lanes,
+func newEngine(o Options, targets []*target) *engine {
+	e := &engine{opts: o, now: o.Now, log: o.Logger, rand: o.Rand, targets: targets,
 		slots: make(chan struct{}, o.Concurrency), budget: budget{limit: o.MaxCost, shared: o.Budget}}
-	sels := make([]*selector.Lane, len(lanes))
-	for i, l := range lanes {
+	sels := make([]*selector.Lane, len(targets))
+	for i, l := range targets {
 		sels[i] = l.sel
 	}
 	e.planner = selector.NewPlanner(sels, o.Select)
@@ -257,7 +266,7 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 	}
 
 	// One goroutine owns the output; jobs hand it finished results.
-	e.results = make(chan *results.Result, 256)
+	e.results = make(chan finishedPrompt, 256)
 	writeErr := make(chan error, 1)
 	go func() { writeErr <- e.writeLoop(rep) }()
 
@@ -313,7 +322,7 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 		if e.known != nil {
 			if r, skip := e.known.Known(req); skip {
 				if r != nil {
-					e.results <- r // counted as ok or failed when written
+					e.results <- finishedPrompt{r: r} // counted as ok or failed when written
 				} else {
 					rep.Skipped++
 				}
@@ -334,7 +343,7 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 			defer jobs.Done()
 			defer func() { <-window }()
 			if r := j.run(); r != nil {
-				e.results <- r
+				e.results <- finishedPrompt{r: r, rateLimited: j.throttled}
 			}
 		}()
 		return nil
@@ -349,7 +358,8 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 // writeLoop writes every result the jobs produce; the first write error stops dispatch.
 func (e *engine) writeLoop(rep *Report) error {
 	var werr error
-	for r := range e.results {
+	for f := range e.results {
+		r := f.r
 		if werr != nil {
 			continue // drain: nothing more is written after a failure
 		}
@@ -363,15 +373,23 @@ func (e *engine) writeLoop(rep *Report) error {
 		} else {
 			rep.Failed++
 		}
-		e.record(r)
+		e.record(f)
 	}
 	return werr
 }
 
+// finishedPrompt is a prompt's result on its way to the writer, with the 429s it met (for the summary).
+type finishedPrompt struct {
+	r           *results.Result
+	rateLimited int
+}
+
 // record feeds the progress display and summary with one finished prompt.
-func (e *engine) record(r *results.Result) {
+func (e *engine) record(f finishedPrompt) {
+	r := f.r
 	o := progress.Outcome{Provider: r.Provider, Model: r.Model, OK: r.Status == results.StatusOK,
-		CostUSD: r.CostUSD, Latency: time.Duration(r.LatencyMS) * time.Millisecond, Retries: max(r.Attempts-1, 0)}
+		CostUSD: r.CostUSD, Latency: time.Duration(r.LatencyMS) * time.Millisecond, Retries: max(r.Attempts-1, 0),
+		RateLimited: f.rateLimited}
 	if r.Usage != nil {
 		o.InputTokens, o.OutputTokens = r.Usage.InputTokens, r.Usage.OutputTokens
 	}
@@ -404,7 +422,7 @@ func (e *engine) reportCeilings() {
 	if e.opts.Summary == nil {
 		return
 	}
-	for _, l := range e.lanes {
+	for _, l := range e.targets {
 		n := l.admitted.Load()
 		if n == 0 {
 			continue

@@ -20,8 +20,8 @@ type job struct {
 	e       *engine
 	req     *request.Request
 	item    selector.Item
-	lanes   []*lane // allowed lanes, preferred first
-	planErr error   // why no lane can serve the prompt
+	targets []*target // allowed lanes, preferred first
+	planErr error     // why no lane can serve the prompt
 	// charEstimate is the prompt's size as providers estimate it for rate limits.
 	charEstimate int
 	attempts     int // requests sent
@@ -30,7 +30,7 @@ type job struct {
 	throttled int
 	// failures counts the retryable failures other than 429s on each lane: max_attempts applies per
 	// lane, and a prompt that used them up on one lane moves on to its other lanes before failing.
-	failures map[*lane]int
+	failures map[*target]int
 	log      []results.Attempt
 }
 
@@ -43,10 +43,10 @@ func (e *engine) newJob(req *request.Request, item selector.Item) *job {
 		j.planErr = err
 		return j
 	}
-	j.lanes = append(j.lanes, e.lanes[a.Lane])
+	j.targets = append(j.targets, e.targets[a.Lane])
 	for _, i := range e.planner.Group(a.Group) {
 		if i != a.Lane {
-			j.lanes = append(j.lanes, e.lanes[i])
+			j.targets = append(j.targets, e.targets[i])
 		}
 	}
 	return j
@@ -70,7 +70,7 @@ func (j *job) run() *results.Result {
 		return j.fail(retry.Class{Type: retry.TypeBadRequest, Message: j.planErr.Error()}, nil)
 	}
 	var last retry.Class
-	var lastLane *lane
+	var lastLane *target
 	for {
 		if j.e.halted.Err() != nil {
 			return nil
@@ -133,12 +133,12 @@ func (j *job) run() *results.Result {
 const refusedWait = 250 * time.Millisecond
 
 // next counts the failure of class on lane l and asks retry.Next what follows.
-func (j *job) next(l *lane, class retry.Class) (retry.Step, time.Duration) {
-	s := retry.State{LaneFailures: j.failures[l], RateLimited: j.throttled, OtherLanes: len(j.lanes) > 1}.Count(class)
+func (j *job) next(l *target, class retry.Class) (retry.Step, time.Duration) {
+	s := retry.State{LaneFailures: j.failures[l], RateLimited: j.throttled, OtherLanes: len(j.targets) > 1}.Count(class)
 	j.throttled = s.RateLimited
 	if s.LaneFailures != j.failures[l] {
 		if j.failures == nil {
-			j.failures = map[*lane]int{}
+			j.failures = map[*target]int{}
 		}
 		j.failures[l] = s.LaneFailures
 	}
@@ -153,13 +153,13 @@ func (j *job) next(l *lane, class retry.Class) (retry.Step, time.Duration) {
 
 // chooseLane returns the lane for the next attempt, or nil and how long until a breaker admits a
 // trial (0 = no lane will ever be usable again).
-func (j *job) chooseLane() (*lane, time.Duration) {
+func (j *job) chooseLane() (*target, time.Duration) {
 	if l := j.pick(); l != nil {
 		return l, 0
 	}
 	var soonest time.Duration
 	now := j.e.now()
-	for _, l := range j.lanes {
+	for _, l := range j.targets {
 		if l.exhausted.Load() || l.prov.disabledReason() != "" {
 			continue
 		}
@@ -171,14 +171,14 @@ func (j *job) chooseLane() (*lane, time.Duration) {
 }
 
 // pick chooses among the job's lanes by the run's policy, or returns nil when none is usable.
-func (j *job) pick() *lane {
+func (j *job) pick() *target {
 	policy := routing.Cheapest
 	if j.e.opts.Select.Prefer == selector.PreferSpeed {
 		policy = routing.Soonest
 	}
-	cs := make([]routing.Candidate, len(j.lanes))
+	cs := make([]routing.Candidate, len(j.targets))
 	now := j.e.now()
-	for i, l := range j.lanes {
+	for i, l := range j.targets {
 		load := 0.0
 		if c := cap(l.prov.slots); c > 0 {
 			load = float64(l.inFlight.Load()) / float64(c)
@@ -190,7 +190,7 @@ func (j *job) pick() *lane {
 		}
 	}
 	if i := routing.Pick(cs, policy); i >= 0 {
-		return j.lanes[i]
+		return j.targets[i]
 	}
 	return nil
 }
@@ -198,7 +198,7 @@ func (j *job) pick() *lane {
 // admission is what a provider counts against the lane's TPM when it admits the request: its prompt
 // estimate (providers estimate from characters, about 4 a token, so the larger of that and our
 // count) plus max_tokens, or the model's max_output_tokens when the request sets none.
-func (j *job) admission(l *lane, in int) int {
+func (j *job) admission(l *target, in int) int {
 	out := j.item.MaxOutputTokens
 	if out <= 0 {
 		out = l.sel.MaxOutputTokens
@@ -210,7 +210,7 @@ func (j *job) admission(l *lane, in int) int {
 }
 
 // expectedOutput is the output the budget reserves for: the most the request may produce.
-func (j *job) expectedOutput(l *lane) int {
+func (j *job) expectedOutput(l *target) int {
 	if j.item.MaxOutputTokens > 0 {
 		return j.item.MaxOutputTokens
 	}
@@ -231,7 +231,7 @@ func charEstimate(req *request.Request) int {
 }
 
 // attempt makes one try on lane l: admission, the request, and its settlement.
-func (j *job) attempt(l *lane) (*results.Result, retry.Class, outcome) {
+func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	in, _ := j.item.Input(l.sel)
 	// The budget reserves for the larger input count too: a provider may bill more than our tokenizer
 	// counts (an estimate for some models; runs of whitespace), and the cap must hold whatever it bills.
@@ -287,8 +287,8 @@ func (j *job) attempt(l *lane) (*results.Result, retry.Class, outcome) {
 // first) it also ends when any lane recovers, so that the job gives up its place in this lane's
 // queue and chooses again: prompts that fell back while the preferred lane was down return to it
 // once it is back. Call stop when the wait is over.
-func (j *job) waitContext(l *lane) (ctx context.Context, stop func()) {
-	if len(j.lanes) == 0 || l == j.lanes[0] {
+func (j *job) waitContext(l *target) (ctx context.Context, stop func()) {
+	if len(j.targets) == 0 || l == j.targets[0] {
 		return j.e.halted, func() {}
 	}
 	ctx, cancel := context.WithCancel(j.e.halted)
@@ -301,7 +301,7 @@ func (j *job) waitContext(l *lane) (ctx context.Context, stop func()) {
 
 // recordSuccess records a success in the lane's health and, when that brings the lane back above its
 // health threshold, tells the jobs waiting on fallback lanes.
-func (j *job) recordSuccess(l *lane) {
+func (j *job) recordSuccess(l *target) {
 	threshold := l.health.Config().Threshold
 	before := l.health.Score()
 	l.health.Record(true, j.e.now())
@@ -311,7 +311,7 @@ func (j *job) recordSuccess(l *lane) {
 	}
 }
 
-func (j *job) providerRequest(l *lane) *provider.Request {
+func (j *job) providerRequest(l *target) *provider.Request {
 	r := j.req
 	model := l.sel.Name
 	return &provider.Request{Model: model, Messages: r.Messages, MaxTokens: r.MaxTokens,
@@ -319,7 +319,7 @@ func (j *job) providerRequest(l *lane) *provider.Request {
 		Tools: r.Tools, Extra: r.Extra, Reasoning: l.reasoning}
 }
 
-func (j *job) logAttempt(l *lane, at time.Time, errType string) {
+func (j *job) logAttempt(l *target, at time.Time, errType string) {
 	if !j.e.opts.Verbose {
 		return
 	}
@@ -327,7 +327,7 @@ func (j *job) logAttempt(l *lane, at time.Time, errType string) {
 		Provider: l.prov.name, Model: l.sel.Name, ErrorType: errType})
 }
 
-func (j *job) ok(l *lane, resp *provider.Response, cost float64, latency time.Duration) *results.Result {
+func (j *job) ok(l *target, resp *provider.Response, cost float64, latency time.Duration) *results.Result {
 	u := resp.Usage
 	return &results.Result{CustomID: j.req.ID, Status: results.StatusOK, Provider: l.prov.name, Model: l.sel.Name,
 		Content: resp.Content, ToolCalls: resp.ToolCalls, FinishReason: resp.FinishReason, Usage: &u,
@@ -335,7 +335,7 @@ func (j *job) ok(l *lane, resp *provider.Response, cost float64, latency time.Du
 		RequestHash: j.req.Hash, RequestID: resp.RequestID, Metadata: j.req.Metadata}
 }
 
-func (j *job) fail(c retry.Class, l *lane) *results.Result {
+func (j *job) fail(c retry.Class, l *target) *results.Result {
 	r := &results.Result{CustomID: j.req.ID, Status: results.StatusError, Attempts: j.attempts, AttemptLog: j.log,
 		RequestHash: j.req.Hash, Metadata: j.req.Metadata,
 		Error: &results.ErrorInfo{Type: string(c.Type), Message: c.Message, StatusCode: c.StatusCode}}
@@ -346,31 +346,31 @@ func (j *job) fail(c retry.Class, l *lane) *results.Result {
 }
 
 // dropLane removes l from the job's lanes (the model is missing or refused this prompt).
-func (j *job) dropLane(l *lane) {
-	out := j.lanes[:0]
-	for _, x := range j.lanes {
+func (j *job) dropLane(l *target) {
+	out := j.targets[:0]
+	for _, x := range j.targets {
 		if x != l {
 			out = append(out, x)
 		}
 	}
-	j.lanes = out
+	j.targets = out
 }
 
 // dropLanesUpTo removes every lane whose context window is no larger than l's.
-func (j *job) dropLanesUpTo(l *lane) {
-	out := j.lanes[:0]
-	for _, x := range j.lanes {
+func (j *job) dropLanesUpTo(l *target) {
+	out := j.targets[:0]
+	for _, x := range j.targets {
 		if x.sel.ContextWindow > l.sel.ContextWindow || (x.sel.ContextWindow == 0 && l.sel.ContextWindow > 0) {
 			out = append(out, x)
 		}
 	}
-	j.lanes = out
+	j.targets = out
 }
 
 // disabledCause is the failure that disabled the provider of one of the job's lanes, for a job that
 // never got to send; a bad_request "no usable lane" when none was disabled.
-func (j *job) disabledCause() (retry.Class, *lane) {
-	for _, l := range j.lanes {
+func (j *job) disabledCause() (retry.Class, *target) {
+	for _, l := range j.targets {
 		if c, off := l.prov.disabledClass(); off {
 			return c, l
 		}
@@ -380,11 +380,11 @@ func (j *job) disabledCause() (retry.Class, *lane) {
 
 // whyNoLane says why none of the job's lanes can take it.
 func (j *job) whyNoLane() string {
-	if len(j.lanes) == 0 {
+	if len(j.targets) == 0 {
 		return "every capable lane refused it"
 	}
 	reasons := ""
-	for _, l := range j.lanes {
+	for _, l := range j.targets {
 		why := "daily quota spent"
 		if r := l.prov.disabledReason(); r != "" {
 			why = "provider disabled: " + r

@@ -36,9 +36,27 @@ type output struct {
 	close func() error // syncs and closes
 }
 
-// openOutput prepares the output for appending: resumed (torn last line repaired) or, with
-// o.Fresh, started over after moving the old file aside.
-func openOutput(o *Options, logger *slog.Logger, now func() time.Time) (*output, error) {
+// scanOutput reads an existing output to resume from it (repairing a torn last line), before the
+// input is checked, so the check can count the prompts already done. It returns nil for stdout,
+// with o.Fresh, and when there is nothing to resume.
+func scanOutput(o *Options, logger *slog.Logger) (*results.Checkpoint, error) {
+	if o.Output == "-" || o.Fresh {
+		return nil, nil
+	}
+	cp, err := results.Scan(o.Output, o.Format)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("%w (fix or move the file, or pass --fresh to start over)", err))
+	}
+	if cp.Lines > 0 {
+		logger.Info("resuming from the existing output", "file", o.Output, "ok_lines", cp.OKLines, "error_lines", cp.ErrorLines,
+			"torn_line_repaired", cp.TornLine > 0)
+	}
+	return cp, nil
+}
+
+// openOutput prepares the output for appending: resumed from cp (scanOutput's) or, with o.Fresh,
+// started over after moving the old file aside.
+func openOutput(o *Options, cp *results.Checkpoint, logger *slog.Logger, now func() time.Time) (*output, error) {
 	path := o.Output
 	if path == "-" {
 		return &output{path: path, w: o.Stdout, close: func() error { return nil }}, nil
@@ -52,15 +70,7 @@ func openOutput(o *Options, logger *slog.Logger, now func() time.Time) (*output,
 		if moved != "" {
 			logger.Info("--fresh: moved the previous output aside", "from", path, "to", moved)
 		}
-	} else {
-		cp, err := results.Scan(path, o.Format)
-		if err != nil {
-			return nil, usageErr(fmt.Errorf("%w (fix or move the file, or pass --fresh to start over)", err))
-		}
-		if cp.Lines > 0 {
-			logger.Info("resuming from the existing output", "file", path, "ok_lines", cp.OKLines, "error_lines", cp.ErrorLines,
-				"torn_line_repaired", cp.TornLine > 0)
-		}
+	} else if cp != nil {
 		out.known = resumed{cp}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

@@ -37,6 +37,9 @@ type PrepareOptions struct {
 	Stdin  io.Reader
 	// Warn receives one "warning: ..." line per provider skipped because its key is unset; nil = none.
 	Warn io.Writer
+	// Done, when set, reports prompts that already have a current result (run's resume); the
+	// validation pass counts them into Prepared.Done, so progress can start there.
+	Done func(id, hash string) bool
 	// Shard, when set, keeps only the prompts of one shard (the whole input is still validated).
 	Shard request.Shard
 }
@@ -44,10 +47,11 @@ type PrepareOptions struct {
 // Prepared is a config and an input that passed every check: the selector's routes and an input
 // that can be streamed (analysed) as often as needed. Close releases the input.
 type Prepared struct {
-	Routes   []*selector.Lane // one per configured (provider, model); unusable ones marked so, for --explain
+	Lanes    []*selector.Lane // one per configured (provider, model); unusable ones marked so, for --explain
 	Warnings []string         // providers skipped because their key is unset
 	Input    *request.Input
 	Prompts  int // requests in the input (in the shard, with one)
+	Done     int // of them, those PrepareOptions.Done reports done
 	Shard    request.Shard
 }
 
@@ -63,7 +67,7 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Prepared, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	routes, warnings := Routes(o.Config, getenv)
+	routes, warnings := SelectorLanes(o.Config, getenv)
 	if err := checkGlobalPins(routes, o.Select); err != nil {
 		return nil, err
 	}
@@ -76,7 +80,20 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Prepared, error) {
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	n, errs := validateInput(ctx, in, routes, o.Select, o.Shard)
+	done, inShard := 0, 0
+	count := func(req *request.Request) {
+		if !o.Shard.Has(req.ID) {
+			return
+		}
+		inShard++
+		if o.Done != nil && o.Done(req.ID, req.Hash) {
+			done++
+		}
+	}
+	n, errs := validateInput(ctx, in, routes, o.Select, count)
+	if o.Shard.N > 1 {
+		n = inShard
+	}
 	if ctx.Err() != nil {
 		in.Close()
 		return nil, ctx.Err()
@@ -85,13 +102,13 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Prepared, error) {
 		in.Close()
 		return nil, inputErrors(errs)
 	}
-	return &Prepared{Routes: routes, Warnings: warnings, Input: in, Prompts: n, Shard: o.Shard}, nil
+	return &Prepared{Lanes: routes, Warnings: warnings, Input: in, Prompts: n, Done: done, Shard: o.Shard}, nil
 }
 
-// Routes returns the selector's view of every configured (provider, model) and a warning for each
+// SelectorLanes returns the selector's view of every configured (provider, model) and a warning for each
 // provider skipped because its key variable is unset. The routes of skipped and disabled providers
 // stay in the list, unavailable, so that --explain can say why they were not used.
-func Routes(cfg *config.Config, getenv func(string) string) ([]*selector.Lane, []string) {
+func SelectorLanes(cfg *config.Config, getenv func(string) string) ([]*selector.Lane, []string) {
 	var routes []*selector.Lane
 	var warnings []string
 	for _, p := range cfg.Providers {
@@ -162,33 +179,27 @@ func checkGlobalPins(routes []*selector.Lane, sel selector.Options) error {
 }
 
 // validateInput validates the whole input in one pass, checking every request's own model against
-// the routes as it goes. It returns the number of requests (of the shard's, with one) and every
-// problem, each naming file:line and the field.
-func validateInput(ctx context.Context, in *request.Input, routes []*selector.Lane, opts selector.Options, shard request.Shard) (int, []error) {
+// the routes as it goes. It returns the number of requests and every problem, each naming file:line
+// and the field.
+func validateInput(ctx context.Context, in *request.Input, routes []*selector.Lane, opts selector.Options,
+	each func(*request.Request)) (int, []error) {
 	r, err := in.Open()
 	if err != nil {
 		return 0, []error{err}
 	}
 	defer r.Close()
-	v := request.Validator{}
+	var pin func(*request.Request) error
 	if opts.PinModel == "" { // --model overrides every request's model: nothing to check per line
-		v.Check = requestPinCheck(in.Name(), routes, opts.PinProvider)
+		pin = requestPinCheck(in.Name(), routes, opts.PinProvider)
 	}
-	if shard.N <= 1 {
-		return v.Validate(ctx, r, in.Name())
-	}
-	inShard, check := 0, v.Check
-	v.Check = func(req *request.Request) error {
-		if shard.Has(req.ID) {
-			inShard++
-		}
-		if check != nil {
-			return check(req)
+	v := request.Validator{Check: func(req *request.Request) error {
+		each(req)
+		if pin != nil {
+			return pin(req)
 		}
 		return nil
-	}
-	_, errs := v.Validate(ctx, r, in.Name())
-	return inShard, errs
+	}}
+	return v.Validate(ctx, r, in.Name())
 }
 
 // requestPinCheck returns a request check that fails when no available route serves the request's

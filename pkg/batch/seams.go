@@ -46,17 +46,17 @@ type Ticket interface {
 	Cancel()
 }
 
-// localLimits is the in-process LimitStore: one ratelimit.Lane per lane, on the run's clock.
+// localLimits is the in-process LimitStore: one ratelimit.Limiter per lane, on the run's clock.
 type localLimits struct{ now func() time.Time }
 
 func (s localLimits) Limiter(name string, l ratelimit.Limits) Limiter {
 	return localLimiter{ratelimit.New(name, l, s.now)}
 }
 
-type localLimiter struct{ *ratelimit.Lane }
+type localLimiter struct{ *ratelimit.Limiter }
 
 func (l localLimiter) Wait(ctx context.Context, tokens int) (Ticket, error) {
-	t, err := l.Lane.Wait(ctx, tokens)
+	t, err := l.Limiter.Wait(ctx, tokens)
 	if err != nil {
 		return nil, err // not a typed nil in the interface
 	}

@@ -21,14 +21,9 @@ import (
 type anthropicClient struct {
 	h    httpDoer
 	base string // the host; endpoints are under /v1/messages/batches
-	enc  *anthropic.Client
 }
 
 func newAnthropic(h httpDoer, base, key string, p *config.Provider) (*anthropicClient, error) {
-	enc, err := anthropic.New(anthropic.Options{Name: p.Name, BaseURL: base})
-	if err != nil {
-		return nil, err
-	}
 	h.header.Set("anthropic-version", anthropic.APIVersion)
 	for k, v := range p.Headers {
 		h.header.Set(k, v)
@@ -37,14 +32,14 @@ func newAnthropic(h httpDoer, base, key string, p *config.Provider) (*anthropicC
 		h.header.Set("x-api-key", key)
 	}
 	h.parse = anthropic.ParseError
-	return &anthropicClient{h: h, base: base + "/v1/messages/batches", enc: enc}, nil
+	return &anthropicClient{h: h, base: base + "/v1/messages/batches"}, nil
 }
 
 func (c *anthropicClient) Dialect() string { return "anthropic" }
 
 // Encode returns the request as an element of the creation body's requests array, comma first.
 func (c *anthropicClient) Encode(it Item) ([]byte, error) {
-	params, err := c.enc.EncodeParams(it.Request)
+	params, err := anthropic.EncodeParams(it.Request)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", c.h.provider, it.CustomID, err)
 	}

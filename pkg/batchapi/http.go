@@ -69,7 +69,7 @@ func (h *httpDoer) do(ctx context.Context, method, url, contentType string, body
 		ra = info.RetryAfter
 	}
 	return nil, &provider.APIError{Provider: h.provider, StatusCode: resp.StatusCode, Type: info.Type, Code: info.Code,
-		Message: info.Message, RetryAfter: ra, Body: raw, Limits: limits}
+		Message: info.Message, RetryAfter: ra, Body: raw, Limits: limits, Class: provider.ClassOf(info.Class)}
 }
 
 // getJSON GETs url and decodes the JSON answer into v.

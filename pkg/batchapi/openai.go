@@ -223,7 +223,7 @@ func (c *openAIClient) parseLine(line []byte) (Result, error) {
 		info := openai.ParseError(l.Response.StatusCode, l.Response.Body)
 		r.Outcome, r.Retryable = LineErrored, retryableStatus(l.Response.StatusCode)
 		r.Err = &provider.APIError{Provider: c.h.provider, StatusCode: l.Response.StatusCode, Type: info.Type,
-			Code: info.Code, Message: info.Message}
+			Code: info.Code, Message: info.Message, Class: provider.ClassOf(info.Class)}
 	case l.Error != nil && l.Error.Code == "batch_cancelled":
 		r.Outcome, r.Retryable, r.Err = LineCanceled, true, syntheticError(c.h.provider, "", LineCanceled)
 	case l.Error != nil && l.Error.Code == "batch_expired":

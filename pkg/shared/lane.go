@@ -15,7 +15,7 @@ import (
 )
 
 // Lane is one (base URL, model, API key) lane whose admissions are shared with every process using
-// the same Redis. Its methods mirror ratelimit.Lane's so the engine can use either. It is safe for
+// the same Redis. Its methods mirror ratelimit.Limiter's so the engine can use either. It is safe for
 // concurrent use.
 //
 // Round trips: Wait is one (the admission script); Settle is one only when it carries news (see
@@ -40,7 +40,7 @@ type Lane struct {
 	// admissions reschedule after it.
 	changed chan struct{}
 	// local runs the lane while Redis is unreachable, at this process's share of the last ceiling.
-	local *ratelimit.Lane
+	local *ratelimit.Limiter
 
 	// Probing: while no per-minute limit is known and this process has had no answer on the lane,
 	// at most probeTickets requests are out (see Wait). probed is closed at the first answer.
@@ -296,7 +296,7 @@ func (t *Ticket) At() time.Time {
 func (t *Ticket) Tokens() int { return t.tokens }
 
 // Wait blocks until a request of tokens estimated tokens may be sent under the lane's shared limits
-// and pauses, reserves it, and returns its Ticket. Errors are those of ratelimit.Lane.Wait: wrapping
+// and pauses, reserves it, and returns its Ticket. Errors are those of ratelimit.Limiter.Wait: wrapping
 // ratelimit.ErrDailyExhausted or ratelimit.ErrTooLarge when the request cannot be admitted today or
 // at all, ctx's error when it ends first (the reservation is then released). While Redis is
 // unreachable the lane's local limiter admits instead.
@@ -626,7 +626,7 @@ func (l *Lane) Snapshot() ratelimit.State {
 	return s
 }
 
-func (l *Lane) localLane() *ratelimit.Lane {
+func (l *Lane) localLane() *ratelimit.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.local

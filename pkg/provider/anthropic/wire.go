@@ -1,32 +1,21 @@
 package anthropic
 
-import (
-	"encoding/json"
-	"fmt"
+import "github.com/llmbatch/llmbatch/pkg/provider"
 
-	"github.com/llmbatch/llmbatch/pkg/provider"
-)
+// The wire format outside Complete, for the Message Batches client: the same Codec, so batch and
+// realtime requests are identical and batch results are validated and classified the same way.
 
-// EncodeParams returns the /v1/messages JSON body Complete sends for req (the client's default
-// max_tokens applied). The batch client sends it as a Message Batch request's params.
-func (c *Client) EncodeParams(req *provider.Request) ([]byte, error) {
-	mr, err := c.buildRequest(req)
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(mr)
-	if err != nil {
-		return nil, fmt.Errorf("encode request: %w", err)
-	}
-	return b, nil
+// EncodeParams returns the /v1/messages JSON body Complete sends for req with the default
+// max_tokens (a Message Batch request's params).
+func EncodeParams(req *provider.Request) ([]byte, error) {
+	return Codec{MaxTokens: DefaultMaxTokens}.Encode(req)
 }
 
-// DecodeMessage reads a /v1/messages response body (a batch result's message) the way Complete
-// does; model stands in when the body names none. RequestID is the message id.
+// DecodeMessage reads a /v1/messages response body (a batch result's message) as Complete does;
+// model stands in when the body names none. RequestID is the message id.
 func DecodeMessage(body []byte, model string) (*provider.Response, error) {
-	var r messagesResponse
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("decode response: %w", err)
-	}
-	return fromMessage(&r, model)
+	return provider.DecodeWith(Codec{}, body, model)
 }
+
+// ParseError reads and classifies an error body (Codec.ParseError).
+func ParseError(status int, body []byte) provider.ErrorInfo { return Codec{}.ParseError(status, body) }

@@ -17,9 +17,11 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/selector"
 )
 
-// lane is the live state of one (provider, model): its limiter, breaker and health, and the
-// provider-wide concurrency slot it shares with the provider's other models.
-type lane struct {
+// target is the engine's live state of one (provider, model) it sends to: its limiter, breaker and
+// health, and the provider-wide concurrency slot it shares with the provider's other models. (The
+// config's entry is a config.Model, the selector's view a selector.Lane, the pacing a
+// ratelimit.Limiter; "lane" in logs and docs is the (provider, model) pair itself.)
+type target struct {
 	sel      *selector.Lane
 	cfg      *config.Model
 	prov     *providerState
@@ -81,22 +83,22 @@ func (p *providerState) disabledReason() string {
 }
 
 // name is "provider/model", the lane's key in logs and the summary.
-func (l *lane) name() string { return l.sel.String() }
+func (l *target) name() string { return l.sel.String() }
 
 // usable reports whether the lane may take a request now.
-func (l *lane) usable() bool {
+func (l *target) usable() bool {
 	return !l.exhausted.Load() && l.prov.disabledReason() == "" && l.breaker.State() != routing.StateOpen &&
 		!l.sharedBreakerOpen()
 }
 
 // sharedBreakerOpen reports whether another process sharing the lane published an open breaker.
-func (l *lane) sharedBreakerOpen() bool {
+func (l *target) sharedBreakerOpen() bool {
 	sb, ok := l.limits.(BreakerSharer)
 	return ok && l.now != nil && sb.BreakerOpenUntil().After(l.now())
 }
 
 // shareBreaker publishes the breaker's opening (once per opening) when the lane is shared.
-func (l *lane) shareBreaker() {
+func (l *target) shareBreaker() {
 	sb, ok := l.limits.(BreakerSharer)
 	if !ok || l.breaker.State() != routing.StateOpen {
 		return
@@ -109,13 +111,13 @@ func (l *lane) shareBreaker() {
 	sb.PublishBreaker(until)
 }
 
-// buildLanes wraps every selector lane whose provider has an adapter in apis with its live state.
+// buildTargets wraps every selector lane whose provider has an adapter in apis with its live state.
 // concurrency is the run's global in-flight bound; store makes the limiters and dispatch the
 // dispatcher of each provider.
-func buildLanes(cfg *config.Config, sels []*selector.Lane, apis map[string]provider.Provider, concurrency int,
-	store LimitStore, dispatch func(*config.Provider, provider.Provider) Dispatcher, now func() time.Time) ([]*lane, error) {
+func buildTargets(cfg *config.Config, sels []*selector.Lane, apis map[string]provider.Provider, concurrency int,
+	store LimitStore, dispatch func(*config.Provider, provider.Provider) Dispatcher, now func() time.Time) ([]*target, error) {
 	provs := map[string]*providerState{}
-	var lanes []*lane
+	var targets []*target
 	for _, sl := range sels {
 		api, ok := apis[sl.Provider]
 		if !ok || !sl.Available {
@@ -134,7 +136,7 @@ func buildLanes(cfg *config.Config, sels []*selector.Lane, apis map[string]provi
 			provs[p.Name] = ps
 		}
 		key := sl.String()
-		lanes = append(lanes, &lane{
+		targets = append(targets, &target{
 			sel: sl, cfg: m, prov: ps,
 			limits:    store.Limiter(key, ratelimit.Limits{RPM: m.RPM, TPM: m.TPM, RPD: m.RPD, TPD: m.TPD}),
 			breaker:   routing.NewBreaker(key, cfg.BreakerFor(p), now),
@@ -143,10 +145,10 @@ func buildLanes(cfg *config.Config, sels []*selector.Lane, apis map[string]provi
 			now:       now,
 		})
 	}
-	if len(lanes) == 0 {
+	if len(targets) == 0 {
 		return nil, errors.New("no usable lane: set the API key variable of at least one provider in the config, or use a type: sim provider")
 	}
-	return lanes, nil
+	return targets, nil
 }
 
 // recovery tells jobs that a lane has just recovered (its first success after lane failures), so a
