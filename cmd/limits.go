@@ -34,11 +34,14 @@ func NewCmdLimits(f *Factory) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "limits --shared redis://host:6379/0 [--json]",
 		Short: "Show the limits shared through Redis: lanes, limits (configured, learned), use, pauses, processes",
-		Args:  cobra.NoArgs,
-		RunE:  func(c *cobra.Command, _ []string) error { return limitsRun(c.Context(), opts) },
+		Example: `  llmbatch limits --shared redis://127.0.0.1:6379/0
+  LLMBATCH_REDIS_URL=rediss://:secret@redis.internal:6380/0 llmbatch limits --json`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return limitsRun(c.Context(), opts) },
 	}
-	c.Flags().StringVar(&opts.Shared, "shared", "", "the Redis URL (redis:// or rediss://); default $"+shared.EnvURL)
+	c.Flags().StringVar(&opts.Shared, "shared", "", "the Redis URL, `redis://host:6379/0` (rediss:// for TLS); default $"+shared.EnvURL)
 	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object instead of tables")
+	_ = c.RegisterFlagCompletionFunc("shared", cobra.NoFileCompletions)
 	return c
 }
 

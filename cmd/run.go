@@ -54,7 +54,8 @@ An existing output is resumed: prompts with a current ok line are not sent again
 		Example: `  llmbatch run prompts.jsonl -c providers.yaml
   llmbatch run prompts.jsonl -o results.jsonl --max-cost 5 --prefer speed
   cat prompts.jsonl | llmbatch run - -o - --progress never > results.jsonl
-  llmbatch run prompts.jsonl --model gpt-4o-mini --format openai`,
+  llmbatch run prompts.jsonl --model gpt-4o-mini --format openai
+  llmbatch run prompts.jsonl --shared redis://127.0.0.1:6379/0 --shard 1/3 -o part1.jsonl`,
 		Args: exactArgs(1, "INPUT.jsonl"),
 		RunE: func(c *cobra.Command, args []string) error {
 			o.Input = args[0]
