@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/results"
+	"github.com/llmbatch/llmbatch/pkg/shared"
 	"github.com/llmbatch/llmbatch/pkg/shared/redistest"
 )
 
@@ -380,6 +381,29 @@ providers:
 		}
 		if st := s.srv.Stats()["s1/m1"]; st.Requests != 0 {
 			t.Fatalf("run %v sent %d requests", c.args, st.Requests)
+		}
+	}
+}
+
+// TestRunSharedFromConfig: the config's shared.url is used (here: unreachable, so exit 2), and a
+// password written into it is refused without being printed.
+func TestRunSharedFromConfig(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Kill()
+	for url, want := range map[string]string{
+		"redis://" + srv.Addr() + "/0":             "redis unreachable",
+		"redis://:pw-in-file@" + srv.Addr() + "/0": "holds a password",
+	} {
+		s := newSimRun(t, fmt.Sprintf(`
+shared: {url: "%s"}
+providers:
+  - name: s1
+    type: sim
+    models: [{name: m1, category: small}]
+`, url), 5, 40)
+		code, _ := s.run()
+		if code != ExitUsage || !strings.Contains(s.stderr.String(), want) || strings.Contains(s.stderr.String(), "pw-in-file") {
+			t.Errorf("shared.url %s: exit %d, stderr %q; want exit 2 saying %q", shared.Redact(url), code, s.stderr.String(), want)
 		}
 	}
 }
