@@ -15,6 +15,7 @@ import (
 
 	"github.com/llmbatch/llmbatch/pkg/batch"
 	"github.com/llmbatch/llmbatch/pkg/progress"
+	"github.com/llmbatch/llmbatch/pkg/redact"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
 	"github.com/llmbatch/llmbatch/pkg/shared"
@@ -35,6 +36,7 @@ type RunOptions struct {
 	Quiet       bool
 	LogFormat   string // text | json
 	Verbose     bool
+	Via         string // realtime | batch | auto
 	Shared      string // --shared Redis URL ("" = config shared.url, else $LLMBATCH_REDIS_URL, else none)
 	Shard       string // --shard i/n
 	Job         string // --job NAME: the shared budget's name (default the output's file name)
@@ -55,6 +57,8 @@ An existing output is resumed: prompts with a current ok line are not sent again
   llmbatch run prompts.jsonl -o results.jsonl --max-cost 5 --prefer speed
   cat prompts.jsonl | llmbatch run - -o - --progress never > results.jsonl
   llmbatch run prompts.jsonl --model gpt-4o-mini --format openai
+  llmbatch run prompts.jsonl --via batch            # provider batch jobs: half price, within 24h
+  llmbatch run prompts.jsonl --via auto --deadline 2h
   llmbatch run prompts.jsonl --shared redis://127.0.0.1:6379/0 --shard 1/3 -o part1.jsonl`,
 		Args: exactArgs(1, "INPUT.jsonl"),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -72,6 +76,7 @@ An existing output is resumed: prompts with a current ok line are not sent again
 	o.Selection.register(fl)
 	fl.IntVar(&o.Concurrency, "concurrency", 0, "total requests in flight (default: the config's defaults.concurrency)")
 	fl.Float64Var(&o.MaxCost, "max-cost", 0, "hard budget in USD: no request is sent that could exceed it")
+	fl.StringVar(&o.Via, "via", batch.ViaRealtime, "route: realtime | batch (provider batch jobs where the provider has batch: enabled, half price, within 24h) | auto (batch where its turnaround fits --deadline)")
 	fl.BoolVar(&o.Fresh, "fresh", false, "ignore an existing output (it is moved aside, not deleted) and start over")
 	fl.Var(&o.Format, "format", "result line format, `default|openai`: default writes llmbatch's result lines, openai the OpenAI Batch output lines")
 	fl.Lookup("format").DefValue = "" // "(default default)" says nothing
@@ -104,6 +109,11 @@ func runOptions(o *RunOptions) (batch.Options, error) {
 	if o.MaxCost < 0 || o.Concurrency < 0 {
 		return batch.Options{}, usageErr(errors.New("--max-cost and --concurrency must not be negative"))
 	}
+	switch o.Via {
+	case batch.ViaRealtime, batch.ViaBatch, batch.ViaAuto:
+	default:
+		return batch.Options{}, usageErr(fmt.Errorf("--via %q: want realtime, batch or auto", o.Via))
+	}
 	cfg, err := f.LoadConfig(o.ConfigPath)
 	if err != nil {
 		return batch.Options{}, err
@@ -125,7 +135,7 @@ func runOptions(o *RunOptions) (batch.Options, error) {
 		Shard:  shard,
 		Config: cfg, Select: sel, Getenv: f.Getenv, Input: o.Input, Stdin: f.IO.In,
 		Output: outPath, Stdout: f.IO.Out, Fresh: o.Fresh, Format: o.Format,
-		Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose,
+		Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose, Via: o.Via,
 		Transport: f.Transport, OpenOutput: f.OpenOutput, Warn: f.IO.ErrOut,
 		Progress: func(n, done int) *progress.Display {
 			d := progress.New(f.IO.ErrOut, n, progress.Options{Enabled: showBar, Now: f.Now, Done: done, Width: f.IO.ErrWidth})
@@ -220,6 +230,9 @@ func resumeCommand(o *RunOptions, outPath string) string {
 	if o.Format != results.FormatDefault {
 		args = append(args, "--format "+o.Format.String())
 	}
+	if o.Via != "" && o.Via != batch.ViaRealtime {
+		args = append(args, "--via "+o.Via)
+	}
 	if o.Shared != "" {
 		args = append(args, "--shared", shellQuote(shared.Redact(o.Shared)))
 	}
@@ -304,7 +317,7 @@ func newLogger(w io.Writer, format string, verbose, quiet bool, now func() time.
 	case quiet:
 		level = slog.LevelWarn
 	}
-	hopts := &slog.HandlerOptions{Level: level}
+	hopts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
 	switch format {
 	case "", "text":
 		return slog.New(progress.NewFoldHandler(slog.NewTextHandler(w, hopts), now, 0)), nil
@@ -312,4 +325,20 @@ func newLogger(w io.Writer, format string, verbose, quiet bool, now func() time.
 		return slog.New(progress.NewFoldHandler(slog.NewJSONHandler(w, hopts), now, 0)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// redactAttr masks URL credentials in every logged message, string and error (a provider's error
+// quotes the URL it called, base_url included).
+func redactAttr(_ []string, a slog.Attr) slog.Attr {
+	switch v := a.Value.Any().(type) {
+	case string:
+		a.Value = slog.StringValue(redact.String(v))
+	case error:
+		a.Value = slog.StringValue(redact.String(v.Error()))
+	case fmt.Stringer:
+		if a.Value.Kind() == slog.KindAny {
+			a.Value = slog.StringValue(redact.String(v.String()))
+		}
+	}
+	return a
 }

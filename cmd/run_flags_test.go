@@ -20,7 +20,7 @@ func TestRunFlagsParse(t *testing.T) {
 	c.AddCommand(NewCmdRun(f, func(_ context.Context, o *RunOptions) error { got = o; return nil }))
 	c.SetArgs([]string{"run", "in.jsonl", "-o", "out.jsonl", "-c", "p.yaml", "--concurrency", "7", "--max-cost", "1.5",
 		"--fresh", "--format", "openai", "--progress", "never", "--quiet", "--log-format", "json", "-v",
-		"--prefer", "speed", "--deadline", "30m", "--model", "m", "--provider", "p"})
+		"--prefer", "speed", "--deadline", "30m", "--model", "m", "--provider", "p", "--via", "auto"})
 	if err := c.Execute(); err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestRunFlagsParse(t *testing.T) {
 	want := RunOptions{Factory: f, Input: "in.jsonl", Output: "out.jsonl", ConfigPath: "p.yaml",
 		Selection:   SelectionFlags{Prefer: "speed", Deadline: 30 * time.Minute, Model: "m", Provider: "p"},
 		Concurrency: 7, MaxCost: 1.5, Fresh: true, Format: results.FormatOpenAI, Progress: "never", Quiet: true,
-		LogFormat: "json", Verbose: true}
+		LogFormat: "json", Verbose: true, Via: "auto"}
 	if *got != want {
 		t.Errorf("parsed %+v\nwant   %+v", *got, want)
 	}

@@ -32,6 +32,8 @@ type Result struct {
 	RequestHash  string          `json:"request_hash"`
 	RequestID    string          `json:"request_id,omitempty"` // the provider's id for the call
 	Metadata     json.RawMessage `json:"metadata,omitempty"`
+	Via          string          `json:"via,omitempty"`      // "batch" for answers of provider batch jobs; empty = realtime
+	BatchID      string          `json:"batch_id,omitempty"` // the provider batch job that answered
 }
 
 // ErrorInfo says why a prompt failed.
