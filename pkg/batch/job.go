@@ -34,6 +34,7 @@ type job struct {
 	// lane, and a prompt that used them up on one lane moves on to its other lanes before failing.
 	failures map[*lane]int
 	log      []results.Attempt
+	sentAt   time.Time // when the first request was sent: the result's started_at
 }
 
 // newJob asks the planner for the prompt's lanes. It runs on the producer goroutine (the planner is
@@ -315,6 +316,9 @@ func (j *job) attempt(l *lane) (*results.Result, retry.Class, outcome) {
 	l.admitted.Add(1)
 	l.admittedTokens.Add(int64(admit))
 	started := j.e.now()
+	if j.sentAt.IsZero() {
+		j.sentAt = started
+	}
 	ctx, cancel := context.WithTimeout(j.e.sendCtx, l.prov.timeout)
 	resp, err := l.prov.api.Complete(ctx, j.providerRequest(l))
 	cancel()
@@ -433,13 +437,15 @@ func (j *job) ok(l *lane, resp *provider.Response, cost float64, latency time.Du
 	return &results.Result{CustomID: j.req.ID, Status: results.StatusOK, Provider: l.prov.name, Model: l.sel.Name,
 		Content: resp.Content, ToolCalls: resp.ToolCalls, FinishReason: resp.FinishReason, Usage: &u,
 		CostUSD: cost, Attempts: j.attempts, AttemptLog: j.log, LatencyMS: latency.Milliseconds(),
-		RequestHash: j.req.Hash, RequestID: resp.RequestID, Metadata: j.req.Metadata}
+		RequestHash: j.req.Hash, RequestID: resp.RequestID, Metadata: j.req.Metadata,
+		StartedAt: results.Timestamp(j.sentAt), FinishedAt: results.Timestamp(j.e.now())}
 }
 
 func (j *job) fail(c retry.Class, l *lane) *results.Result {
 	r := &results.Result{CustomID: j.req.ID, Status: results.StatusError, Attempts: j.attempts, AttemptLog: j.log,
 		RequestHash: j.req.Hash, Metadata: j.req.Metadata,
-		Error: &results.ErrorInfo{Type: string(c.Type), Message: c.Message, StatusCode: c.StatusCode}}
+		Error:     &results.ErrorInfo{Type: string(c.Type), Message: c.Message, StatusCode: c.StatusCode},
+		StartedAt: results.Timestamp(j.sentAt), FinishedAt: results.Timestamp(j.e.now())}
 	if l != nil {
 		r.Provider, r.Model = l.prov.name, l.sel.Name
 	}

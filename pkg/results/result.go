@@ -4,6 +4,7 @@ package results
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/provider"
 )
@@ -32,6 +33,21 @@ type Result struct {
 	RequestHash  string          `json:"request_hash"`
 	RequestID    string          `json:"request_id,omitempty"` // the provider's id for the call
 	Metadata     json.RawMessage `json:"metadata,omitempty"`
+	// StartedAt is when the prompt's first request was sent (RFC 3339 with milliseconds, UTC);
+	// FinishedAt when its result was decided. Reports place each result in time by them.
+	StartedAt  string `json:"started_at,omitempty"`
+	FinishedAt string `json:"finished_at,omitempty"`
+}
+
+// TimeLayout is the RFC 3339 layout with milliseconds that result lines use for timestamps.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// Timestamp formats t for a result line (UTC, RFC 3339 with milliseconds); "" for the zero time.
+func Timestamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(TimeLayout)
 }
 
 // ErrorInfo says why a prompt failed.
