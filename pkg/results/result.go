@@ -37,6 +37,12 @@ type Result struct {
 	// FinishedAt when its result was decided. Reports place each result in time by them.
 	StartedAt  string `json:"started_at,omitempty"`
 	FinishedAt string `json:"finished_at,omitempty"`
+	// Via says how the answer was obtained: "realtime", "batch" or "cache" ("" = realtime).
+	Via string `json:"via,omitempty"`
+	// Cached marks an answer served from the response cache: nothing was sent, CostUSD is 0 and
+	// CachedCostUSD is what the answer cost when it was bought.
+	Cached        bool    `json:"cached,omitempty"`
+	CachedCostUSD float64 `json:"cached_cost_usd,omitempty"`
 }
 
 // TimeLayout is the RFC 3339 layout with milliseconds that result lines use for timestamps.
