@@ -28,12 +28,14 @@ type EstimateOptions struct {
 	Selection SelectionFlags
 	MaxCost   float64 // USD; 0 = no budget
 	Workers   int     // analysis goroutines; 0 = GOMAXPROCS
+	Cache     CacheFlags
+	Now       func() time.Time
 }
 
 // NewCmdEstimate builds the `estimate` command: what a run would cost and how long it would take,
 // under the chosen selection policy and the other one.
 func NewCmdEstimate(f *Factory) *cobra.Command {
-	opts := &EstimateOptions{IO: f.IO, Getenv: f.Getenv}
+	opts := &EstimateOptions{IO: f.IO, Getenv: f.Getenv, Now: f.Now}
 	c := &cobra.Command{
 		Use:   "estimate INPUT.jsonl [-c providers.yaml] [--json]",
 		Short: "Estimate tokens, cost and wall time of a batch without sending anything",
@@ -47,6 +49,7 @@ func NewCmdEstimate(f *Factory) *cobra.Command {
 	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object")
 	c.Flags().Float64Var(&opts.MaxCost, "max-cost", 0, "warn when the estimated cost exceeds this many USD")
 	opts.Selection.register(c.Flags())
+	opts.Cache.register(c.Flags(), true)
 	return c
 }
 
@@ -93,7 +96,14 @@ type estimateJSON struct {
 	OverBudget  bool             `json:"over_budget"`
 	Alternative estimatePlanJSON `json:"alternative"`
 	Warnings    []string         `json:"warnings"`
+	// CacheHits are the prompts the response cache answers (at $0, left out of the figures);
+	// CacheSavedUSD what they cost when bought.
+	CacheHits     int     `json:"cache_hits"`
+	CacheSavedUSD float64 `json:"cache_saved_usd"`
 }
+
+// roundUSD drops float noise below 1e-10 USD from a sum.
+func roundUSD(x float64) float64 { return math.Round(x*1e10) / 1e10 }
 
 func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	if ctx == nil {
@@ -105,6 +115,10 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	}
 	if opts.MaxCost < 0 {
 		return usageErr(fmt.Errorf("--max-cost must not be negative (got %v)", opts.MaxCost))
+	}
+	cacheMode, cacheOpts, err := opts.Cache.options(opts.Now)
+	if err != nil {
+		return usageErr(err)
 	}
 	cfg, err := opts.Config()
 	if err != nil {
@@ -122,7 +136,19 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	primary, other := selector.NewPlanner(lanes, sel), selector.NewPlanner(lanes, alt)
 	var unserved []error
 	an := newAnalyzer(lanes)
+	// Prompts the response cache answers cost nothing and take no time: they are counted apart.
+	responses := openCacheSource(opts.Getenv, cacheMode, cacheOpts, lanes, sel, func(err error) {
+		fmt.Fprintf(opts.IO.ErrOut, "warning: %s: %v\n", cacheWarning, err)
+	})
+	defer responses.Close()
+	var hits int
+	var saved float64
 	err = analyzeInput(ctx, in, an, opts.Workers, func(a *analyzed) error {
+		if e, hit := responses.Lookup(a.Req); hit {
+			hits++
+			saved += e.CostUSD
+			return nil
+		}
 		if _, err := primary.Add(&a.Item); err != nil && len(unserved) < request.MaxReportedErrors {
 			unserved = append(unserved, fmt.Errorf("%s:%d: %s", in.Name(), a.Req.Line, err))
 		}
@@ -135,7 +161,8 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	s, as := primary.Summary(), other.Summary()
 
 	out := estimateJSON{Input: in.Name(), estimatePlanJSON: planJSON(s), Alternative: planJSON(as),
-		MaxCostUSD: opts.MaxCost, OverBudget: opts.MaxCost > 0 && s.CostUSD > opts.MaxCost, Warnings: chk.warnings}
+		MaxCostUSD: opts.MaxCost, OverBudget: opts.MaxCost > 0 && s.CostUSD > opts.MaxCost, Warnings: chk.warnings,
+		CacheHits: hits, CacheSavedUSD: roundUSD(saved)}
 	if out.Warnings == nil {
 		out.Warnings = []string{}
 	}
@@ -146,6 +173,9 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		err = enc.Encode(out)
 	} else {
 		printEstimate(w, in.Name(), s, as)
+		if hits > 0 {
+			fmt.Fprintf(w, "\n%d prompts are answered from the response cache at $0 (not in the figures above; they cost %s when bought)\n", hits, usd(saved))
+		}
 	}
 	if ferr := w.Flush(); err == nil {
 		err = ferr

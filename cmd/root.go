@@ -106,7 +106,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	root.SetErr(f.IO.ErrOut)
 	root.SetIn(f.IO.In)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
-	root.AddCommand(NewCmdRun(f), NewCmdEstimate(f), NewCmdSelect(f), NewCmdModels(f), NewCmdSim(f), NewCmdReport(f))
+	root.AddCommand(NewCmdRun(f), NewCmdEstimate(f), NewCmdSelect(f), NewCmdModels(f), NewCmdSim(f), NewCmdReport(f), NewCmdCache(f))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version",

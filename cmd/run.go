@@ -38,6 +38,7 @@ type RunOptions struct {
 	Quiet       bool
 	LogFormat   string // text | json
 	Verbose     bool
+	Cache       CacheFlags
 }
 
 // NewCmdRun builds the `run` command.
@@ -68,6 +69,7 @@ An existing output is resumed: prompts with a current ok line are not sent again
 	fl.BoolVar(&o.Quiet, "quiet", false, "no progress bar, summary or info logs")
 	fl.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text | json")
 	fl.BoolVarP(&o.Verbose, "verbose", "v", false, "debug logs and the attempt log in each result line")
+	o.Cache.register(fl, false)
 	return c
 }
 
@@ -91,6 +93,10 @@ func runRun(ctx context.Context, o *RunOptions) error {
 		return err
 	}
 	sel, err := o.Selection.options()
+	if err != nil {
+		return usageErr(err)
+	}
+	cacheMode, cacheOpts, err := o.Cache.options(f.Now)
 	if err != nil {
 		return usageErr(err)
 	}
@@ -119,6 +125,7 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	if err != nil {
 		return err
 	}
+	responses := openCacheSource(f.Getenv, cacheMode, cacheOpts, chk.lanes, sel, func(err error) { logger.Warn(cacheWarning, "error", err) })
 	showBar := !o.Quiet && (o.Progress == "always" || (o.Progress == "auto" && f.IO.ErrIsTerminal))
 	display := progress.New(f.IO.ErrOut, chk.n, progress.Options{Enabled: showBar, Now: f.Now})
 	summary := progress.NewSummary(f.Now)
@@ -128,12 +135,17 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	defer hardStop()
 	go watchSignals(runCtx, f.Signals, stop, hardStop, logger)
 
-	rep, runErr := batch.Run(runCtx, batch.Options{
+	opts := batch.Options{
 		Config: cfg, Providers: apis, Lanes: chk.lanes, Source: analysisSource(chk.in, chk.lanes), Done: done,
 		Output: results.NewWriter(out, o.Format, results.WithClock(f.Now), results.WithName(outPath)),
 		Select: sel, Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose, Stop: stop,
 		Progress: display, Summary: summary, Logger: logger, Now: f.Now,
-	})
+	}
+	if responses != nil {
+		opts.Cache = responses
+	}
+	rep, runErr := batch.Run(runCtx, opts)
+	responses.Close() // flushes the answers bought; a failure is only warned about
 	display.Finish()
 	if cerr := closeOut(); cerr != nil && runErr == nil {
 		runErr = fmt.Errorf("closing %s: %w", outPath, cerr)
@@ -151,6 +163,9 @@ func runRun(ctx context.Context, o *RunOptions) error {
 		summary.Render(f.IO.ErrOut)
 		fmt.Fprintf(f.IO.ErrOut, "%d prompts: %d ok, %d failed, %d skipped (already done), %d remaining; cost $%.4f; %s\n",
 			rep.Prompts, rep.OK, rep.Failed, rep.Skipped, rep.Remaining, rep.CostUSD, rep.Elapsed.Round(time.Millisecond))
+		if hits, saved := responses.Hits(); hits > 0 {
+			fmt.Fprintf(f.IO.ErrOut, "%d answered from the response cache at no cost (they cost %s when bought)\n", hits, usd(saved))
+		}
 	}
 	return runExit(rep, runErr, o, outPath)
 }
@@ -190,6 +205,9 @@ func resumeCommand(o *RunOptions, outPath string) string {
 	}
 	if o.Format != results.FormatDefault {
 		args = append(args, "--format "+o.Format.String())
+	}
+	if o.Cache.Mode != "" && o.Cache.Mode != "on" {
+		args = append(args, "--cache "+o.Cache.Mode)
 	}
 	return strings.Join(args, " ")
 }

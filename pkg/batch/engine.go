@@ -33,6 +33,12 @@ type Options struct {
 	Source Source
 	// Done reports whether a prompt already has a current ok result (resume); nil = none done.
 	Done   func(id, hash string) bool
+	// Cache, when set, is checked for every prompt before it is sent: a hit is written as the
+	// prompt's result and nothing is sent. It keeps the answers the run buys. nil = no cache.
+	Cache interface {
+		Known(req *request.Request) (*results.Result, bool)
+		Store(req *request.Request, r *results.Result)
+	}
 	Output *results.Writer // owned by the engine's writer goroutine for the duration of Run
 
 	Select      selector.Options
@@ -220,6 +226,12 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 		if e.dispatchCtx.Err() != nil {
 			return nil
 		}
+		if e.opts.Cache != nil {
+			if r, hit := e.opts.Cache.Known(req); hit {
+				e.results <- r // the writer drains the channel until every job and the producer are done
+				return nil
+			}
+		}
 		j := e.newJob(req, item)
 		select {
 		case window <- struct{}{}:
@@ -231,6 +243,9 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 			defer jobs.Done()
 			defer func() { <-window }()
 			if r := j.run(); r != nil {
+				if e.opts.Cache != nil {
+					e.opts.Cache.Store(j.req, r)
+				}
 				e.results <- r
 			}
 		}()
