@@ -32,7 +32,7 @@ type Options struct {
 	// Source streams the prompts (already validated), analysed against Lanes, in input order.
 	Source Source
 	// Done reports whether a prompt already has a current ok result (resume); nil = none done.
-	Done   func(id, hash string) bool
+	Done func(id, hash string) bool
 	// Cache, when set, is checked for every prompt before it is sent: a hit is written as the
 	// prompt's result and nothing is sent. It keeps the answers the run buys. nil = no cache.
 	Cache interface {
