@@ -70,15 +70,14 @@ const cacheWarning = "the response cache is unusable and is bypassed; `llmbatch 
 
 // openCacheSource opens the response cache for a run or an estimate over lanes (those that --model
 // and --provider leave). It returns nil when the cache is off or, after warn, when it cannot be
-// used: a broken cache never stops a run.
+// used: a broken cache never stops a run. Without XDG_CACHE_HOME and HOME there is no cache.
 func openCacheSource(getenv func(string) string, mode cache.Mode, o cache.Options, lanes []*selector.Lane, sel selector.Options, warn func(error)) *cache.Source {
 	if mode == cache.ModeOff {
 		return nil
 	}
 	path, err := cachePath(getenv)
 	if err != nil {
-		warn(err)
-		return nil
+		return nil // no home directory (a sandbox): there is no cache to use, nothing is wrong
 	}
 	store, err := cache.Open(path, o)
 	if err != nil {
