@@ -7,7 +7,7 @@ BIN         ?= bin/llmbatch
 .PHONY: build test lint tools bench bench-run bench-estimate bench-loopback demo clean
 
 build:
-	$(GO) build -o $(BIN) .
+	$(GO) build -buildvcs=auto -o $(BIN) .  # -buildvcs: `llmbatch version` names the git revision even when GOFLAGS turns stamping off
 
 # Installs the pinned staticcheck when it is missing (needs only the Go module proxy).
 tools:
@@ -27,7 +27,7 @@ bench:
 
 # The offline demo: the whole pipeline against the built-in simulator, no API key needed.
 demo: build
-	$(BIN) estimate testdata/prompts.jsonl -c testdata/providers.sim.yaml
+	$(BIN) estimate testdata/prompts.jsonl -c testdata/providers.sim.yaml -o testdata/out/demo.results.jsonl
 	$(BIN) run testdata/prompts.jsonl -c testdata/providers.sim.yaml -o testdata/out/demo.results.jsonl --fresh
 
 clean:
@@ -51,8 +51,8 @@ bench-estimate: build
 	 else time $(BIN) estimate testdata/out/gib.jsonl -c testdata/estimate.sim.yaml; fi
 
 # Throughput over real HTTP: `llmbatch sim serve` on loopback enforcing 1,200 + 600 RPM, and
-# `llmbatch run` against it with the real OpenAI adapter; the summary's OF CEILING column is the
-# achieved share of min(RPM, TPM/tokens) per lane. Takes about two minutes.
+# `llmbatch run` against it with the real OpenAI adapter; the summary's OF CEILING column is each
+# lane's ok count over what min(RPM, TPM/tokens) allowed in its busy time. About two minutes.
 bench-loopback: build
 	mkdir -p testdata/out
 	$(BIN) sim prompts 3600 > testdata/out/loopback.jsonl

@@ -68,10 +68,11 @@ func cachePath(getenv func(string) string) (string, error) {
 // cacheWarning is how run and estimate report a response cache they cannot use.
 const cacheWarning = "the response cache is unusable and is bypassed; `llmbatch cache clear` starts a new one"
 
-// openCacheSource opens the response cache for a run or an estimate over lanes (those that --model
-// and --provider leave). It returns nil when the cache is off or, after warn, when it cannot be
-// used: a broken cache never stops a run. Without XDG_CACHE_HOME and HOME there is no cache.
-func openCacheSource(getenv func(string) string, mode cache.Mode, o cache.Options, lanes []*selector.Lane, sel selector.Options, warn func(error)) *cache.Source {
+// openCacheSource opens the response cache for a run or an estimate over lanes ("provider/model",
+// those --model and --provider leave, by preference). It returns nil when the cache is off or,
+// after warn, when it cannot be used: a broken cache never stops a run. Without XDG_CACHE_HOME and
+// HOME there is no cache.
+func openCacheSource(getenv func(string) string, mode cache.Mode, o cache.Options, lanes []string, warn func(error)) *cache.Source {
 	if mode == cache.ModeOff {
 		return nil
 	}
@@ -84,11 +85,16 @@ func openCacheSource(getenv func(string) string, mode cache.Mode, o cache.Option
 		warn(err)
 		return nil
 	}
+	return cache.NewSource(store, mode, lanes, o.Now, warn)
+}
+
+// pinnedLanes names the lanes --model and --provider leave, as "provider/model".
+func pinnedLanes(lanes []*selector.Lane, sel selector.Options) []string {
 	var names []string
 	for _, l := range selector.Pinned(lanes, sel.PinModel, sel.PinProvider) {
 		names = append(names, l.Provider+"/"+l.Name)
 	}
-	return cache.NewSource(store, mode, names, o.Now, warn)
+	return names
 }
 
 // NewCmdCache builds `llmbatch cache stats|prune|clear`.
@@ -100,12 +106,16 @@ func NewCmdCache(f *Factory) *cobra.Command {
 every parameter that changes the answer) and the lane that answered, so a later run of the same
 request pays nothing. stats shows its size; prune deletes expired answers (--ttl) and the least
 recently used ones past --max-size; clear deletes every answer.`,
+		Example: `  llmbatch cache stats
+  llmbatch cache prune --max-size 500MB --ttl 720h
+  llmbatch cache clear`,
 	}
 	var asJSON bool
 	stats := &cobra.Command{
-		Use:   "stats",
-		Short: "Entries, size on disk and the cost of the stored answers",
-		Args:  cobra.NoArgs,
+		Use:     "stats",
+		Short:   "Entries, size on disk and the cost of the stored answers",
+		Example: "  llmbatch cache stats\n  llmbatch cache stats --json",
+		Args:    noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return withStore(f, cache.Options{Now: f.Now}, func(s *cache.Store) error {
 				st, err := s.Stats()
@@ -132,9 +142,10 @@ recently used ones past --max-size; clear deletes every answer.`,
 	var maxSize string
 	var ttl time.Duration
 	prune := &cobra.Command{
-		Use:   "prune",
-		Short: "Delete expired answers and the least recently used ones past the size cap",
-		Args:  cobra.NoArgs,
+		Use:     "prune",
+		Short:   "Delete expired answers and the least recently used ones past the size cap",
+		Example: "  llmbatch cache prune --max-size 500MB\n  llmbatch cache prune --ttl 720h",
+		Args:    noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			o, err := cacheOptions(maxSize, ttl, f.Now)
 			if err != nil {
@@ -154,9 +165,10 @@ recently used ones past --max-size; clear deletes every answer.`,
 	prune.Flags().DurationVar(&ttl, "ttl", 0, "delete answers older than this (e.g. 720h)")
 
 	clear := &cobra.Command{
-		Use:   "clear",
-		Short: "Delete every cached answer (a cache too damaged to open is removed)",
-		Args:  cobra.NoArgs,
+		Use:     "clear",
+		Short:   "Delete every cached answer (a cache too damaged to open is removed)",
+		Example: "  llmbatch cache clear",
+		Args:    noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			path, err := cachePath(f.Getenv)
 			if err != nil {

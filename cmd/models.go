@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/llmbatch/llmbatch/pkg/config"
+	"github.com/llmbatch/llmbatch/pkg/money"
 )
 
 // ModelsOptions are the inputs of `llmbatch models`.
@@ -27,11 +29,14 @@ func NewCmdModels(f *Factory) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "models [-c providers.yaml] [--json]",
 		Short: "List the configured providers and models: category, context, prices, limits, key status",
-		Args:  cobra.NoArgs,
-		RunE:  func(c *cobra.Command, _ []string) error { return modelsRun(c.Context(), opts) },
+		Example: `  llmbatch models
+  llmbatch models -c testdata/providers.sim.yaml --json`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return modelsRun(c.Context(), opts) },
 	}
 	opts.Config = configFlag(f, c)
 	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object instead of a table")
+	completeConfig(c)
 	return c
 }
 
@@ -81,7 +86,7 @@ func modelsRun(_ context.Context, opts *ModelsOptions) error {
 			for _, m := range p.Models {
 				pj.Models = append(pj.Models, modelJSON{Name: m.Name, Category: modelCategory(m).String(),
 					ContextWindow: modelContext(m), MaxOutputTokens: m.MaxOutputTokens,
-					InputPerMTok: m.InputPerMTok, OutputPerMTok: m.OutputPerMTok,
+					InputPerMTok: money.Round(m.InputPerMTok), OutputPerMTok: money.Round(m.OutputPerMTok),
 					RPM: m.RPM, TPM: m.TPM, RPD: m.RPD, TPD: m.TPD, Free: m.Free, Encoding: m.Encoding})
 			}
 			out.Providers = append(out.Providers, pj)
@@ -129,17 +134,22 @@ func keyStatus(p *config.Provider, getenv func(string) string) string {
 	return p.APIKeyEnv + " NOT SET (skipped)"
 }
 
-// count renders a limit or size compactly: "-" for 0 (unknown), 128k, 1.05M.
+// count renders a limit or size in full with thousands separators, as every table of llmbatch
+// does (128,000 and 1,048,576, never 128k next to 1.05M); "-" for 0 (unknown).
 func count(n int) string {
-	switch {
-	case n == 0:
+	if n == 0 {
 		return "-"
-	case n >= 1_000_000:
-		return fmt.Sprintf("%.3gM", float64(n)/1e6)
-	case n >= 10_000 && n%1000 == 0:
-		return strconv.Itoa(n/1000) + "k"
 	}
-	return strconv.Itoa(n)
+	return num(n)
 }
 
-func price(p float64) string { return strconv.FormatFloat(p, 'f', -1, 64) }
+// price renders a price per million tokens in plain decimals (never an exponent), rounded like every
+// amount of money, with at least two decimals: 0.05, 0.20, 5.00, 0.075.
+func price(p float64) string {
+	s := strconv.FormatFloat(money.Round(p), 'f', -1, 64)
+	dot := strings.IndexByte(s, '.')
+	if dot < 0 {
+		return s + ".00"
+	}
+	return s + strings.Repeat("0", max(0, 2-(len(s)-dot-1)))
+}

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -59,7 +60,7 @@ func TestModelsListsConfigAndKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := out.String()
-	for _, want := range []string{"PROVIDER", "tiny-model", "CHEAP_KEY set", "BIG_KEY NOT SET (skipped)", "free", "200k"} {
+	for _, want := range []string{"PROVIDER", "tiny-model", "CHEAP_KEY set", "BIG_KEY NOT SET (skipped)", "free", "200,000"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("table lacks %q:\n%s", want, text)
 		}
@@ -125,5 +126,39 @@ func TestModelsDefaultProvidersYAML(t *testing.T) {
 	}
 	if cfg.Defaults.Concurrency <= 0 {
 		t.Errorf("defaults.concurrency = %d", cfg.Defaults.Concurrency)
+	}
+}
+
+// Every number in the models table has one format: integers in full with thousands separators,
+// prices with at least two decimals, "-" for an unknown limit.
+func TestModelsTableNumbersHaveOneFormat(t *testing.T) {
+	io, out, _ := testStreams()
+	if err := modelsRun(context.Background(), &ModelsOptions{IO: io, Getenv: func(string) string { return "" },
+		Config: configFunc("../providers.yaml")}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	header := strings.Fields(strings.NewReplacer("MAX OUT", "MAX_OUT", "IN $/M", "IN_$/M", "OUT $/M", "OUT_$/M").Replace(lines[2]))
+	integer := regexp.MustCompile(`^(-|[1-9]\d{0,2}(,\d{3})*)$`)
+	decimal := regexp.MustCompile(`^\d+\.\d{2,}$`)
+	rows := 0
+	for _, l := range lines[3:] {
+		cells := strings.Fields(l)
+		for i, col := range header {
+			switch col {
+			case "CONTEXT", "MAX_OUT", "RPM", "TPM", "RPD", "TPD":
+				if !integer.MatchString(cells[i]) {
+					t.Errorf("%s %s = %q, want a whole number with thousands separators", cells[1], col, cells[i])
+				}
+			case "IN_$/M", "OUT_$/M":
+				if !decimal.MatchString(cells[i]) {
+					t.Errorf("%s %s = %q, want a price with at least two decimals", cells[1], col, cells[i])
+				}
+			}
+		}
+		rows++
+	}
+	if rows < 10 {
+		t.Fatalf("only %d model rows:\n%s", rows, out)
 	}
 }

@@ -34,7 +34,9 @@ cost per model, latency percentiles over time, 429s, retries and failures by cla
 per-model table. Without -o it prints a terminal summary; with -o FILE.html it writes one
 self-contained HTML page with charts that opens offline. 429s and failed attempts by class come from
 the attempt log that run -v records.`,
-		Args: cobra.ExactArgs(1),
+		Example: `  llmbatch report testdata/out/demo.results.jsonl
+  llmbatch report out.results.jsonl -c providers.yaml -o report.html`,
+		Args: exactArgs(1, "OUT.jsonl"),
 		RunE: func(c *cobra.Command, args []string) error {
 			o.Input = args[0]
 			return reportRun(o)
@@ -42,6 +44,8 @@ the attempt log that run -v records.`,
 	}
 	c.Flags().StringVarP(&o.Output, "output", "o", "", "write the HTML report to FILE (- = stdout) instead of the terminal summary")
 	c.Flags().StringVarP(&o.ConfigPath, "config", "c", "", "providers file for the lanes' ceilings (default ./providers.yaml or $LLMBATCH_CONFIG when present)")
+	completeConfig(c)
+	completeJSONL(c)
 	return c
 }
 

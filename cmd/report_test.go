@@ -12,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/llmbatch/llmbatch/pkg/money"
 	"github.com/llmbatch/llmbatch/pkg/report"
 	"github.com/llmbatch/llmbatch/pkg/results"
 )
@@ -202,7 +203,7 @@ func TestReportOfFaultyRun(t *testing.T) {
 			t.Fatalf("report: exit %d: %s", code, s.stderr.String())
 		}
 		text := s.stdout.String()
-		for _, w := range []string{fmt.Sprintf("%d ok, %d failed", total.ok, total.failed), "cost " + report.USD(r.CostUSD),
+		for _, w := range []string{fmt.Sprintf("%d ok, %d failed", total.ok, total.failed), "cost " + money.Format(r.CostUSD),
 			fmt.Sprintf("429 %d", simRateLimited), "failed: bad_request 1", "flaky/f-small", "timeline ("} {
 			if !strings.Contains(text, w) {
 				t.Errorf("terminal summary lacks %q:\n%s", w, text)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/llmbatch/llmbatch/pkg/batch"
 	"github.com/llmbatch/llmbatch/pkg/config"
 )
 
@@ -48,6 +50,15 @@ func (e *ExitError) Error() string {
 
 func (e *ExitError) Unwrap() error { return e.Err }
 
+// prepared maps the error of batch.Prepare to an exit code: its problems are usage errors (exit 2).
+func prepared(err error) error {
+	var ue *batch.UsageError
+	if errors.As(err, &ue) {
+		return usageErr(ue.Err)
+	}
+	return err
+}
+
 // usageErr marks err as a usage, config or input error (exit 2).
 func usageErr(err error) error { return &ExitError{Code: ExitUsage, Err: err} }
 
@@ -58,6 +69,16 @@ type IOStreams struct {
 	ErrOut io.Writer
 	// ErrIsTerminal reports whether ErrOut is a terminal (progress bars only draw on one).
 	ErrIsTerminal bool
+	// ErrWidth is ErrOut's width in columns when it is a terminal; 0 means unknown (80 is assumed).
+	ErrWidth int
+}
+
+// termWidth is the width the progress bar and the summary fit: ErrWidth, else 80.
+func termWidth(io *IOStreams) int {
+	if io.ErrWidth > 0 {
+		return io.ErrWidth
+	}
+	return 80
 }
 
 // Factory provides what commands need from the environment; tests replace its fields.
@@ -71,6 +92,10 @@ type Factory struct {
 	// Transport, when set, returns the HTTP transport for a provider instead of the network's (tests
 	// point every provider at an in-process simulator); nil from it means the default.
 	Transport func(p *config.Provider) http.RoundTripper
+	// BuildInfo reads the binary's build info for `version`; debug.ReadBuildInfo when nil.
+	BuildInfo func() (*debug.BuildInfo, bool)
+	// Verbose is the persistent -v/--verbose flag, set once the command line is parsed.
+	Verbose bool
 	// OpenOutput, when set, opens run's output file for appending instead of results.OpenAppend
 	// (tests inject a disk that fills up). It is called after a resume scan or --fresh has prepared
 	// the file; each result line reaches the writer in one Write call. At the end run calls its
@@ -95,28 +120,63 @@ func (f *Factory) LoadConfig(path string) (*config.Config, error) {
 
 // NewRootCmd builds the command tree.
 func NewRootCmd(f *Factory) *cobra.Command {
+	buildInfo := f.BuildInfo
+	if buildInfo == nil {
+		buildInfo = debug.ReadBuildInfo
+	}
+	bi, biOK := buildInfo()
+	version := versionLine(Version, bi, biOK)
 	root := &cobra.Command{
-		Use:           "llmbatch",
-		Short:         "Run large batches of LLM prompts across providers, within their rate limits, at the lowest cost",
+		Use:   "llmbatch",
+		Short: "Run large batches of LLM prompts across providers, within their rate limits, at the lowest cost",
+		Example: `  llmbatch models -c providers.yaml
+  llmbatch estimate prompts.jsonl -c providers.yaml
+  llmbatch run prompts.jsonl -c providers.yaml -o results.jsonl`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       Version,
+		Version:       version,
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	globalFlags(root, f)
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 	root.SetIn(f.IO.In)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
-	root.AddCommand(NewCmdRun(f), NewCmdEstimate(f), NewCmdSelect(f), NewCmdModels(f), NewCmdSim(f), NewCmdReport(f), NewCmdCache(f))
+	root.AddCommand(NewCmdRun(f, nil), NewCmdEstimate(f), NewCmdSelect(f), NewCmdModels(f), NewCmdSim(f), NewCmdReport(f), NewCmdCache(f))
 	root.AddCommand(&cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print the version and the VCS revision it was built from",
+		Example: "  llmbatch version",
+		Args:    noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(f.IO.Out, "llmbatch %s\n", Version)
+			_, err := fmt.Fprintln(f.IO.Out, version)
 			return err
 		},
 	})
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Example = "  llmbatch completion bash > ~/.local/share/bash-completion/completions/llmbatch\n" +
+				"  llmbatch completion zsh > \"${fpath[1]}/_llmbatch\""
+			examples := map[string]string{
+				"bash":       "  llmbatch completion bash > ~/.local/share/bash-completion/completions/llmbatch",
+				"zsh":        "  llmbatch completion zsh > \"${fpath[1]}/_llmbatch\"",
+				"fish":       "  llmbatch completion fish > ~/.config/fish/completions/llmbatch.fish",
+				"powershell": "  llmbatch completion powershell | Out-String | Invoke-Expression",
+			}
+			for _, sub := range c.Commands() {
+				sub.Example = examples[sub.Name()]
+			}
+		}
+	}
 	return root
+}
+
+// globalFlags adds the flags every command shares to root. -v is one persistent flag with one
+// meaning for every command (and so not cobra's -v for --version, which stays --version).
+func globalFlags(root *cobra.Command, f *Factory) {
+	root.PersistentFlags().BoolVarP(&f.Verbose, "verbose", "v", false,
+		"debug logs on stderr (run also keeps each prompt's attempt log in its result line)")
 }
 
 // Main runs llmbatch with the process's arguments and environment and returns the exit code.
@@ -124,9 +184,16 @@ func Main() int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	errFd := int(os.Stderr.Fd())
+	width := 0
+	if term.IsTerminal(errFd) {
+		if w, _, err := term.GetSize(errFd); err == nil {
+			width = w
+		}
+	}
 	f := &Factory{
 		IO: &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
-			ErrIsTerminal: term.IsTerminal(int(os.Stderr.Fd()))},
+			ErrIsTerminal: term.IsTerminal(errFd), ErrWidth: width},
 		Getenv:  os.Getenv,
 		Now:     time.Now,
 		Signals: sigs,

@@ -6,21 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/llmbatch/llmbatch/pkg/batch"
-	"github.com/llmbatch/llmbatch/pkg/config"
+	"github.com/llmbatch/llmbatch/pkg/cache"
 	"github.com/llmbatch/llmbatch/pkg/progress"
-	"github.com/llmbatch/llmbatch/pkg/provider"
-	"github.com/llmbatch/llmbatch/pkg/provider/adapters"
 	"github.com/llmbatch/llmbatch/pkg/results"
-	"github.com/llmbatch/llmbatch/pkg/sim"
 )
 
 // RunOptions are the inputs of `llmbatch run`.
@@ -39,10 +35,13 @@ type RunOptions struct {
 	LogFormat   string // text | json
 	Verbose     bool
 	Cache       CacheFlags
+
+	responses *cache.Source // the run's response cache, once batch.Run opened it; nil = none
 }
 
-// NewCmdRun builds the `run` command.
-func NewCmdRun(f *Factory) *cobra.Command {
+// NewCmdRun builds the `run` command. runF, when set, receives the parsed options instead of
+// runRun (tests check flag parsing apart from the run); nil runs the batch.
+func NewCmdRun(f *Factory, runF func(context.Context, *RunOptions) error) *cobra.Command {
 	o := &RunOptions{Factory: f}
 	c := &cobra.Command{
 		Use:   "run INPUT.jsonl",
@@ -51,9 +50,17 @@ func NewCmdRun(f *Factory) *cobra.Command {
 spreads the batch across providers within their rate limits, retries and fails over, and appends one
 result line per prompt to the output (default: INPUT with .jsonl replaced by .results.jsonl).
 An existing output is resumed: prompts with a current ok line are not sent again (--fresh starts over).`,
-		Args: cobra.ExactArgs(1),
+		Example: `  llmbatch run prompts.jsonl -c providers.yaml
+  llmbatch run prompts.jsonl -o results.jsonl --max-cost 5 --prefer speed
+  cat prompts.jsonl | llmbatch run - -o - --progress never > results.jsonl
+  llmbatch run prompts.jsonl --model gpt-4o-mini --format openai`,
+		Args: exactArgs(1, "INPUT.jsonl"),
 		RunE: func(c *cobra.Command, args []string) error {
 			o.Input = args[0]
+			o.Verbose = f.Verbose
+			if runF != nil {
+				return runF(c.Context(), o)
+			}
 			return runRun(c.Context(), o)
 		},
 	}
@@ -64,13 +71,71 @@ An existing output is resumed: prompts with a current ok line are not sent again
 	fl.IntVar(&o.Concurrency, "concurrency", 0, "total requests in flight (default: the config's defaults.concurrency)")
 	fl.Float64Var(&o.MaxCost, "max-cost", 0, "hard budget in USD: no request is sent that could exceed it")
 	fl.BoolVar(&o.Fresh, "fresh", false, "ignore an existing output (it is moved aside, not deleted) and start over")
-	fl.Var(&o.Format, "format", "output format: default | openai (OpenAI Batch output lines)")
-	fl.StringVar(&o.Progress, "progress", "auto", "progress bar: auto (only on a terminal) | always | never")
+	fl.Var(&o.Format, "format", "result line format, `default|openai`: default writes llmbatch's result lines, openai the OpenAI Batch output lines")
+	fl.Lookup("format").DefValue = "" // "(default default)" says nothing
+	fl.StringVar(&o.Progress, "progress", "auto", "progress bar, `auto|always|never`: auto draws it only when stderr is a terminal")
 	fl.BoolVar(&o.Quiet, "quiet", false, "no progress bar, summary or info logs")
-	fl.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text | json")
-	fl.BoolVarP(&o.Verbose, "verbose", "v", false, "debug logs and the attempt log in each result line")
+	fl.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr, `text|json`")
 	o.Cache.register(fl, false)
+	completeConfig(c)
+	completeJSONL(c)
+	completeValues(c, "format", "default", "openai")
+	completeValues(c, "progress", "auto", "always", "never")
+	completeValues(c, "log-format", "text", "json")
+	completeValues(c, "prefer", "cost", "speed")
 	return c
+}
+
+// runOptions checks the flags and turns them into the batch's options (without Stop).
+func runOptions(o *RunOptions) (batch.Options, error) {
+	f := o.Factory
+	sink := &logSink{w: f.IO.ErrOut}
+	logger, err := newLogger(sink, o.LogFormat, o.Verbose, o.Quiet, f.Now)
+	if err != nil {
+		return batch.Options{}, usageErr(err)
+	}
+	if o.Progress != "auto" && o.Progress != "always" && o.Progress != "never" {
+		return batch.Options{}, usageErr(fmt.Errorf("--progress %q: want auto, always or never", o.Progress))
+	}
+	if o.MaxCost < 0 || o.Concurrency < 0 {
+		return batch.Options{}, usageErr(errors.New("--max-cost and --concurrency must not be negative"))
+	}
+	cfg, err := f.LoadConfig(o.ConfigPath)
+	if err != nil {
+		return batch.Options{}, err
+	}
+	sel, err := o.Selection.options()
+	if err != nil {
+		return batch.Options{}, usageErr(err)
+	}
+	cacheMode, cacheOpts, err := o.Cache.options(f.Now)
+	if err != nil {
+		return batch.Options{}, usageErr(err)
+	}
+	outPath := o.Output
+	if outPath == "" {
+		outPath = defaultOutput(o.Input)
+	}
+	showBar := !o.Quiet && (o.Progress == "always" || (o.Progress == "auto" && f.IO.ErrIsTerminal))
+	return batch.Options{
+		Config: cfg, Select: sel, Getenv: f.Getenv, Input: o.Input, Stdin: f.IO.In,
+		Output: outPath, Stdout: f.IO.Out, Fresh: o.Fresh, Format: o.Format,
+		Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose,
+		Transport: f.Transport, OpenOutput: f.OpenOutput, Warn: f.IO.ErrOut,
+		Progress: func(n, done int) *progress.Display {
+			d := progress.New(f.IO.ErrOut, n, progress.Options{Enabled: showBar, Now: f.Now, Done: done, Width: f.IO.ErrWidth})
+			sink.attach(d)
+			return d
+		},
+		Summary: progress.NewSummary(f.Now), Logger: logger, Now: f.Now,
+		Cache: func(lanes []string) batch.ResponseCache {
+			o.responses = openCacheSource(f.Getenv, cacheMode, cacheOpts, lanes, func(err error) { logger.Warn(cacheWarning, "error", err) })
+			if o.responses == nil {
+				return nil // a nil *cache.Source in the interface would not read as "no cache"
+			}
+			return o.responses
+		},
+	}, nil
 }
 
 func runRun(ctx context.Context, o *RunOptions) error {
@@ -78,109 +143,59 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	logger, err := newLogger(f.IO.ErrOut, o.LogFormat, o.Verbose, o.Quiet)
-	if err != nil {
-		return usageErr(err)
-	}
-	if o.Progress != "auto" && o.Progress != "always" && o.Progress != "never" {
-		return usageErr(fmt.Errorf("--progress %q: want auto, always or never", o.Progress))
-	}
-	if o.MaxCost < 0 || o.Concurrency < 0 {
-		return usageErr(errors.New("--max-cost and --concurrency must not be negative"))
-	}
-	cfg, err := f.LoadConfig(o.ConfigPath)
+	bo, err := runOptions(o)
 	if err != nil {
 		return err
 	}
-	sel, err := o.Selection.options()
-	if err != nil {
-		return usageErr(err)
-	}
-	cacheMode, cacheOpts, err := o.Cache.options(f.Now)
-	if err != nil {
-		return usageErr(err)
-	}
-	checkCtx, stopWatching := untilSignal(ctx, f.Signals) // nothing is sent yet: Ctrl-C stops at once
-	chk, err := preflight(checkCtx, cfg, sel, f.Getenv, o.Input, f.IO)
-	if interrupted := stopWatching(); interrupted || err != nil {
-		if chk != nil {
-			chk.in.Close()
-		}
-		if interrupted {
-			return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted during the input check; nothing was sent")}
-		}
-		return err
-	}
-	defer chk.in.Close()
-	apis, err := buildProviders(cfg, o)
-	if err != nil {
-		return err
-	}
-
-	outPath := o.Output
-	if outPath == "" {
-		outPath = defaultOutput(o.Input)
-	}
-	out, done, closeOut, err := openOutput(outPath, o, logger)
-	if err != nil {
-		return err
-	}
-	responses := openCacheSource(f.Getenv, cacheMode, cacheOpts, chk.lanes, sel, func(err error) { logger.Warn(cacheWarning, "error", err) })
-	showBar := !o.Quiet && (o.Progress == "always" || (o.Progress == "auto" && f.IO.ErrIsTerminal))
-	display := progress.New(f.IO.ErrOut, chk.n, progress.Options{Enabled: showBar, Now: f.Now})
-	summary := progress.NewSummary(f.Now)
-
 	stop := make(chan struct{})
 	runCtx, hardStop := context.WithCancel(ctx)
 	defer hardStop()
-	go watchSignals(runCtx, f.Signals, stop, hardStop, logger)
+	go watchSignals(runCtx, f.Signals, stop, hardStop, bo.Logger)
+	bo.Stop = stop
 
-	opts := batch.Options{
-		Config: cfg, Providers: apis, Lanes: chk.lanes, Source: analysisSource(chk.in, chk.lanes), Done: done,
-		Output: results.NewWriter(out, o.Format, results.WithClock(f.Now), results.WithName(outPath)),
-		Select: sel, Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose, Stop: stop,
-		Progress: display, Summary: summary, Logger: logger, Now: f.Now,
+	rep, runErr := batch.Run(runCtx, bo)
+	o.responses.Close() // flushes the answers bought; a failure is only warned about
+	bo.Summary.Finish()
+	// The "…and N more" of warnings still folded, above the summary.
+	if fold, ok := bo.Logger.Handler().(*progress.FoldHandler); ok {
+		_ = fold.Flush(context.Background())
 	}
-	if responses != nil {
-		opts.Cache = responses
-	}
-	rep, runErr := batch.Run(runCtx, opts)
-	responses.Close() // flushes the answers bought; a failure is only warned about
-	display.Finish()
-	if cerr := closeOut(); cerr != nil && runErr == nil {
-		runErr = fmt.Errorf("closing %s: %w", outPath, cerr)
-	}
-	if outPath != "-" && rep != nil && !errors.Is(runErr, batch.ErrWrite) {
-		// Superseded lines (an earlier error, an answer to a since-changed prompt) go, so readers see
-		// exactly one line per id.
-		if removed, err := results.Compact(outPath, o.Format, func(string) bool { return true }); err != nil {
-			logger.Warn("could not compact the output; it still holds every result", "file", outPath, "error", err)
-		} else if removed > 0 {
-			logger.Info("compacted the output", "file", outPath, "superseded_lines_removed", removed)
+	if rep != nil && rep.Prompts == 0 && runErr == nil {
+		// Nothing to do is not an error; batch.Run created no output for it.
+		name := o.Input
+		if name == "-" {
+			name = "stdin"
 		}
+		fmt.Fprintf(f.IO.ErrOut, "no prompts in %s\n", name)
+		return nil
 	}
 	if rep != nil && !o.Quiet {
-		summary.Render(f.IO.ErrOut)
-		fmt.Fprintf(f.IO.ErrOut, "%d prompts: %d ok, %d failed, %d skipped (already done), %d remaining; cost $%.4f; %s\n",
-			rep.Prompts, rep.OK, rep.Failed, rep.Skipped, rep.Remaining, rep.CostUSD, rep.Elapsed.Round(time.Millisecond))
-		if hits, saved := responses.Hits(); hits > 0 {
+		_ = bo.Summary.RenderWidth(f.IO.ErrOut, termWidth(f.IO))
+		fmt.Fprintf(f.IO.ErrOut, "%d prompts: %d ok, %d failed, %d skipped (already done), %d remaining; cost %s\n",
+			rep.Prompts, rep.OK, rep.Failed, rep.Skipped, rep.Remaining, usd(rep.CostUSD))
+		if hits, saved := o.responses.Hits(); hits > 0 {
 			fmt.Fprintf(f.IO.ErrOut, "%d answered from the response cache at no cost (they cost %s when bought)\n", hits, usd(saved))
 		}
 	}
-	return runExit(rep, runErr, o, outPath)
+	return runExit(rep, runErr, o, bo.Output)
 }
 
 // runExit maps a run's outcome to the exit code of DESIGN §1.
 func runExit(rep *batch.Report, err error, o *RunOptions, outPath string) error {
 	f := o.Factory
+	var ue *batch.UsageError
 	switch {
+	case errors.As(err, &ue):
+		return prepared(err)
+	case errors.Is(err, batch.ErrInterrupted):
+		return &ExitError{Code: ExitInterrupted, Err: err}
 	case rep != nil && (rep.Interrupted || errors.Is(err, context.Canceled)):
 		fmt.Fprintf(f.IO.ErrOut, "interrupted: %d prompts remain. Resume with:\n  %s\n", rep.Remaining, resumeCommand(o, outPath))
 		return &ExitError{Code: ExitInterrupted}
 	case err != nil:
 		return &ExitError{Code: ExitPartial, Err: err}
 	case rep.Budget:
-		return &ExitError{Code: ExitBudget, Err: fmt.Errorf("budget of $%.4f reached: %d prompts remain (raise --max-cost and run the same command to continue)", o.MaxCost, rep.Remaining)}
+		return &ExitError{Code: ExitBudget, Err: fmt.Errorf("budget of %s reached: %d prompts remain (raise --max-cost and run the same command to continue)", usd(o.MaxCost), rep.Remaining)}
 	case rep.Failed > 0:
 		return &ExitError{Code: ExitPartial, Err: fmt.Errorf("%d of %d prompts ended in error; their error lines are in %s (run the same command again to retry them)", rep.Failed, rep.Prompts-rep.Skipped, outPath)}
 	}
@@ -203,11 +218,11 @@ func resumeCommand(o *RunOptions, outPath string) string {
 	if o.Concurrency > 0 {
 		args = append(args, fmt.Sprintf("--concurrency %d", o.Concurrency))
 	}
-	if o.Format != results.FormatDefault {
-		args = append(args, "--format "+o.Format.String())
-	}
 	if o.Cache.Mode != "" && o.Cache.Mode != "on" {
 		args = append(args, "--cache "+o.Cache.Mode)
+	}
+	if o.Format != results.FormatDefault {
+		args = append(args, "--format "+o.Format.String())
 	}
 	return strings.Join(args, " ")
 }
@@ -230,53 +245,6 @@ func defaultOutput(input string) string {
 	return strings.TrimSuffix(input, ".jsonl") + ".results.jsonl"
 }
 
-// openOutput prepares the output for appending: resumed (torn last line repaired) or, with --fresh,
-// started over after moving the old file aside. done reports prompts that need no new request.
-func openOutput(path string, o *RunOptions, logger *slog.Logger) (w io.Writer, done func(id, hash string) bool, closeFn func() error, err error) {
-	if path == "-" {
-		return o.Factory.IO.Out, nil, func() error { return nil }, nil
-	}
-	if o.Fresh {
-		moved, err := results.MoveAside(path, o.Factory.Now())
-		if err != nil {
-			return nil, nil, nil, usageErr(err)
-		}
-		if moved != "" {
-			logger.Info("--fresh: moved the previous output aside", "from", path, "to", moved)
-		}
-	} else {
-		cp, err := results.Scan(path, o.Format)
-		if err != nil {
-			return nil, nil, nil, usageErr(fmt.Errorf("%w (fix or move the file, or pass --fresh to start over)", err))
-		}
-		if cp.Lines > 0 {
-			logger.Info("resuming from the existing output", "file", path, "ok_lines", cp.OKLines, "error_lines", cp.ErrorLines,
-				"torn_line_repaired", cp.TornLine > 0)
-		}
-		done = cp.Done
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, nil, nil, usageErr(fmt.Errorf("output directory: %w", err))
-	}
-	open := func(path string) (io.WriteCloser, error) { return results.OpenAppend(path) }
-	if o.Factory.OpenOutput != nil {
-		open = o.Factory.OpenOutput
-	}
-	file, err := open(path)
-	if err != nil {
-		return nil, nil, nil, usageErr(err)
-	}
-	return file, done, func() error {
-		if s, ok := file.(interface{ Sync() error }); ok {
-			if err := s.Sync(); err != nil {
-				file.Close()
-				return err
-			}
-		}
-		return file.Close()
-	}, nil
-}
-
 // watchSignals turns the first interrupt into a graceful stop and the second into an immediate one.
 func watchSignals(ctx context.Context, sigs <-chan os.Signal, stop chan<- struct{}, hard context.CancelFunc, logger *slog.Logger) {
 	if sigs == nil {
@@ -296,8 +264,34 @@ func watchSignals(ctx context.Context, sigs <-chan os.Signal, stop chan<- struct
 	}
 }
 
-// newLogger builds the stderr logger for --log-format, -v and --quiet.
-func newLogger(w io.Writer, format string, verbose, quiet bool) (*slog.Logger, error) {
+// logSink is where a run's logs go: stderr, through the progress display once there is one, so a
+// log line clears the bar's line, is written whole and the bar is drawn again below it.
+type logSink struct {
+	mu sync.Mutex
+	w  io.Writer
+	d  *progress.Display
+}
+
+func (s *logSink) attach(d *progress.Display) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.d = d
+}
+
+// Write writes one log record (slog handlers make one Write per record).
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	d := s.d
+	s.mu.Unlock()
+	if d != nil {
+		return d.Write(p)
+	}
+	return s.w.Write(p)
+}
+
+// newLogger builds the stderr logger for --log-format, -v and --quiet: text or JSON records on w,
+// with repeated identical warnings folded (a progress.FoldHandler; now is time.Now when nil).
+func newLogger(w io.Writer, format string, verbose, quiet bool, now func() time.Time) (*slog.Logger, error) {
 	level := slog.LevelInfo
 	switch {
 	case verbose:
@@ -308,45 +302,9 @@ func newLogger(w io.Writer, format string, verbose, quiet bool) (*slog.Logger, e
 	hopts := &slog.HandlerOptions{Level: level}
 	switch format {
 	case "", "text":
-		return slog.New(slog.NewTextHandler(w, hopts)), nil
+		return slog.New(progress.NewFoldHandler(slog.NewTextHandler(w, hopts), now, 0)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+		return slog.New(progress.NewFoldHandler(slog.NewJSONHandler(w, hopts), now, 0)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
-}
-
-// buildProviders creates one adapter per usable provider. Providers whose key variable is unset are
-// skipped with a warning; `type: sim` providers get an in-process simulator.
-func buildProviders(cfg *config.Config, o *RunOptions) (map[string]provider.Provider, error) {
-	f := o.Factory
-	apis := map[string]provider.Provider{}
-	conc := o.Concurrency
-	if conc <= 0 {
-		conc = cfg.Defaults.Concurrency
-	}
-	for _, p := range cfg.Providers {
-		if !p.Available(f.Getenv) {
-			continue // preflight warned about it
-		}
-		var transport http.RoundTripper
-		if f.Transport != nil {
-			transport = f.Transport(p)
-		}
-		if transport == nil && p.Type == config.TypeSim {
-			transport = sim.NewProvider(p, sim.Options{Now: f.Now}).Transport()
-		}
-		maxConns := conc
-		if p.MaxConcurrency > 0 {
-			maxConns = min(conc, p.MaxConcurrency)
-		}
-		api, err := adapters.New(p, adapters.NewHTTPClient(maxConns, transport), f.Getenv, adapters.WithNow(f.Now))
-		if err != nil {
-			return nil, usageErr(fmt.Errorf("%s: %w", cfg.Path, err))
-		}
-		apis[p.Name] = api
-	}
-	if len(apis) == 0 {
-		return nil, usageErr(fmt.Errorf("%s: no provider can be used: set the API key variable of at least one provider (see `llmbatch models`)", cfg.Path))
-	}
-	return apis, nil
 }

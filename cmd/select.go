@@ -10,8 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/llmbatch/llmbatch/pkg/batch"
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/model"
+	"github.com/llmbatch/llmbatch/pkg/money"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/selector"
 )
@@ -37,13 +39,19 @@ func NewCmdSelect(f *Factory) *cobra.Command {
 		Long: "Validates the whole input and prints, for every prompt, its category and complexity and the model\n" +
 			"run would send it to, with the estimated tokens and cost, then a summary per model. --explain adds\n" +
 			"why: the analyser's reason, the rule that picked the model, and the models ruled out.",
-		Args: cobra.ExactArgs(1),
+		Example: `  llmbatch select prompts.jsonl -c providers.yaml
+  llmbatch select prompts.jsonl --explain
+  llmbatch select prompts.jsonl --json --prefer speed | jq .model`,
+		Args: exactArgs(1, "INPUT.jsonl"),
 	}
 	c.RunE = dryRunE(f, &opts.Input, func(ctx context.Context) error { return selectRun(ctx, opts) })
 	opts.Config = configFlag(f, c)
 	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON line per prompt")
 	c.Flags().BoolVar(&opts.Explain, "explain", false, "say why each model was chosen and which were ruled out")
 	opts.Selection.register(c.Flags())
+	completeConfig(c)
+	completeJSONL(c)
+	completeValues(c, "prefer", "cost", "speed")
 	return c
 }
 
@@ -88,12 +96,13 @@ func selectRun(ctx context.Context, opts *SelectOptions) error {
 	if err != nil {
 		return err
 	}
-	chk, err := preflight(ctx, cfg, sel, opts.Getenv, opts.Input, opts.IO)
+	chk, err := batch.Prepare(ctx, batch.PrepareOptions{Config: cfg, Select: sel, Getenv: opts.Getenv,
+		Input: opts.Input, Stdin: opts.IO.In, Warn: opts.IO.ErrOut})
 	if err != nil {
-		return err
+		return prepared(err)
 	}
-	defer chk.in.Close()
-	lanes, in := chk.lanes, chk.in
+	defer chk.Close()
+	lanes, in := chk.Lanes, chk.Input
 
 	planner := selector.NewPlanner(lanes, sel)
 	w := bufio.NewWriter(opts.IO.Out)
@@ -103,7 +112,7 @@ func selectRun(ctx context.Context, opts *SelectOptions) error {
 		rows.header()
 	}
 	var unserved []error
-	err = analyzeInput(ctx, in, newAnalyzer(lanes), opts.Workers, func(a *analyzed) error {
+	err = chk.Analyze(ctx, opts.Workers, func(a *batch.Analyzed) error {
 		var ch selector.Choice
 		if opts.Explain {
 			ch = planner.Explain(&a.Item)
@@ -123,11 +132,11 @@ func selectRun(ctx context.Context, opts *SelectOptions) error {
 		s := planner.Summary()
 		fmt.Fprintf(w, "\nPer model (--prefer %s%s):\n", s.Prefer, deadlineNote(s))
 		printLaneTable(w, s)
-		fmt.Fprintf(w, "Estimated wall time %s", wall(s.WallTime))
+		fmt.Fprintf(w, "Wall time at most %s", wall(s.WallTime))
 		if s.WallTimeGuess {
 			fmt.Fprint(w, " (a guess: no known limits for the slowest model)")
 		}
-		fmt.Fprintln(w, "; ~ marks estimated input tokens, * free tier.")
+		fmt.Fprintln(w, "; ~ marks estimated input tokens, * free tier; llmbatch estimate shows the expected figures.")
 	}
 	if ferr := w.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("select: write: %w", ferr)
@@ -139,7 +148,7 @@ func selectRun(ctx context.Context, opts *SelectOptions) error {
 }
 
 // selectLine builds the report of one prompt.
-func selectLine(a *analyzed, as selector.Assignment, perr error, p *selector.Planner, explain bool, ch selector.Choice) selectJSON {
+func selectLine(a *batch.Analyzed, as selector.Assignment, perr error, p *selector.Planner, explain bool, ch selector.Choice) selectJSON {
 	it := &a.Item
 	line := selectJSON{CustomID: it.ID, Line: a.Req.Line, Category: catName(it.Category), Complexity: round2(it.Complexity),
 		OutputTokens: it.OutputTokens}
@@ -149,7 +158,7 @@ func selectLine(a *analyzed, as selector.Assignment, perr error, p *selector.Pla
 		l := p.Lanes()[as.Lane]
 		line.LaneCategory, line.Escalated = as.Category.String(), as.Escalated
 		line.Provider, line.Model = l.Provider, l.Name
-		line.InputTokens, line.ExactTokens, line.CostUSD = as.Input, as.Exact, as.Cost
+		line.InputTokens, line.ExactTokens, line.CostUSD = as.Input, as.Exact, money.Round(as.Cost)
 		for _, i := range p.Group(as.Group) {
 			if i != as.Lane {
 				line.Alternatives = append(line.Alternatives, p.Lanes()[i].String())
@@ -163,6 +172,43 @@ func selectLine(a *analyzed, as selector.Assignment, perr error, p *selector.Pla
 		}
 	}
 	return line
+}
+
+// printLaneTable writes the per-model totals and the overall total of a plan: output, cost and wall
+// time at most (every prompt using its max_tokens); estimate shows the expected figures too.
+func printLaneTable(w io.Writer, s selector.Summary) {
+	width := len("PROVIDER/MODEL")
+	for _, t := range s.Lanes {
+		if t.Prompts > 0 {
+			width = max(width, len(t.Lane.String()))
+		}
+	}
+	const row = "%-*s  %-9s  %8s  %12s  %12s  %12s  %10s  %s"
+	line := func(args ...any) { fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf(row, args...), " ")) }
+	line(width, "PROVIDER/MODEL", "CATEGORY", "PROMPTS", "INPUT TOK", "OUT AT MOST", "COST AT MOST", "WALL AT MOST", "BOUND")
+	for _, t := range s.Lanes {
+		if t.Prompts == 0 {
+			continue
+		}
+		in := num(t.InputTokens)
+		if t.EstimatedPrompts > 0 {
+			in = "~" + in
+		}
+		cat := t.Lane.Category.String()
+		if t.Lane.Free {
+			cat += "*"
+		}
+		bound := t.Bound.String()
+		if t.Guess() {
+			bound += " (guess)"
+		}
+		line(width, t.Lane.String(), cat, num(t.Prompts), in, num(t.OutputTokens), usd(t.CostUSD), wall(t.WallTime), bound)
+	}
+	in := num(s.InputTokens)
+	if s.EstimatedPrompts > 0 {
+		in = "~" + in
+	}
+	line(width, "TOTAL", "", num(s.Prompts-s.Unassigned), in, num(s.OutputTokens), usd(s.CostUSD), wall(s.WallTime), "")
 }
 
 func catName(c model.Category) string {

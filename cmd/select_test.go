@@ -212,3 +212,32 @@ func TestSelectBadInputAndUnservable(t *testing.T) {
 		t.Errorf("stdout = %s", out)
 	}
 }
+
+// TestSelectExplainNamesSignals: without a category hint, --explain names the analyser's category
+// and the signals that decided it; a line's category hint and --model still win over the analyser.
+func TestSelectExplainNamesSignals(t *testing.T) {
+	input := filepath.Join(t.TempDir(), "mixed.jsonl")
+	lines := `{"id":"yn","prompt":"Is Paris in France? Answer yes or no."}
+{"id":"translate","prompt":"Translate into German: \"Could you please send me the invoice by the end of the week?\""}
+{"id":"hinted","prompt":"Is Paris in France? Answer yes or no.","category":"large"}
+`
+	if err := os.WriteFile(input, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := runSelectJSON(t, &SelectOptions{Input: input, Explain: true})
+	if l := got["yn"]; l.Category != "tiny" || !strings.HasPrefix(l.Analysis, "tiny: ") || !strings.Contains(l.Analysis, "yes/no") {
+		t.Errorf("yn: category %s, analysis %q; want tiny with its yes/no signal named", l.Category, l.Analysis)
+	}
+	if l := got["translate"]; l.Category != "small" || !strings.HasPrefix(l.Analysis, "small: ") || !strings.Contains(l.Analysis, "translation (translate)") {
+		t.Errorf("translate: category %s, analysis %q; want small naming the translation", l.Category, l.Analysis)
+	}
+	if l := got["hinted"]; l.Category != "large" || l.Analysis != "category hint in the request" || l.Model != "large-model" {
+		t.Errorf("hinted: category %s on %s, analysis %q; want the hint to win", l.Category, l.Model, l.Analysis)
+	}
+	pinned := runSelectJSON(t, &SelectOptions{Input: input, Explain: true, Selection: SelectionFlags{Model: "small-model"}})
+	for id, l := range pinned {
+		if l.Model != "small-model" {
+			t.Errorf("--model small-model: %s went to %s/%s", id, l.Provider, l.Model)
+		}
+	}
+}

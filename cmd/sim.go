@@ -41,7 +41,9 @@ func NewCmdSim(f *Factory) *cobra.Command {
 		Short: "The built-in provider simulator",
 		Long: "The provider simulator speaks the OpenAI, Anthropic and Gemini chat APIs with strict rate limits,\n" +
 			"latency and injected faults, for the `type: sim` providers of a config file.",
-		Args: cobra.NoArgs,
+		Example: `  llmbatch sim serve --config testdata/sim.yaml
+  llmbatch sim prompts 1000 > prompts.jsonl`,
+		Args: noArgs,
 	}
 	c.AddCommand(NewCmdSimServe(f, nil), NewCmdSimPrompts(f))
 	return c
@@ -59,7 +61,7 @@ func NewCmdSimServe(f *Factory, runF func(context.Context, *SimServeOptions) err
 			"  GET /v1/models. Prefix a path with /sim/{provider} (or send x-sim-provider) when model names repeat.\n" +
 			"Stops on SIGINT/SIGTERM.",
 		Example: "  llmbatch sim serve --addr 127.0.0.1:8089 --config testdata/sim.yaml",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			opts.Config = func() (*config.Config, error) { return f.LoadConfig(configPath) }
 			if runF != nil {
@@ -70,6 +72,7 @@ func NewCmdSimServe(f *Factory, runF func(context.Context, *SimServeOptions) err
 	}
 	c.Flags().StringVar(&opts.Addr, "addr", "127.0.0.1:8089", "address to listen on (port 0 picks a free one)")
 	c.Flags().StringVarP(&configPath, "config", "c", "", "config file (default ./providers.yaml, else $LLMBATCH_CONFIG)")
+	completeConfig(c)
 	return c
 }
 

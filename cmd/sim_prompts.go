@@ -16,7 +16,7 @@ func NewCmdSimPrompts(f *Factory) *cobra.Command {
 		Use:     "prompts N",
 		Short:   "Write N synthetic prompt lines (JSONL) to stdout",
 		Example: "  llmbatch sim prompts 1000000 > testdata/out/million.jsonl",
-		Args:    cobra.ExactArgs(1),
+		Args:    exactArgs(1, "N"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var n int
 			if _, err := fmt.Sscan(args[0], &n); err != nil || n < 0 {

@@ -165,12 +165,12 @@ func TestAnalyzeDeterministicAndBounded(t *testing.T) {
 	}
 	// Text beyond the scan limit is not examined: keywords at the end of a huge first message are
 	// ignored, while the final user turn is always scanned.
-	huge := strings.Repeat("x ", scanLimit) + " prove theorem lemma"
+	huge := strings.Repeat("lorem ", scanLimit/6+1) + " prove theorem lemma"
 	r = user(huge, "ok", "Label this: 'great product'")
 	if p := Analyze(r, 100); p.Reasoning {
 		t.Errorf("keywords beyond the scan limit were counted: %+v", p)
 	}
-	r = user("Label this: 'great product'", "ok", "Prove that 17 is prime. "+strings.Repeat("x ", scanLimit))
+	r = user("Label this: 'great product'", "ok", "Prove that 17 is prime. "+strings.Repeat("lorem ", scanLimit/6+1))
 	if p := Analyze(r, 100); !p.Reasoning {
 		t.Errorf("the final turn was not scanned: %+v", p)
 	}
@@ -195,5 +195,98 @@ func BenchmarkAnalyze(b *testing.B) {
 	for b.Loop() {
 		Analyze(reqs[i%len(reqs)], 200)
 		i++
+	}
+}
+
+// BenchmarkAnalyzeShort measures issue 13's target, analysis of short prompts on one core (run with
+// -cpu 1): prompts/s by the wall clock, and prompts per second of CPU time, which a loaded machine
+// does not distort. The prompts mix the corpus's kinds and languages.
+func BenchmarkAnalyzeShort(b *testing.B) {
+	texts := []string{
+		"What is the capital of Canada?",
+		"Is a tomato a fruit? Answer yes or no.",
+		"Translate \"apple\" into Spanish.",
+		"Hallo, wie geht's?",
+		"Classify the sentiment of this review as positive, negative or neutral: \"The battery died after two days.\"",
+		"Prove that the sum of the first n odd numbers is n^2.",
+		"A tank is filled by pipe A in 6 hours and by pipe B in 4 hours. How long with both open?",
+		"Résume ce texte en une phrase : La mairie ferme la piscine pendant trois mois pour des travaux.",
+		"请判断这条评论的情感是正面还是负面：“这家餐厅的服务太差了。”",
+		"Write a Python function that checks whether a string is a palindrome.",
+		"Сколько минут в одном часе?",
+		"半径5cmの円に内接する正方形の面積を求めなさい。",
+	}
+	reqs := make([]*request.Request, len(texts))
+	toks := make([]int, len(texts))
+	for i, t := range texts {
+		reqs[i] = user(t)
+		toks[i], _ = calc.Input(reqs[i], tokens.O200K)
+	}
+	b.ReportAllocs()
+	i := 0
+	cpu0 := processCPU()
+	for b.Loop() {
+		Analyze(reqs[i%len(reqs)], toks[i%len(reqs)])
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "prompts/s")
+	if cpu := processCPU() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(b.N)/cpu.Seconds(), "prompts/cpu-s")
+	}
+}
+
+// TestModelMatchesFeatures fails when the features changed without `go generate ./pkg/analyze`:
+// the shipped weights would then score the wrong features.
+func TestModelMatchesFeatures(t *testing.T) {
+	if len(trained.features) != int(numFeatures) {
+		t.Fatalf("model_gen.go has %d features, the analyser %d: run go generate ./pkg/analyze", len(trained.features), numFeatures)
+	}
+	for i, name := range trained.features {
+		if name != featureNames[i] {
+			t.Fatalf("model_gen.go feature %d is %q, the analyser's is %q: run go generate ./pkg/analyze", i, name, featureNames[i])
+		}
+	}
+	for c, w := range trained.weights {
+		if len(w) != int(numFeatures) {
+			t.Fatalf("model_gen.go: %v has %d weights, want %d", classOf(c), len(w), numFeatures)
+		}
+	}
+}
+
+// TestAnalyzeExplains checks that the Reason names the category and the signals that decided it.
+func TestAnalyzeExplains(t *testing.T) {
+	tests := []struct {
+		req  *request.Request
+		want model.Category
+		has  []string // substrings of the Reason
+	}{
+		{user("Beweise, dass die Summe zweier ungerader Zahlen immer gerade ist."), model.Reasoning, []string{"reasoning: ", "proof (beweise)"}},
+		{user("Solve for x: 3x + 7 = 2x - 5 + 4(x - 1)."), model.Reasoning, []string{"reasoning: ", "variables"}},
+		{user("こんにちは！"), model.Tiny, []string{"tiny: ", "very short"}},
+		{user("Comment dit-on « chien » en allemand ?"), model.Tiny, []string{"tiny: "}},
+		{user("Is 91 divisible by 7? Answer yes or no and explain why."), model.Reasoning, nil},
+		{withSystem("Reply with one word: positive, negative or neutral.", user("Arrived early, works great.")), model.Tiny, []string{"tiny: "}},
+	}
+	for _, tt := range tests {
+		p := analyze(tt.req)
+		text := tt.req.Messages[len(tt.req.Messages)-1].Content.Text
+		if p.Category != tt.want {
+			t.Errorf("%q: %v (%s), want %v", text, p.Category, p.Reason, tt.want)
+			continue
+		}
+		for _, h := range tt.has {
+			if !strings.Contains(p.Reason, h) {
+				t.Errorf("%q: reason %q does not contain %q", text, p.Reason, h)
+			}
+		}
+	}
+	// A reasoning prompt the model might rank tiny is vetoed by direct evidence, and the Reason says so.
+	s := &scan{}
+	s.hits[fProof] = 1
+	if f, ok := s.reasoningEvidence(); !ok || f != fProof {
+		t.Errorf("a proof is not reasoning evidence: %v %v", f, ok)
+	}
+	if _, ok := (&scan{structure: structure{numbers: 3, dataNumbers: 2}}).reasoningEvidence(); ok {
+		t.Error("five numbers alone vetoed tiny")
 	}
 }

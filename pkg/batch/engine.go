@@ -1,15 +1,14 @@
-// Package batch is the pipeline of `llmbatch run`: read → analyse → select → wait for the lane's
-// limits → send → classify, retry or fail over → write. Each prompt is one job goroutine; at most
-// four times the concurrency (and at least 256) jobs exist at once, so memory stays bounded whatever
-// the input size, and one goroutine owns the output.
 package batch
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,35 +21,45 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/selector"
 )
 
-// Options configure one run.
+// Options configure one run. Config, Input and Output are required; the rest have defaults.
 type Options struct {
-	Config    *config.Config
-	Providers map[string]provider.Provider // adapters of the usable providers, by provider name
-	// Lanes are the configured (provider, model) lanes as the selector sees them; those whose
-	// provider has no adapter in Providers are left out.
-	Lanes []*selector.Lane
-	// Source streams the prompts (already validated), analysed against Lanes, in input order.
-	Source Source
-	// Done reports whether a prompt already has a current ok result (resume); nil = none done.
-	Done func(id, hash string) bool
-	// Cache, when set, is checked for every prompt before it is sent: a hit is written as the
-	// prompt's result and nothing is sent. It keeps the answers the run buys. nil = no cache.
-	Cache interface {
-		Known(req *request.Request) (*results.Result, bool)
-		Store(req *request.Request, r *results.Result)
-	}
-	Output *results.Writer // owned by the engine's writer goroutine for the duration of Run
+	Config *config.Config
+	Select selector.Options
+	Getenv func(string) string // reads API key variables; nil = os.Getenv
+	Input  string              // path, or "-" for Stdin
+	Stdin  io.Reader
+	Output string    // path, or "-" for Stdout
+	Stdout io.Writer // receives the results when Output is "-"
+	Fresh  bool      // move an existing output aside instead of resuming it
+	Format results.Format
 
-	Select      selector.Options
 	Concurrency int     // total requests in flight; 0 = config default
 	MaxCost     float64 // USD hard cap; 0 = none
 	Verbose     bool    // keep the attempt log in result lines
-	// Grace bounds how long a graceful stop waits for requests in flight.
-	Grace time.Duration
-	// Stop, when closed, stops dispatching: in-flight requests finish (within Grace) and are written.
-	Stop <-chan struct{}
 
-	Progress *progress.Display
+	// Stop, when closed, stops the run gracefully: see the package doc.
+	Stop <-chan struct{}
+	// Grace bounds how long a graceful stop waits for requests in flight (default 30 s).
+	Grace time.Duration
+
+	// Transport, when set, returns the HTTP transport of a provider (nil from it = the default).
+	Transport func(p *config.Provider) http.RoundTripper
+	// Limits keeps the lanes' rate limits; nil = in-process (see LimitStore).
+	Limits LimitStore
+	// Dispatch returns the dispatcher of a provider; nil = one request per prompt (see Dispatcher).
+	Dispatch func(p *config.Provider, api provider.Provider) Dispatcher
+	// Cache, when set, opens the response cache for the run, given the lanes ("provider/model") the
+	// run may use, in preference order (those --model and --provider leave). Prompts the resume
+	// scan leaves are looked up in it before they are sent; nil = no cache.
+	Cache func(lanes []string) ResponseCache
+	// OpenOutput, when set, opens the output for appending instead of results.OpenAppend. Each
+	// result line reaches it in one Write call; at the end Run calls its Sync (if any) and Close.
+	OpenOutput func(path string) (io.WriteCloser, error)
+
+	Warn io.Writer // "warning: ..." lines of the checks; nil = none
+	// Progress builds the display once the input is counted: prompts in all, done of them already in
+	// the resumed output; nil = none.
+	Progress func(prompts, done int) *progress.Display
 	Summary  *progress.Summary
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -77,42 +86,78 @@ type Report struct {
 // ErrWrite wraps a failure to write the output: the run stops at once.
 var ErrWrite = errors.New("writing results")
 
-// Run executes the batch. It returns an error only for what stops a run early and abnormally
-// (output write failure, input read failure, ctx cancelled); prompts that fail are result lines.
-func Run(ctx context.Context, opts Options) (*Report, error) {
-	e, err := newEngine(opts)
+// Run prepares and executes the batch: Prepare, the adapters, the output (resumed, or moved aside
+// with Fresh), the engine, then compaction of the output. Problems found before anything is sent
+// are *UsageError (or ErrInterrupted). Otherwise it returns the report, with an error only for what
+// stops a run early and abnormally (output write failure, input read failure, ctx cancelled);
+// prompts that fail are result lines.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	o.setDefaults()
+	cp, err := scanOutput(&o, o.Logger)
 	if err != nil {
 		return nil, err
 	}
-	return e.run(ctx)
+	var done func(id, hash string) bool
+	if cp != nil {
+		done = cp.Done
+	}
+	checkCtx, stopWatching := untilStopped(ctx, o.Stop) // nothing is sent yet: a stop acts at once
+	p, err := Prepare(checkCtx, PrepareOptions{Config: o.Config, Select: o.Select, Getenv: o.Getenv,
+		Input: o.Input, Stdin: o.Stdin, Warn: o.Warn, Done: done})
+	if stopWatching() {
+		if p != nil {
+			p.Close()
+		}
+		return nil, ErrInterrupted
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	if p.Prompts == 0 {
+		return &Report{}, nil // nothing to do, and no output is created for it
+	}
+	apis, err := buildAdapters(o.Config, o.Getenv, o.Concurrency, o.Transport, o.Now)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := buildTargets(o.Config, p.Lanes, apis, o.Concurrency, o.Limits, o.Dispatch, o.Now)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	out, err := openOutput(&o, cp, o.Logger, o.Now)
+	if err != nil {
+		return nil, err
+	}
+	e := newEngine(o, targets)
+	e.source, e.known = p.source(), out.known
+	if o.Cache != nil {
+		if c := o.Cache(laneNames(selector.Pinned(p.Lanes, o.Select.PinModel, o.Select.PinProvider))); c != nil {
+			e.known, e.cache = firstKnown{out.known, c}, c
+		}
+	}
+	e.output = results.NewWriter(out.w, o.Format, results.WithClock(o.Now), results.WithName(out.path))
+	if o.Progress != nil {
+		e.display = o.Progress(p.Prompts, p.Done)
+	}
+	rep, runErr := e.run(ctx)
+	if e.display != nil {
+		e.display.Finish()
+	}
+	if cerr := out.close(); cerr != nil && runErr == nil {
+		runErr = fmt.Errorf("closing %s: %w", out.path, cerr)
+	}
+	if !errors.Is(runErr, ErrWrite) {
+		out.compact(o.Format, o.Logger)
+	}
+	return rep, runErr
 }
 
-type engine struct {
-	opts    Options
-	now     func() time.Time
-	log     *slog.Logger
-	rand    func() float64
-	randMu  sync.Mutex
-	lanes   []*lane
-	byKey   map[*selector.Lane]*lane
-	planner *selector.Planner
-	slots   chan struct{} // global in-flight bound
-	budget  budget
-
-	// dispatchCtx is cancelled to stop starting requests (stop signal, budget, write error);
-	// sendCtx only when the run must end at once.
-	dispatchCtx  context.Context
-	stopDispatch context.CancelCauseFunc
-	sendCtx      context.Context
-	results      chan *results.Result
-	budgetHit    atomic.Bool
-	recovered    recovery // a lane came back: jobs queued on fallback lanes choose again
-}
-
-var errBudget = errors.New("budget reached")
-var errStopped = errors.New("stopped")
-
-func newEngine(o Options) (*engine, error) {
+// setDefaults fills the options left zero.
+func (o *Options) setDefaults() {
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -128,45 +173,106 @@ func newEngine(o Options) (*engine, error) {
 	if o.Grace <= 0 {
 		o.Grace = 30 * time.Second
 	}
-	e := &engine{opts: o, now: o.Now, log: o.Logger, rand: o.Rand,
-		slots: make(chan struct{}, o.Concurrency), budget: budget{limit: o.MaxCost}}
-	lanes, err := buildLanes(o.Config, o.Lanes, o.Providers, o.Concurrency, o.Now)
-	if err != nil {
-		return nil, err
+	if o.Limits == nil {
+		o.Limits = localLimits{now: o.Now}
 	}
-	e.lanes = lanes
-	e.byKey = make(map[*selector.Lane]*lane, len(lanes))
-	sels := make([]*selector.Lane, len(lanes))
-	for i, l := range lanes {
+	if o.Dispatch == nil {
+		o.Dispatch = func(_ *config.Provider, api provider.Provider) Dispatcher { return realtime{api} }
+	}
+}
+
+// untilStopped returns ctx cancelled when stop is closed, and a function that stops watching and
+// reports whether stop was closed.
+func untilStopped(ctx context.Context, stop <-chan struct{}) (context.Context, func() bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	if stop == nil {
+		return ctx, func() bool { cancel(); return false }
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-done:
+		}
+	}()
+	return ctx, func() bool {
+		close(done)
+		cancel()
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+type engine struct {
+	opts    Options
+	now     func() time.Time
+	log     *slog.Logger
+	rand    func() float64
+	randMu  sync.Mutex
+	targets []*target
+	planner *selector.Planner
+	slots   chan struct{} // global in-flight bound
+	budget  budget
+
+	source  Source
+	known   ResultSource  // nil = nothing known
+	cache   ResponseCache // keeps the answers bought; nil = none
+	output  *results.Writer
+	display *progress.Display // nil = none
+
+	// halted ends when no new request may start (Stop, budget, write error, ctx): its cause says
+	// why. wire ends the requests already sent: at ctx's end, or when a halt's grace runs out.
+	// These two are the only stop states; see "Stopping" in the package doc.
+	halted    context.Context
+	halt      context.CancelCauseFunc
+	wire      context.Context
+	results   chan finishedPrompt
+	budgetHit atomic.Bool
+	recovered recovery // a lane came back: jobs queued on fallback lanes choose again
+}
+
+var errBudget = errors.New("budget reached")
+var errStopped = errors.New("stopped")
+
+// newEngine builds the engine over lanes; o has its defaults set.
+func newEngine(o Options, targets []*target) *engine {
+	e := &engine{opts: o, now: o.Now, log: o.Logger, rand: o.Rand, targets: targets,
+		slots: make(chan struct{}, o.Concurrency), budget: budget{limit: o.MaxCost}}
+	sels := make([]*selector.Lane, len(targets))
+	for i, l := range targets {
 		sels[i] = l.sel
-		e.byKey[l.sel] = l
 	}
 	e.planner = selector.NewPlanner(sels, o.Select)
-	return e, nil
+	return e
 }
 
 func (e *engine) run(ctx context.Context) (*Report, error) {
 	start := e.now()
 	rep := &Report{}
 	var abandon context.CancelFunc
-	e.sendCtx, abandon = context.WithCancel(ctx)
+	e.wire, abandon = context.WithCancel(ctx)
 	defer abandon()
 	var cancel context.CancelCauseFunc
-	e.dispatchCtx, cancel = context.WithCancelCause(ctx)
-	e.stopDispatch = cancel
+	e.halted, cancel = context.WithCancelCause(ctx)
+	e.halt = cancel
 	defer cancel(nil)
 	if e.opts.Stop != nil {
 		go func() {
 			select {
 			case <-e.opts.Stop:
 				cancel(errStopped)
-			case <-e.dispatchCtx.Done():
+			case <-e.halted.Done():
 			}
 		}()
 	}
 
 	// One goroutine owns the output; jobs hand it finished results.
-	e.results = make(chan *results.Result, 256)
+	e.results = make(chan finishedPrompt, 256)
 	writeErr := make(chan error, 1)
 	go func() { writeErr <- e.writeLoop(rep) }()
 
@@ -178,9 +284,9 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 	go func() { jobs.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-e.dispatchCtx.Done():
+	case <-e.halted.Done():
 		// After a write failure their answers could not be written: nothing is worth waiting for.
-		if !errors.Is(context.Cause(e.dispatchCtx), ErrWrite) {
+		if !errors.Is(context.Cause(e.halted), ErrWrite) {
 			timer := time.NewTimer(e.opts.Grace)
 			select {
 			case <-done:
@@ -201,7 +307,7 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 	rep.Elapsed = e.now().Sub(start)
 	rep.Budget = e.budgetHit.Load()
 	rep.Remaining = rep.Prompts - rep.Skipped - rep.OK - rep.Failed
-	cause := context.Cause(e.dispatchCtx)
+	cause := context.Cause(e.halted)
 	rep.Interrupted = errors.Is(cause, errStopped) || ctx.Err() != nil
 	switch {
 	case werr != nil:
@@ -217,25 +323,25 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 // produce streams the input and starts one job per prompt that still needs an answer, never more
 // than cap(window) at once. After a stop it reads on without sending, to count what remains.
 func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report) error {
-	err := e.opts.Source(e.sendCtx, func(req *request.Request, item selector.Item) error {
+	err := e.source(e.wire, func(req *request.Request, item selector.Item) error {
 		rep.Prompts++
-		if e.opts.Done != nil && e.opts.Done(req.ID, req.Hash) {
-			rep.Skipped++
-			return nil
-		}
-		if e.dispatchCtx.Err() != nil {
-			return nil
-		}
-		if e.opts.Cache != nil {
-			if r, hit := e.opts.Cache.Known(req); hit {
-				e.results <- r // the writer drains the channel until every job and the producer are done
+		if e.known != nil {
+			if r, skip := e.known.Known(req); skip {
+				if r != nil {
+					e.results <- finishedPrompt{r: r} // counted as ok or failed when written
+				} else {
+					rep.Skipped++
+				}
 				return nil
 			}
+		}
+		if e.halted.Err() != nil {
+			return nil
 		}
 		j := e.newJob(req, item)
 		select {
 		case window <- struct{}{}:
-		case <-e.dispatchCtx.Done():
+		case <-e.halted.Done():
 			return nil
 		}
 		jobs.Add(1)
@@ -243,16 +349,16 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 			defer jobs.Done()
 			defer func() { <-window }()
 			if r := j.run(); r != nil {
-				if e.opts.Cache != nil {
-					e.opts.Cache.Store(j.req, r)
+				if e.cache != nil {
+					e.cache.Store(j.req, r)
 				}
-				e.results <- r
+				e.results <- finishedPrompt{r: r, rateLimited: j.throttled}
 			}
 		}()
 		return nil
 	})
-	if err != nil && e.sendCtx.Err() == nil {
-		e.stopDispatch(err)
+	if err != nil && e.wire.Err() == nil {
+		e.halt(err)
 		return fmt.Errorf("reading the input: %w", err)
 	}
 	return nil
@@ -261,13 +367,14 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 // writeLoop writes every result the jobs produce; the first write error stops dispatch.
 func (e *engine) writeLoop(rep *Report) error {
 	var werr error
-	for r := range e.results {
+	for f := range e.results {
+		r := f.r
 		if werr != nil {
 			continue // drain: nothing more is written after a failure
 		}
-		if err := e.opts.Output.Write(r); err != nil {
+		if err := e.output.Write(r); err != nil {
 			werr = fmt.Errorf("%w: %w", ErrWrite, err)
-			e.stopDispatch(werr)
+			e.halt(werr)
 			continue
 		}
 		if r.Status == results.StatusOK {
@@ -275,20 +382,28 @@ func (e *engine) writeLoop(rep *Report) error {
 		} else {
 			rep.Failed++
 		}
-		e.record(r)
+		e.record(f)
 	}
 	return werr
 }
 
+// finishedPrompt is a prompt's result on its way to the writer, with the 429s it met (for the summary).
+type finishedPrompt struct {
+	r           *results.Result
+	rateLimited int
+}
+
 // record feeds the progress display and summary with one finished prompt.
-func (e *engine) record(r *results.Result) {
+func (e *engine) record(f finishedPrompt) {
+	r := f.r
 	o := progress.Outcome{Provider: r.Provider, Model: r.Model, OK: r.Status == results.StatusOK,
-		CostUSD: r.CostUSD, Latency: time.Duration(r.LatencyMS) * time.Millisecond, Retries: max(r.Attempts-1, 0)}
+		CostUSD: r.CostUSD, Latency: time.Duration(r.LatencyMS) * time.Millisecond, Retries: max(r.Attempts-1, 0),
+		RateLimited: f.rateLimited}
 	if r.Usage != nil {
 		o.InputTokens, o.OutputTokens = r.Usage.InputTokens, r.Usage.OutputTokens
 	}
-	if e.opts.Progress != nil {
-		e.opts.Progress.Add(o)
+	if e.display != nil {
+		e.display.Add(o)
 	}
 	if e.opts.Summary != nil {
 		e.opts.Summary.Add(o)
@@ -299,7 +414,7 @@ func (e *engine) record(r *results.Result) {
 func (e *engine) hitBudget() {
 	if e.budgetHit.CompareAndSwap(false, true) {
 		e.log.Warn("budget reached: no more requests are sent", "max_cost_usd", e.opts.MaxCost)
-		e.stopDispatch(errBudget)
+		e.halt(errBudget)
 	}
 }
 
@@ -316,12 +431,12 @@ func (e *engine) reportCeilings() {
 	if e.opts.Summary == nil {
 		return
 	}
-	for _, l := range e.lanes {
+	for _, l := range e.targets {
 		n := l.admitted.Load()
 		if n == 0 {
 			continue
 		}
 		perRequest := float64(l.admittedTokens.Load()) / float64(n)
-		e.opts.Summary.SetCeiling(l.prov.name, l.sel.Name, l.limiter.Snapshot().Limits.Ceiling(perRequest))
+		e.opts.Summary.SetCeiling(l.prov.name, l.sel.Name, l.limits.Snapshot().Limits.Ceiling(perRequest))
 	}
 }

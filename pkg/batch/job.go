@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/provider"
-	"github.com/llmbatch/llmbatch/pkg/ratelimit"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
 	"github.com/llmbatch/llmbatch/pkg/retry"
@@ -22,8 +20,8 @@ type job struct {
 	e       *engine
 	req     *request.Request
 	item    selector.Item
-	lanes   []*lane // allowed lanes, preferred first
-	planErr error   // why no lane can serve the prompt
+	targets []*target // allowed lanes, preferred first
+	planErr error     // why no lane can serve the prompt
 	// charEstimate is the prompt's size as providers estimate it for rate limits.
 	charEstimate int
 	attempts     int // requests sent
@@ -32,7 +30,7 @@ type job struct {
 	throttled int
 	// failures counts the retryable failures other than 429s on each lane: max_attempts applies per
 	// lane, and a prompt that used them up on one lane moves on to its other lanes before failing.
-	failures map[*lane]int
+	failures map[*target]int
 	log      []results.Attempt
 	sentAt   time.Time // when the first request was sent: the result's started_at
 }
@@ -46,10 +44,10 @@ func (e *engine) newJob(req *request.Request, item selector.Item) *job {
 		j.planErr = err
 		return j
 	}
-	j.lanes = append(j.lanes, e.lanes[a.Lane])
+	j.targets = append(j.targets, e.targets[a.Lane])
 	for _, i := range e.planner.Group(a.Group) {
 		if i != a.Lane {
-			j.lanes = append(j.lanes, e.lanes[i])
+			j.targets = append(j.targets, e.targets[i])
 		}
 	}
 	return j
@@ -73,9 +71,9 @@ func (j *job) run() *results.Result {
 		return j.fail(retry.Class{Type: retry.TypeBadRequest, Message: j.planErr.Error()}, nil)
 	}
 	var last retry.Class
-	var lastLane *lane
+	var lastLane *target
 	for {
-		if j.e.dispatchCtx.Err() != nil {
+		if j.e.halted.Err() != nil {
 			return nil
 		}
 		l, wait := j.chooseLane()
@@ -88,7 +86,7 @@ func (j *job) run() *results.Result {
 				return j.fail(last, lastLane)
 			}
 			// Every capable lane's breaker is open: wait for the first trial rather than fail at once.
-			if retry.Wait(j.e.dispatchCtx, wait) != nil {
+			if retry.Wait(j.e.halted, wait) != nil {
 				return nil
 			}
 			continue
@@ -100,7 +98,7 @@ func (j *job) run() *results.Result {
 		case stopped:
 			return nil
 		case refused:
-			if retry.Wait(j.e.dispatchCtx, refusedWait) != nil {
+			if retry.Wait(j.e.halted, refusedWait) != nil {
 				return nil
 			}
 			continue
@@ -108,24 +106,15 @@ func (j *job) run() *results.Result {
 			continue
 		}
 		last, lastLane = class, l
-		if !j.shouldRetry(l, class) {
+		step, delay := j.next(l, class)
+		switch step {
+		case retry.Fail:
 			return j.fail(class, l)
-		}
-		delay := time.Duration(0)
-		switch class.Action {
-		case retry.ActionRetry:
-			if slices.Contains(j.lanes, l) { // else it moves to another lane at once
-				n := j.failures[l]
-				if class.Type == retry.TypeRateLimit {
-					n = j.throttled
-				}
-				delay = l.prov.policy.Delay(n, class, j.e.jitter())
-			}
-		case retry.ActionFailover:
+		case retry.OtherLane:
 			j.dropLane(l)
-		case retry.ActionFailoverLargerContext:
+		case retry.LargerLane:
 			j.dropLanesUpTo(l)
-		case retry.ActionDisableProvider:
+		case retry.Disable:
 			if l.prov.disable(class) {
 				j.e.log.Warn("provider disabled for the rest of the run", "provider", l.prov.name,
 					"error", string(class.Type), "message", class.Message)
@@ -134,7 +123,7 @@ func (j *job) run() *results.Result {
 		if len(j.log) > 0 {
 			j.log[len(j.log)-1].WaitMS = delay.Milliseconds()
 		}
-		if delay > 0 && retry.Wait(j.e.dispatchCtx, delay) != nil {
+		if delay > 0 && retry.Wait(j.e.halted, delay) != nil {
 			return nil
 		}
 	}
@@ -144,49 +133,34 @@ func (j *job) run() *results.Result {
 // with its one trial request.
 const refusedWait = 250 * time.Millisecond
 
-// shouldRetry decides whether the prompt gets another attempt after class on lane l. When l has used
-// up max_attempts and the prompt has other lanes, it drops l, so the next attempt goes elsewhere.
-func (j *job) shouldRetry(l *lane, class retry.Class) bool {
-	p := l.prov.policy
-	switch class.Action {
-	case retry.ActionFailover, retry.ActionFailoverLargerContext, retry.ActionDisableProvider:
-		return true // the lane is dropped or disabled; the loop ends when no lane is left
+// next counts the failure of class on lane l and asks retry.Next what follows.
+func (j *job) next(l *target, class retry.Class) (retry.Step, time.Duration) {
+	s := retry.State{LaneFailures: j.failures[l], RateLimited: j.throttled, OtherLanes: len(j.targets) > 1}.Count(class)
+	j.throttled = s.RateLimited
+	if s.LaneFailures != j.failures[l] {
+		if j.failures == nil {
+			j.failures = map[*target]int{}
+		}
+		j.failures[l] = s.LaneFailures
 	}
-	if class.Type == retry.TypeRateLimit {
-		j.throttled++
-		return j.throttled <= rateLimitRetries*max(p.MaxAttempts, 1)
-	}
-	if !class.Retryable {
-		return false
-	}
-	if j.failures == nil {
-		j.failures = map[*lane]int{}
-	}
-	j.failures[l]++
-	if p.ShouldRetry(j.failures[l], class) {
-		return true
-	}
-	if len(j.lanes) > 1 { // spent on this lane: the prompt's other lanes get their own max_attempts
-		j.dropLane(l)
+	s.Jitter = j.e.jitter()
+	step, delay := retry.Next(s, class, l.prov.policy)
+	if step == retry.OtherLane && class.Action == retry.ActionRetry {
 		j.e.log.Debug("max attempts used on a lane; trying the prompt's next lane", "id", j.req.ID,
 			"lane", l.sel.String(), "error", string(class.Type))
-		return true
 	}
-	return false
+	return step, delay
 }
-
-// rateLimitRetries multiplies max_attempts for 429s.
-const rateLimitRetries = 4
 
 // chooseLane returns the lane for the next attempt, or nil and how long until a breaker admits a
 // trial (0 = no lane will ever be usable again).
-func (j *job) chooseLane() (*lane, time.Duration) {
+func (j *job) chooseLane() (*target, time.Duration) {
 	if l := j.pick(); l != nil {
 		return l, 0
 	}
 	var soonest time.Duration
 	now := j.e.now()
-	for _, l := range j.lanes {
+	for _, l := range j.targets {
 		if l.exhausted.Load() || l.prov.disabledReason() != "" {
 			continue
 		}
@@ -198,14 +172,14 @@ func (j *job) chooseLane() (*lane, time.Duration) {
 }
 
 // pick chooses among the job's lanes by the run's policy, or returns nil when none is usable.
-func (j *job) pick() *lane {
+func (j *job) pick() *target {
 	policy := routing.Cheapest
 	if j.e.opts.Select.Prefer == selector.PreferSpeed {
 		policy = routing.Soonest
 	}
-	cs := make([]routing.Candidate, len(j.lanes))
+	cs := make([]routing.Candidate, len(j.targets))
 	now := j.e.now()
-	for i, l := range j.lanes {
+	for i, l := range j.targets {
 		load := 0.0
 		if c := cap(l.prov.slots); c > 0 {
 			load = float64(l.inFlight.Load()) / float64(c)
@@ -213,11 +187,11 @@ func (j *job) pick() *lane {
 		cs[i] = routing.Candidate{Usable: l.usable(), Healthy: l.health.Healthy(now), Load: load}
 		if policy == routing.Soonest && cs[i].Usable {
 			in, _ := j.item.Input(l.sel)
-			cs[i].Delay = l.limiter.Delay(j.admission(l, in))
+			cs[i].Delay = l.limits.Delay(j.admission(l, in))
 		}
 	}
 	if i := routing.Pick(cs, policy); i >= 0 {
-		return j.lanes[i]
+		return j.targets[i]
 	}
 	return nil
 }
@@ -225,7 +199,7 @@ func (j *job) pick() *lane {
 // admission is what a provider counts against the lane's TPM when it admits the request: its prompt
 // estimate (providers estimate from characters, about 4 a token, so the larger of that and our
 // count) plus max_tokens, or the model's max_output_tokens when the request sets none.
-func (j *job) admission(l *lane, in int) int {
+func (j *job) admission(l *target, in int) int {
 	out := j.item.MaxOutputTokens
 	if out <= 0 {
 		out = l.sel.MaxOutputTokens
@@ -237,7 +211,7 @@ func (j *job) admission(l *lane, in int) int {
 }
 
 // expectedOutput is the output the budget reserves for: the most the request may produce.
-func (j *job) expectedOutput(l *lane) int {
+func (j *job) expectedOutput(l *target) int {
 	if j.item.MaxOutputTokens > 0 {
 		return j.item.MaxOutputTokens
 	}
@@ -257,100 +231,53 @@ func charEstimate(req *request.Request) int {
 	return n
 }
 
-// attempt makes one try on lane l.
-func (j *job) attempt(l *lane) (*results.Result, retry.Class, outcome) {
+// attempt makes one try on lane l: admission, the request, and its settlement.
+func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	in, _ := j.item.Input(l.sel)
 	// The budget reserves for the larger input count too: a provider may bill more than our tokenizer
 	// counts (an estimate for some models; runs of whitespace), and the cap must hold whatever it bills.
 	estCost := tokens.Cost(l.cfg, max(in, j.charEstimate), j.expectedOutput(l))
-	admit := j.admission(l, in)
-	ticket, err := j.waitLimiter(l, admit)
-	if errors.Is(err, ratelimit.ErrDailyExhausted) {
-		if !l.exhausted.Swap(true) {
-			j.e.log.Warn("daily quota spent: lane takes no more work", "lane", l.name())
-		}
+	tokensIn := j.admission(l, in)
+	ctx, stop := j.waitContext(l)
+	a, why := j.e.admit(ctx, l, tokensIn, estCost)
+	stop()
+	switch why {
+	case rQuota, rBusy:
 		return nil, retry.Class{}, refused
-	}
-	if errors.Is(err, ratelimit.ErrTooLarge) {
+	case rTooLarge:
 		return nil, retry.Class{Type: retry.TypeContextLength, Action: retry.ActionFailover, Retryable: true,
-			Message: fmt.Sprintf("%s: a request of %d tokens exceeds the lane's token limit", l.name(), admit)}, failed
-	}
-	if err != nil {
-		if errors.Is(err, context.Canceled) && j.e.dispatchCtx.Err() == nil {
-			return nil, retry.Class{}, moved // see waitLimiter
-		}
+			Message: fmt.Sprintf("%s: a request of %d tokens exceeds the lane's token limit", l.name(), tokensIn)}, failed
+	case rMoved:
+		return nil, retry.Class{}, moved
+	case rStopped:
 		return nil, retry.Class{}, stopped
-	}
-	if err := j.e.budget.reserve(j.e.dispatchCtx, estCost); err != nil {
-		ticket.Cancel()
-		if errors.Is(err, errBudget) {
-			j.e.hitBudget()
-		}
-		return nil, retry.Class{}, stopped
-	}
-	// The concurrency slot is taken after the rate-limit slot, so requests waiting for a slow lane
-	// do not hold slots that other lanes could use. (Re-reserving a rate slot that went stale while
-	// waiting here would lose it: x/time/rate cannot refund a reservation whose time has passed.)
-	if !j.acquire(l) {
-		ticket.Cancel()
-		j.e.budget.settle(estCost, 0)
-		return nil, retry.Class{}, stopped
-	}
-	// The breaker and the provider's state are checked last, right before sending: waiting for the
-	// rate limit and a slot can take long, and a request must not go out to a lane whose breaker
-	// opened, or whose provider was disabled, meanwhile.
-	report, admitted := l.breaker.Allow()
-	if !admitted || l.prov.disabledReason() != "" {
-		if admitted {
-			report(context.Canceled) // neutral for the breaker
-		}
-		j.release(l)
-		ticket.Cancel()
-		j.e.budget.settle(estCost, 0)
-		if admitted || l.breaker.State() == routing.StateOpen {
-			return nil, retry.Class{}, moved // pick skips the lane now
-		}
-		return nil, retry.Class{}, refused // half-open with its trial in flight
 	}
 	j.attempts++
-	l.admitted.Add(1)
-	l.admittedTokens.Add(int64(admit))
 	started := j.e.now()
 	if j.sentAt.IsZero() {
 		j.sentAt = started
 	}
-	ctx, cancel := context.WithTimeout(j.e.sendCtx, l.prov.timeout)
-	resp, err := l.prov.api.Complete(ctx, j.providerRequest(l))
+	sendCtx, cancel := context.WithTimeout(j.e.wire, l.prov.timeout)
+	resp, err := l.prov.send.Send(sendCtx, j.providerRequest(l))
 	cancel()
-	j.release(l)
 	latency := j.e.now().Sub(started)
-	report(err)
 	if err == nil {
-		j.recordSuccess(l)
-		l.limiter.Observe(resp.Limits)
-		ticket.Settle(resp.Usage.InputTokens + resp.Usage.OutputTokens)
 		cost := tokens.Cost(l.cfg, resp.Usage.InputTokens, resp.Usage.OutputTokens)
-		j.e.budget.settle(estCost, cost)
+		a.finish(settlement{limits: resp.Limits, tokens: resp.Usage.InputTokens + resp.Usage.OutputTokens, cost: cost})
+		j.recordSuccess(l)
 		j.logAttempt(l, started, "")
 		return j.ok(l, resp, cost, latency), retry.Class{}, finished
 	}
 	class := retry.Classify(err)
-	if class.LaneFailure() {
-		l.health.Record(false, j.e.now())
-	}
 	var apiErr *provider.APIError
 	var limits provider.RateLimits
 	if errors.As(err, &apiErr) {
 		limits = apiErr.Limits
 	}
-	if class.Type == retry.TypeRateLimit {
-		ticket.RateLimited(limits) // pauses the lane until Retry-After and adapts hidden limits
-	} else {
-		l.limiter.Observe(limits)
-		ticket.Settle(0) // providers count rejected requests against the window too
+	a.finish(settlement{err: err, rateLimited: class.Type == retry.TypeRateLimit, limits: limits})
+	if class.LaneFailure() {
+		l.health.Record(false, j.e.now())
 	}
-	// Providers don't bill the errors they return.
-	j.e.budget.settle(estCost, 0)
 	if class.Type == retry.TypeCanceled {
 		return nil, class, stopped
 	}
@@ -360,26 +287,25 @@ func (j *job) attempt(l *lane) (*results.Result, retry.Class, outcome) {
 	return nil, class, failed
 }
 
-// waitLimiter waits for the lane's rate limiter to admit a request of admit tokens. On a fallback
-// lane (not the job's first) the wait also ends when any lane recovers, with an error while the run
-// goes on, so that the job gives up its place in this lane's queue and chooses again: prompts that
-// fell back while the preferred lane was down return to it once it is back.
-func (j *job) waitLimiter(l *lane, admit int) (*ratelimit.Ticket, error) {
-	if len(j.lanes) == 0 || l == j.lanes[0] {
-		return l.limiter.Wait(j.e.dispatchCtx, admit)
+// waitContext is the context of the rate-limit wait on lane l. On a fallback lane (not the job's
+// first) it also ends when any lane recovers, so that the job gives up its place in this lane's
+// queue and chooses again: prompts that fell back while the preferred lane was down return to it
+// once it is back. Call stop when the wait is over.
+func (j *job) waitContext(l *target) (ctx context.Context, stop func()) {
+	if len(j.targets) == 0 || l == j.targets[0] {
+		return j.e.halted, func() {}
 	}
-	ctx, cancel := context.WithCancel(j.e.dispatchCtx)
-	stop := context.AfterFunc(j.e.recovered.next(), cancel)
-	defer func() {
-		stop()
+	ctx, cancel := context.WithCancel(j.e.halted)
+	unhook := context.AfterFunc(j.e.recovered.next(), cancel)
+	return ctx, func() {
+		unhook()
 		cancel()
-	}()
-	return l.limiter.Wait(ctx, admit)
+	}
 }
 
 // recordSuccess records a success in the lane's health and, when that brings the lane back above its
 // health threshold, tells the jobs waiting on fallback lanes.
-func (j *job) recordSuccess(l *lane) {
+func (j *job) recordSuccess(l *target) {
 	threshold := l.health.Config().Threshold
 	before := l.health.Score()
 	l.health.Record(true, j.e.now())
@@ -389,34 +315,7 @@ func (j *job) recordSuccess(l *lane) {
 	}
 }
 
-// acquire takes the global and the provider's in-flight slots; false when the run stops meanwhile.
-func (j *job) acquire(l *lane) bool {
-	select {
-	case j.e.slots <- struct{}{}:
-	case <-j.e.dispatchCtx.Done():
-		return false
-	}
-	if l.prov.slots != nil {
-		select {
-		case l.prov.slots <- struct{}{}:
-		case <-j.e.dispatchCtx.Done():
-			<-j.e.slots
-			return false
-		}
-	}
-	l.inFlight.Add(1)
-	return true
-}
-
-func (j *job) release(l *lane) {
-	l.inFlight.Add(-1)
-	if l.prov.slots != nil {
-		<-l.prov.slots
-	}
-	<-j.e.slots
-}
-
-func (j *job) providerRequest(l *lane) *provider.Request {
+func (j *job) providerRequest(l *target) *provider.Request {
 	r := j.req
 	model := l.sel.Name
 	return &provider.Request{Model: model, Messages: r.Messages, MaxTokens: r.MaxTokens,
@@ -424,7 +323,7 @@ func (j *job) providerRequest(l *lane) *provider.Request {
 		Tools: r.Tools, Extra: r.Extra, Reasoning: l.reasoning}
 }
 
-func (j *job) logAttempt(l *lane, at time.Time, errType string) {
+func (j *job) logAttempt(l *target, at time.Time, errType string) {
 	if !j.e.opts.Verbose {
 		return
 	}
@@ -432,7 +331,7 @@ func (j *job) logAttempt(l *lane, at time.Time, errType string) {
 		Provider: l.prov.name, Model: l.sel.Name, ErrorType: errType})
 }
 
-func (j *job) ok(l *lane, resp *provider.Response, cost float64, latency time.Duration) *results.Result {
+func (j *job) ok(l *target, resp *provider.Response, cost float64, latency time.Duration) *results.Result {
 	u := resp.Usage
 	return &results.Result{CustomID: j.req.ID, Status: results.StatusOK, Provider: l.prov.name, Model: l.sel.Name,
 		Content: resp.Content, ToolCalls: resp.ToolCalls, FinishReason: resp.FinishReason, Usage: &u,
@@ -441,7 +340,7 @@ func (j *job) ok(l *lane, resp *provider.Response, cost float64, latency time.Du
 		StartedAt: results.Timestamp(j.sentAt), FinishedAt: results.Timestamp(j.e.now())}
 }
 
-func (j *job) fail(c retry.Class, l *lane) *results.Result {
+func (j *job) fail(c retry.Class, l *target) *results.Result {
 	r := &results.Result{CustomID: j.req.ID, Status: results.StatusError, Attempts: j.attempts, AttemptLog: j.log,
 		RequestHash: j.req.Hash, Metadata: j.req.Metadata,
 		Error:     &results.ErrorInfo{Type: string(c.Type), Message: c.Message, StatusCode: c.StatusCode},
@@ -453,31 +352,31 @@ func (j *job) fail(c retry.Class, l *lane) *results.Result {
 }
 
 // dropLane removes l from the job's lanes (the model is missing or refused this prompt).
-func (j *job) dropLane(l *lane) {
-	out := j.lanes[:0]
-	for _, x := range j.lanes {
+func (j *job) dropLane(l *target) {
+	out := j.targets[:0]
+	for _, x := range j.targets {
 		if x != l {
 			out = append(out, x)
 		}
 	}
-	j.lanes = out
+	j.targets = out
 }
 
 // dropLanesUpTo removes every lane whose context window is no larger than l's.
-func (j *job) dropLanesUpTo(l *lane) {
-	out := j.lanes[:0]
-	for _, x := range j.lanes {
+func (j *job) dropLanesUpTo(l *target) {
+	out := j.targets[:0]
+	for _, x := range j.targets {
 		if x.sel.ContextWindow > l.sel.ContextWindow || (x.sel.ContextWindow == 0 && l.sel.ContextWindow > 0) {
 			out = append(out, x)
 		}
 	}
-	j.lanes = out
+	j.targets = out
 }
 
 // disabledCause is the failure that disabled the provider of one of the job's lanes, for a job that
 // never got to send; a bad_request "no usable lane" when none was disabled.
-func (j *job) disabledCause() (retry.Class, *lane) {
-	for _, l := range j.lanes {
+func (j *job) disabledCause() (retry.Class, *target) {
+	for _, l := range j.targets {
 		if c, off := l.prov.disabledClass(); off {
 			return c, l
 		}
@@ -487,11 +386,11 @@ func (j *job) disabledCause() (retry.Class, *lane) {
 
 // whyNoLane says why none of the job's lanes can take it.
 func (j *job) whyNoLane() string {
-	if len(j.lanes) == 0 {
+	if len(j.targets) == 0 {
 		return "every capable lane refused it"
 	}
 	reasons := ""
-	for _, l := range j.lanes {
+	for _, l := range j.targets {
 		why := "daily quota spent"
 		if r := l.prov.disabledReason(); r != "" {
 			why = "provider disabled: " + r

@@ -3,10 +3,12 @@ package cache
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/llmbatch/llmbatch/pkg/money"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
 )
@@ -130,12 +132,12 @@ func (s *Source) Known(req *request.Request) (*results.Result, bool) {
 		return nil, false
 	}
 	s.hits.Add(1)
-	s.saved.Add(int64(e.CostUSD*1e10 + 0.5))
+	s.saved.Add(int64(math.Round(e.CostUSD * 1e10)))
 	u := e.Usage
 	at := results.Timestamp(s.now())
 	return &results.Result{CustomID: req.ID, Status: results.StatusOK, Provider: e.Provider, Model: e.Model,
 		Content: e.Content, ToolCalls: e.ToolCalls, FinishReason: e.FinishReason, Usage: &u, CostUSD: 0,
-		CachedCostUSD: e.CostUSD, Cached: true, Via: "cache", Attempts: 0, RequestHash: req.Hash,
+		CachedCostUSD: money.Round(e.CostUSD), Cached: true, Via: "cache", Attempts: 0, RequestHash: req.Hash,
 		RequestID: e.RequestID, Metadata: req.Metadata, StartedAt: at, FinishedAt: at}, true
 }
 
@@ -153,7 +155,7 @@ func (s *Source) Store(req *request.Request, r *results.Result) {
 		return
 	}
 	e := Entry{Provider: r.Provider, Model: r.Model, Content: r.Content, ToolCalls: json.RawMessage(r.ToolCalls),
-		FinishReason: r.FinishReason, CostUSD: r.CostUSD, RequestID: r.RequestID}
+		FinishReason: r.FinishReason, CostUSD: money.Round(r.CostUSD), RequestID: r.RequestID}
 	if r.Usage != nil {
 		e.Usage = *r.Usage
 	}
@@ -169,7 +171,7 @@ func (s *Source) Hits() (n int, savedUSD float64) {
 	if s == nil {
 		return 0, 0
 	}
-	return int(s.hits.Load()), float64(s.saved.Load()) / 1e10
+	return int(s.hits.Load()), money.Round(float64(s.saved.Load()) * money.Precision)
 }
 
 // Close flushes the answers stored during the run and closes the store; a write failure is

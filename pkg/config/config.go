@@ -61,6 +61,8 @@ type Provider struct {
 	Breaker        *Breaker          `yaml:"breaker"`         // overrides defaults.breaker
 	Models         []*Model          `yaml:"models"`
 	Sim            *Sim              `yaml:"sim"` // only for type: sim
+	// Batch enables the provider's batch API (nil = realtime only); see Batch.
+	Batch *Batch `yaml:"batch"`
 }
 
 // Model is one model of a provider with its prices and limits. Zero limits mean unknown.
@@ -92,6 +94,8 @@ type Sim struct {
 	// recovers); 0 = for the whole run.
 	FaultsFor Duration            `yaml:"faults_for"`
 	Limits    map[string]SimLimit `yaml:"limits"` // per model name; default: the model's configured limits
+	// Batch shapes the simulator's batch endpoints (turnaround, failures, limits); nil = defaults.
+	Batch *SimBatch `yaml:"batch"`
 }
 
 // SimFaults are the probabilities (0..1) of each injected fault per request.

@@ -233,6 +233,9 @@ func (v *validator) check(c *Config) {
 			v.at(pp+".type", "provider %q: unknown type %q (want openai, anthropic, gemini or sim)", p.Name, p.Type)
 		}
 		v.nonNegative(pp, map[string]float64{"max_concurrency": float64(p.MaxConcurrency)})
+		if p.Batch != nil {
+			v.checkBatch(pp+".batch", p)
+		}
 		if p.Retry != nil {
 			v.checkRetry(pp+".retry", *p.Retry)
 		}
@@ -298,6 +301,9 @@ func (v *validator) checkSim(path string, p *Provider) {
 		if x < 0 || x > 1 {
 			v.at(path+".faults."+k, "%s is a probability between 0 and 1, got %v", k, x)
 		}
+	}
+	if s.Batch != nil {
+		v.checkSimBatch(path+".batch", s.Batch)
 	}
 	for name, l := range s.Limits {
 		found := false

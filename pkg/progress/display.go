@@ -9,10 +9,14 @@ package progress
 import (
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/llmbatch/llmbatch/pkg/money"
 )
 
 // Outcome is one finished prompt, as the engine reports it to Display.Add and Summary.Add.
@@ -38,9 +42,18 @@ type Options struct {
 	// Throttle is the minimum time between redraws; below 100 ms (including 0) it is 100 ms, so a
 	// fast run does not spend its time redrawing a terminal.
 	Throttle time.Duration
+	// Done is the number of prompts already done by an earlier run (resume): the bar starts there,
+	// and they do not count in the rates.
+	Done int
+	// Width is the terminal's width in columns (80 when 0): the bar's line is kept narrower, since a
+	// line that wraps can no longer be redrawn in place.
+	Width int
 }
 
-const minThrottle = 100 * time.Millisecond
+const (
+	minThrottle = 100 * time.Millisecond
+	barWidth    = 20
+)
 
 // Display is the progress bar of a run: prompts done out of total, with requests and tokens per
 // second, the cost so far and the ETA in its description. It is safe for concurrent use, though the
@@ -54,6 +67,8 @@ type Display struct {
 	start    time.Time
 	lastDesc time.Time
 	finished bool
+	descMax  int // the description is cut to this many runes so the line fits the terminal
+	drawn    int // the widest line the bar has drawn, in runes: what a clear must blank
 
 	total   int
 	skipped int // done by an earlier run (resume)
@@ -63,13 +78,22 @@ type Display struct {
 	cost    float64
 }
 
-// New returns a display of total prompts writing to w (stderr). Nothing is written unless
-// opts.Enabled and total > 0.
+// New returns a display of total prompts, opts.Done of them already done, writing to w (stderr).
+// When opts.Enabled and total > 0 the bar is drawn at once, before any prompt finishes; otherwise
+// nothing is ever drawn.
 func New(w io.Writer, total int, opts Options) *Display {
-	d := &Display{w: w, now: opts.Now, throttle: max(opts.Throttle, minThrottle), total: total}
+	d := &Display{w: w, now: opts.Now, throttle: max(opts.Throttle, minThrottle), total: total,
+		skipped: min(max(opts.Done, 0), max(total, 0))}
 	if d.now == nil {
 		d.now = time.Now
 	}
+	width := opts.Width
+	if width <= 0 {
+		width = 80
+	}
+	// The library draws "DESC 100% |BAR| (DONE/TOTAL) "; one column stays free for the cursor.
+	digits := len(fmt.Sprint(total))
+	d.descMax = max(width-1-(len(" 100% |")+barWidth+len("| (/) ")+2*digits), 0)
 	d.start = d.now()
 	if opts.Enabled && total > 0 {
 		d.bar = progressbar.NewOptions(total,
@@ -77,14 +101,32 @@ func New(w io.Writer, total int, opts Options) *Display {
 			progressbar.OptionSetVisibility(true),
 			progressbar.OptionThrottle(d.throttle),
 			progressbar.OptionShowCount(),
-			progressbar.OptionSetWidth(30),
+			progressbar.OptionSetWidth(barWidth),
 			// The ETA is ours, in the description: the library's would use its own clock.
 			progressbar.OptionSetPredictTime(false),
 			progressbar.OptionSetElapsedTime(false),
 			progressbar.OptionSetDescription(d.describe(d.start)),
 		)
+		// The first render ignores the throttle: the bar shows now, at the done count.
+		if d.skipped > 0 {
+			_ = d.bar.Set(d.skipped)
+		} else {
+			_ = d.bar.RenderBlank()
+		}
+		d.noteDrawn()
 	}
 	return d
+}
+
+// noteDrawn remembers the width of the bar's latest rendering.
+func (d *Display) noteDrawn() {
+	d.drawn = max(d.drawn, utf8.RuneCountInString(strings.Trim(d.bar.String(), "\r")))
+}
+
+// clear blanks the bar's line and returns the cursor to its start. The library's own Clear blanks
+// only as wide as an earlier rendering and can leave the tail of a longer one on screen.
+func (d *Display) clear() {
+	_, _ = io.WriteString(d.w, "\r"+strings.Repeat(" ", d.drawn)+"\r")
 }
 
 // Add records one finished prompt and redraws the bar (at most once per throttle interval).
@@ -100,8 +142,8 @@ func (d *Display) Add(o Outcome) {
 	d.advance(1)
 }
 
-// Skip counts n prompts as already done (results kept from an earlier run being resumed). They move
-// the bar but not the rates.
+// Skip counts n more prompts as already done (results kept from an earlier run being resumed), on
+// top of Options.Done. They move the bar but not the rates.
 func (d *Display) Skip(n int) {
 	if n <= 0 {
 		return
@@ -122,6 +164,7 @@ func (d *Display) advance(n int) {
 		d.bar.Describe(d.describe(now))
 	}
 	_ = d.bar.Add(n) // errors are write errors on stderr: nothing useful to do with them
+	d.noteDrawn()
 }
 
 // Write writes p (log lines) to the display's writer without tearing the bar: the bar is cleared,
@@ -132,7 +175,7 @@ func (d *Display) Write(p []byte) (int, error) {
 	if d.bar == nil || d.finished {
 		return d.w.Write(p)
 	}
-	_ = d.bar.Clear()
+	d.clear()
 	n, err := d.w.Write(p)
 	if err == nil && len(p) > 0 && p[len(p)-1] == '\n' {
 		// The bar's last rendering starts with "\r", so it redraws in place until the next update.
@@ -141,8 +184,9 @@ func (d *Display) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Finish replaces the bar with a final status line (done/total, failures, wall time, rates, cost).
-// Later calls to Add, Skip and Finish draw nothing; Write still writes.
+// Finish erases the bar, leaving the line to the run's summary, which states the counts, the cost
+// and the one wall time of the run. Later calls to Add, Skip and Finish draw nothing; Write still
+// writes.
 func (d *Display) Finish() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -151,14 +195,7 @@ func (d *Display) Finish() {
 	}
 	d.finished = true
 	_ = d.bar.Exit()
-	_ = d.bar.Clear()
-	now := d.now()
-	elapsed := now.Sub(d.start)
-	status := fmt.Sprintf("%d/%d done", d.skipped+d.done, d.total)
-	if d.failed > 0 {
-		status += fmt.Sprintf(" (%d failed)", d.failed)
-	}
-	fmt.Fprintf(d.w, "%s in %s, %s\n", status, elapsed.Round(100*time.Millisecond), d.rates(elapsed))
+	d.clear()
 }
 
 // describe is the bar's description at now: rates, cost and ETA.
@@ -171,20 +208,25 @@ func (d *Display) describe(now time.Time) string {
 		left := time.Duration(float64(remaining) / float64(d.done) * float64(elapsed))
 		eta = left.Round(time.Second).String()
 	}
-	desc := d.rates(elapsed) + ", ETA " + eta
+	// Most important first: a narrow terminal cuts the end.
+	desc := "ETA " + eta
 	if d.failed > 0 {
 		desc += fmt.Sprintf(", %d failed", d.failed)
+	}
+	desc += ", " + d.rates(elapsed)
+	if r := []rune(desc); d.descMax > 0 && len(r) > d.descMax {
+		desc = string(r[:d.descMax-1]) + "…"
 	}
 	return desc
 }
 
-// rates formats requests and tokens per second and the cost so far.
+// rates formats the cost so far and requests and tokens per second.
 func (d *Display) rates(elapsed time.Duration) string {
 	var rps, tps float64
 	if s := elapsed.Seconds(); s > 0 {
 		rps, tps = float64(d.done)/s, float64(d.tokens)/s
 	}
-	return fmt.Sprintf("%.1f req/s, %s tok/s, $%.4f", rps, humanize(tps), d.cost)
+	return fmt.Sprintf("%s, %.1f req/s, %s tok/s", money.Format(d.cost), rps, humanize(tps))
 }
 
 // humanize writes n with a k/M suffix.

@@ -45,17 +45,17 @@ func TestDisplayDisabledWritesNothing(t *testing.T) {
 	}
 }
 
-func TestDisplayShowsProgressAndFinalLine(t *testing.T) {
+func TestDisplayShowsProgressAndFinishErases(t *testing.T) {
 	c := newClock()
 	var buf syncBuffer
-	d := progress.New(&buf, 10, progress.Options{Enabled: true, Now: c.now})
+	d := progress.New(&buf, 10, progress.Options{Enabled: true, Now: c.now, Width: 120})
 	d.Skip(2) // resumed
 	for i := range 8 {
 		c.advance(500 * time.Millisecond)
 		d.Add(progress.Outcome{OK: i != 3, InputTokens: 100, OutputTokens: 50, CostUSD: 0.01})
 	}
 	// The last prompt always redraws (the library renders on reaching the total despite the throttle).
-	if out := buf.String(); !strings.Contains(out, "2.0 req/s, 300 tok/s, $0.0800, ETA 0s, 1 failed") || !strings.Contains(out, "(10/10)") {
+	if out := buf.String(); !strings.Contains(out, "ETA 0s, 1 failed, $0.08, 2.0 req/s, 300 tok/s") || !strings.Contains(out, "(10/10)") {
 		t.Errorf("bar lacks rates, cost, failures or count:\n%q", out)
 	}
 	if _, err := d.Write([]byte("a log line\n")); err != nil {
@@ -64,12 +64,28 @@ func TestDisplayShowsProgressAndFinalLine(t *testing.T) {
 	d.Finish()
 	d.Add(progress.Outcome{OK: true}) // after Finish: nothing drawn
 	out := buf.String()
-	if !strings.Contains(out, "\ra log line\n\r2.0 req/s") {
+	if !strings.Contains(out, "\ra log line\n\rETA 0s, 1 failed") {
 		t.Errorf("log line not written on a cleared line with the bar redrawn below it:\n%q", out)
 	}
-	want := "10/10 done (1 failed) in 4s, 2.0 req/s, 300 tok/s, $0.0800\n"
-	if !strings.HasSuffix(out, want) {
-		t.Errorf("output does not end with the final line %q:\n%q", want, out)
+	// The summary follows on the erased line: the screen ends with the log line and an empty line.
+	if screen := emulate(out); len(screen) != 2 || screen[0] != "a log line" || screen[1] != "" {
+		t.Errorf("after Finish the screen is %q, want the log line and an empty line", screen)
+	}
+}
+
+// The bar is on screen before any prompt finishes, and a resumed run's bar starts at the prompts
+// already done.
+func TestDisplayAppearsAtOnceAtTheDoneCount(t *testing.T) {
+	var buf syncBuffer
+	progress.New(&buf, 3000, progress.Options{Enabled: true, Done: 969})
+	screen := emulate(buf.String())
+	if len(screen) != 1 || !strings.Contains(screen[0], "(969/3000)") || !strings.Contains(screen[0], "32%") {
+		t.Errorf("a resumed display shows %q, want the bar at 969/3000 at once", screen)
+	}
+	buf = syncBuffer{}
+	progress.New(&buf, 10, progress.Options{Enabled: true})
+	if screen := emulate(buf.String()); len(screen) != 1 || !strings.Contains(screen[0], "(0/10)") {
+		t.Errorf("a new display shows %q, want the bar at 0/10 at once", screen)
 	}
 }
 
@@ -86,7 +102,7 @@ func TestDisplayConcurrentAdds(t *testing.T) {
 	}
 	wg.Wait()
 	d.Finish()
-	if out := buf.String(); !strings.Contains(out, "4000/4000 done in ") {
-		t.Errorf("final line missing after concurrent adds:\n%q", out[max(0, len(out)-200):])
+	if out := buf.String(); !strings.Contains(out, "(4000/4000)") {
+		t.Errorf("the bar did not reach 4000/4000 after concurrent adds:\n%q", out[max(0, len(out)-200):])
 	}
 }

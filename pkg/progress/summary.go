@@ -1,18 +1,24 @@
 package progress
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
+
+	"github.com/llmbatch/llmbatch/pkg/money"
 )
 
 // Summary collects per-lane statistics over a run for the final table (Render) and for --json and
 // logs (JSON). Memory is bounded per lane whatever the number of requests. It is safe for
-// concurrent use; the engine calls Add from its writer goroutine, once per finished prompt.
+// concurrent use; the engine calls Add from its writer goroutine, once per finished prompt, as the
+// result is written, so the time of Add is the prompt's completion time.
 type Summary struct {
 	mu    sync.Mutex
 	now   func() time.Time
@@ -31,7 +37,16 @@ type laneStats struct {
 	rateLimited   int
 	retries       int
 	latency       latencyHist // of successful prompts only: a failure's time says little about the lane
+	// first is the earliest start of a prompt's final attempt (completion time minus latency) and
+	// last the latest completion: the lane's busy time is last - first.
+	first, last time.Time
 }
+
+// CeilingWindow is the window of the limits behind a ceiling (RPM and TPM are per minute): a lane
+// whose bucket starts full can complete one window's worth at once, so in a busy time T the limits
+// allow at most ceiling × (T + CeilingWindow) requests, and a share is only shown once T reaches
+// one window (below that it mostly measures the initial burst).
+const CeilingWindow = time.Minute
 
 // NewSummary returns an empty summary whose wall time starts now (now is time.Now when nil).
 func NewSummary(now func() time.Time) *Summary {
@@ -41,7 +56,7 @@ func NewSummary(now func() time.Time) *Summary {
 	return &Summary{now: now, start: now(), lanes: make(map[laneKey]*laneStats), ceil: make(map[laneKey]float64)}
 }
 
-// Add records the outcome of one finished prompt under its final (provider, model).
+// Add records the outcome of one finished prompt under its final (provider, model), completed now.
 func (s *Summary) Add(o Outcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -50,6 +65,13 @@ func (s *Summary) Add(o Outcome) {
 	if st == nil {
 		st = &laneStats{}
 		s.lanes[k] = st
+	}
+	now := s.now()
+	if began := now.Add(-max(o.Latency, 0)); st.first.IsZero() || began.Before(st.first) {
+		st.first = began
+	}
+	if now.After(st.last) {
+		st.last = now
 	}
 	if o.OK {
 		st.ok++
@@ -65,8 +87,8 @@ func (s *Summary) Add(o Outcome) {
 }
 
 // SetCeiling records a lane's theoretical ceiling in requests per second (min(RPM, TPM/tokens per
-// request)/60; see ratelimit.Limits.Ceiling), so the report can show the share of it the run
-// achieved. A ceiling of 0 means unknown.
+// request)/60; see ratelimit.Limits.Ceiling), so the report can show the share of what the limits
+// allowed that the run achieved. A ceiling of 0 means unknown.
 func (s *Summary) SetCeiling(provider, model string, requestsPerSecond float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -83,7 +105,8 @@ func (s *Summary) Finish() {
 	}
 }
 
-// Report is the summary of a run as JSON, for --json output and logs.
+// Report is the summary of a run as JSON, for --json output and logs. Costs are rounded with
+// money.Round.
 type Report struct {
 	WallSeconds       float64      `json:"wall_seconds"`
 	Requests          int          `json:"requests"` // finished prompts: ok + failed
@@ -100,23 +123,28 @@ type Report struct {
 
 // LaneReport is one (provider, model) of a Report.
 type LaneReport struct {
-	Provider          string  `json:"provider"`
-	Model             string  `json:"model"`
-	Requests          int     `json:"requests"`
-	OK                int     `json:"ok"`
-	Failed            int     `json:"failed"`
-	InputTokens       int64   `json:"input_tokens"`
-	OutputTokens      int64   `json:"output_tokens"`
-	CostUSD           float64 `json:"cost_usd"`
-	RateLimited       int     `json:"rate_limited"`
-	Retries           int     `json:"retries"`
-	LatencyMeanMS     float64 `json:"latency_mean_ms"` // successful prompts only
-	LatencyP95MS      float64 `json:"latency_p95_ms"`
-	RequestsPerSecond float64 `json:"requests_per_second"` // finished prompts over the run's wall time
-	// CeilingRPS is the lane's ceiling from SetCeiling and CeilingShare the achieved share of it
-	// (RequestsPerSecond / CeilingRPS); both are omitted when the ceiling is unknown.
-	CeilingRPS   float64 `json:"ceiling_rps,omitempty"`
-	CeilingShare float64 `json:"ceiling_share,omitempty"`
+	Provider      string  `json:"provider"`
+	Model         string  `json:"model"`
+	Requests      int     `json:"requests"`
+	OK            int     `json:"ok"`
+	Failed        int     `json:"failed"`
+	InputTokens   int64   `json:"input_tokens"`
+	OutputTokens  int64   `json:"output_tokens"`
+	CostUSD       float64 `json:"cost_usd"`
+	RateLimited   int     `json:"rate_limited"`
+	Retries       int     `json:"retries"`
+	LatencyMeanMS float64 `json:"latency_mean_ms"` // successful prompts only
+	LatencyP95MS  float64 `json:"latency_p95_ms"`
+	// BusySeconds runs from the start of the earliest final attempt to the last completion on the
+	// lane; RequestsPerSecond is finished prompts over it (0 when it is 0).
+	BusySeconds       float64 `json:"busy_seconds"`
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	// CeilingRPS is the lane's ceiling from SetCeiling (omitted when unknown). CeilingShare is the
+	// ok count over the most the limits allowed in the busy time, CeilingRPS × (busy + CeilingWindow),
+	// so it never exceeds 1; it is omitted when the ceiling is unknown or the lane was busy for less
+	// than CeilingWindow.
+	CeilingRPS   float64  `json:"ceiling_rps,omitempty"`
+	CeilingShare *float64 `json:"ceiling_share,omitempty"`
 }
 
 // JSON returns the summary so far as a Report.
@@ -128,32 +156,34 @@ func (s *Summary) JSON() Report {
 		end = s.now()
 	}
 	wall := end.Sub(s.start).Seconds()
-	perSecond := func(n int) float64 {
-		if wall <= 0 {
-			return 0
-		}
-		return float64(n) / wall
-	}
 	r := Report{WallSeconds: wall, Models: make([]LaneReport, 0, len(s.lanes))}
+	var cost float64
 	for k, st := range s.lanes {
+		busy := st.last.Sub(st.first)
 		lr := LaneReport{
-			Provider:          k.provider,
-			Model:             k.model,
-			Requests:          st.ok + st.failed,
-			OK:                st.ok,
-			Failed:            st.failed,
-			InputTokens:       st.input,
-			OutputTokens:      st.output,
-			CostUSD:           st.cost,
-			RateLimited:       st.rateLimited,
-			Retries:           st.retries,
-			LatencyMeanMS:     ms(st.latency.mean()),
-			LatencyP95MS:      ms(st.latency.quantile(0.95)),
-			RequestsPerSecond: perSecond(st.ok + st.failed),
+			Provider:      k.provider,
+			Model:         k.model,
+			Requests:      st.ok + st.failed,
+			OK:            st.ok,
+			Failed:        st.failed,
+			InputTokens:   st.input,
+			OutputTokens:  st.output,
+			CostUSD:       money.Round(st.cost),
+			RateLimited:   st.rateLimited,
+			Retries:       st.retries,
+			LatencyMeanMS: ms(st.latency.mean()),
+			LatencyP95MS:  ms(st.latency.quantile(0.95)),
+			BusySeconds:   busy.Seconds(),
+		}
+		if busy > 0 {
+			lr.RequestsPerSecond = float64(lr.Requests) / busy.Seconds()
 		}
 		if c := s.ceil[k]; c > 0 {
 			lr.CeilingRPS = c
-			lr.CeilingShare = lr.RequestsPerSecond / c
+			if busy >= CeilingWindow {
+				share := min(float64(st.ok)/(c*(busy+CeilingWindow).Seconds()), 1)
+				lr.CeilingShare = &share
+			}
 		}
 		r.Models = append(r.Models, lr)
 		r.Requests += lr.Requests
@@ -161,11 +191,14 @@ func (s *Summary) JSON() Report {
 		r.Failed += lr.Failed
 		r.InputTokens += lr.InputTokens
 		r.OutputTokens += lr.OutputTokens
-		r.CostUSD += lr.CostUSD
+		cost += st.cost
 		r.RateLimited += lr.RateLimited
 		r.Retries += lr.Retries
 	}
-	r.RequestsPerSecond = perSecond(r.Requests)
+	r.CostUSD = money.Round(cost)
+	if wall > 0 {
+		r.RequestsPerSecond = float64(r.Requests) / wall
+	}
 	slices.SortFunc(r.Models, func(a, b LaneReport) int {
 		return cmp.Or(cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.Model, b.Model))
 	})
@@ -174,41 +207,120 @@ func (s *Summary) JSON() Report {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// Render writes the summary as an aligned table, one row per (provider, model), a total row and the
-// wall time. It returns the first write error.
-func (s *Summary) Render(w io.Writer) error {
+// Render writes the summary for an 80-column terminal; see RenderWidth.
+func (s *Summary) Render(w io.Writer) error { return s.RenderWidth(w, 80) }
+
+// RenderWidth writes the summary in at most width columns: two aligned tables (counts, cost, rate
+// and share of the ceiling; then tokens and latency), one row per (provider, model) and a total row,
+// followed by the one wall time of the run. When the tables would be wider than width (a narrow
+// terminal, long model names) each lane is written as a short block of labelled lines instead.
+// It returns the first write error.
+func (s *Summary) RenderWidth(w io.Writer, width int) error {
 	r := s.JSON()
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROVIDER\tMODEL\tOK\tFAILED\tIN TOKENS\tOUT TOKENS\tCOST\t429s\tRETRIES\tMEAN\tP95\tREQ/S\tOF CEILING")
-	for _, m := range r.Models {
-		share := "-"
-		if m.CeilingRPS > 0 {
-			share = fmt.Sprintf("%.1f%%", 100*m.CeilingShare)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%s\t%s\t%.2f\t%s\n",
-			m.Provider, m.Model, m.OK, m.Failed, m.InputTokens, m.OutputTokens, usd(m.CostUSD),
-			m.RateLimited, m.Retries, latency(m.LatencyMeanMS), latency(m.LatencyP95MS), m.RequestsPerSecond, share)
+	var b bytes.Buffer
+	renderTables(&b, r)
+	if maxLineWidth(b.String()) > width {
+		b.Reset()
+		renderNarrow(&b, r)
 	}
-	fmt.Fprintf(tw, "TOTAL\t\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t\t\t%.2f\n",
-		r.OK, r.Failed, r.InputTokens, r.OutputTokens, usd(r.CostUSD), r.RateLimited, r.Retries, r.RequestsPerSecond)
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintf(w, "wall time %s\n", seconds(r.WallSeconds))
+	fmt.Fprintf(&b, "wall time %s\n", seconds(r.WallSeconds))
+	_, err := w.Write(b.Bytes())
 	return err
 }
 
-func usd(v float64) string {
-	if v != 0 && v < 0.01 {
-		return fmt.Sprintf("$%.6f", v)
+func renderTables(w io.Writer, r Report) {
+	counts := [][]string{{"LANE", "OK", "FAILED", "429s", "RETRIES", "COST", "REQ/S", "OF CEILING"}}
+	usage := [][]string{{"LANE", "IN TOKENS", "OUT TOKENS", "MEAN LATENCY", "P95 LATENCY"}}
+	for _, m := range r.Models {
+		lane := m.Provider + "/" + m.Model
+		counts = append(counts, []string{lane, strconv.Itoa(m.OK), strconv.Itoa(m.Failed), strconv.Itoa(m.RateLimited),
+			strconv.Itoa(m.Retries), money.Format(m.CostUSD), rate(m.RequestsPerSecond), share(m)})
+		usage = append(usage, []string{lane, count(m.InputTokens), count(m.OutputTokens),
+			latency(m.LatencyMeanMS), latency(m.LatencyP95MS)})
 	}
-	return fmt.Sprintf("$%.4f", v)
+	counts = append(counts, []string{"TOTAL", strconv.Itoa(r.OK), strconv.Itoa(r.Failed), strconv.Itoa(r.RateLimited),
+		strconv.Itoa(r.Retries), money.Format(r.CostUSD), rate(r.RequestsPerSecond), ""})
+	usage = append(usage, []string{"TOTAL", count(r.InputTokens), count(r.OutputTokens), "", ""})
+	writeTable(w, counts)
+	fmt.Fprintln(w)
+	writeTable(w, usage)
+}
+
+// writeTable writes rows with the first column left-aligned, the others right-aligned (numbers),
+// two spaces apart, without trailing blanks. (text/tabwriter's AlignRight would pad the first
+// column on the left too.)
+func writeTable(w io.Writer, rows [][]string) {
+	var widths []int
+	for _, row := range rows {
+		for i, cell := range row {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], utf8.RuneCountInString(cell))
+		}
+	}
+	for _, row := range rows {
+		var b strings.Builder
+		for i, cell := range row {
+			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cell))
+			if i == 0 {
+				b.WriteString(cell + pad)
+				continue
+			}
+			b.WriteString("  " + pad + cell)
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}
+
+func renderNarrow(w io.Writer, r Report) {
+	for _, m := range r.Models {
+		fmt.Fprintf(w, "%s/%s\n", m.Provider, m.Model)
+		fmt.Fprintf(w, "  %d ok, %d failed, %d 429s, %d retries\n", m.OK, m.Failed, m.RateLimited, m.Retries)
+		fmt.Fprintf(w, "  cost %s, tokens %s in, %s out\n", money.Format(m.CostUSD), count(m.InputTokens), count(m.OutputTokens))
+		fmt.Fprintf(w, "  latency %s mean, %s p95\n", latency(m.LatencyMeanMS), latency(m.LatencyP95MS))
+		fmt.Fprintf(w, "  %s req/s, %s of ceiling\n", rate(m.RequestsPerSecond), share(m))
+	}
+	fmt.Fprintf(w, "TOTAL\n  %d ok, %d failed, %d 429s, %d retries\n", r.OK, r.Failed, r.RateLimited, r.Retries)
+	fmt.Fprintf(w, "  cost %s, tokens %s in, %s out\n", money.Format(r.CostUSD), count(r.InputTokens), count(r.OutputTokens))
+	fmt.Fprintf(w, "  %s req/s\n", rate(r.RequestsPerSecond))
+}
+
+func maxLineWidth(s string) int {
+	width := 0
+	for line := range strings.SplitSeq(s, "\n") {
+		width = max(width, utf8.RuneCountInString(strings.TrimRight(line, " ")))
+	}
+	return width
+}
+
+// share renders a lane's share of its ceiling, "–" when it is not known (see LaneReport).
+func share(m LaneReport) string {
+	if m.CeilingShare == nil {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f%%", 100**m.CeilingShare)
+}
+
+func rate(perSecond float64) string { return strconv.FormatFloat(perSecond, 'f', 2, 64) }
+
+// count writes n with thousands separators.
+func count(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	var b strings.Builder
+	for i, r := range s { // token counts are never negative
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func latency(msec float64) string {
 	switch {
 	case msec == 0:
-		return "-"
+		return "–"
 	case msec < 1000:
 		return fmt.Sprintf("%.0fms", msec)
 	}

@@ -1,6 +1,9 @@
 // Package provider defines the neutral request/response types every LLM API adapter translates to and
-// from, the rate-limit state parsed from each response, and the typed *APIError. The adapters live in
-// the subpackages openai, anthropic and gemini.
+// from, the rate-limit state parsed from each response, the typed *APIError and the Class every
+// adapter attaches to it, and the one adapter skeleton (Adapter: an Endpoint plus a dialect's Codec,
+// sending through Call with success bodies bounded by a shared Budget). The dialects live in the
+// subpackages openai, anthropic and gemini, each an Endpoint, a Codec and a Vocabulary of its
+// error wording; adding a dialect touches one package.
 package provider
 
 import (
@@ -18,8 +21,9 @@ import (
 type Provider interface {
 	// Name is the provider's name from providers.yaml.
 	Name() string
-	// Complete sends req. On an HTTP or transport failure it returns a nil *Response and an error
-	// that is (or wraps) *APIError; ctx errors are returned wrapped so errors.Is(err, context.Canceled)
+	// Complete sends req. On an HTTP or transport failure, or a success body without the fields of
+	// its API, it returns a nil *Response and an error that is (or wraps) *APIError carrying the
+	// Class the adapter gave it; ctx errors are returned wrapped so errors.Is(err, context.Canceled)
 	// and errors.Is(err, context.DeadlineExceeded) hold.
 	Complete(ctx context.Context, req *Request) (*Response, error)
 }
@@ -99,13 +103,45 @@ type APIError struct {
 	Body      []byte // the raw response body, capped at MaxErrorBody bytes
 	Limits    RateLimits
 	Err       error // the underlying transport or decode error, if any
+	// Class is the adapter's classification, made when it parsed the response (see ErrorClass).
+	Class Class
 }
 
-// MaxErrorBody caps how much of an error body is kept.
-const MaxErrorBody = 8 << 10
-
-// MaxResponseBody caps how much of any response body is read.
-const MaxResponseBody = 32 << 20
+// ErrorClass returns the error's class: Class as the adapter attached it, or, for an APIError built
+// without one, the class its fields imply (Malformed: invalid_response; no response: the transport
+// class of Err, else network; otherwise the status alone). RetryAfter is the class's, else the
+// error's, else its Limits', kept only for a retryable class and never negative; StatusCode is the
+// error's. Message is left empty (the caller knows the
+// whole error chain's text).
+func (e *APIError) ErrorClass() Class {
+	c := e.Class
+	if c.Type == "" {
+		var t ErrorType
+		switch {
+		case e.Malformed:
+			t = TypeInvalidResponse
+		case e.ConnBroken || e.StatusCode == 0:
+			if t = TransportType(e.Err); t == "" {
+				t = TypeNetwork
+			}
+		default:
+			t = StatusType(e.StatusCode)
+		}
+		c = ClassOf(t)
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = e.RetryAfter
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = e.Limits.RetryAfter
+	}
+	c.Message = ""
+	c.StatusCode = e.StatusCode
+	if !c.Retryable || c.RetryAfter < 0 {
+		c.RetryAfter = 0
+	}
+	return c
+}
 
 func (e *APIError) Error() string {
 	switch {

@@ -18,7 +18,7 @@ import (
 //     cancelled then was never sent (the caller lost its turn). Its tokens are kept as a refund that
 //     the next reservations take first, so a slot given back is not paid for twice.
 //
-// A bucket is not safe for concurrent use on its own; the Lane's mutex guards it.
+// A bucket is not safe for concurrent use on its own; the Limiter's mutex guards it.
 type bucket struct {
 	lim       *rate.Limiter
 	perMinute float64

@@ -4,7 +4,7 @@
 // # Algorithm
 //
 // Providers enforce their per-minute limits strictly, typically over a sliding 60 s window, and count a
-// request's tokens at admission as its prompt estimate plus max_tokens. A Lane combines three
+// request's tokens at admission as its prompt estimate plus max_tokens. A Limiter combines three
 // mechanisms; a request is admitted at the earliest time all of them agree on:
 //
 //  1. Pacing. One x/time/rate token bucket per known per-minute limit, with rate limit/61 s and a burst
@@ -78,6 +78,6 @@
 // Delay ranks lanes by how soon they could start a request; Snapshot gives limits, usage and the
 // remaining daily budget for selection and display.
 //
-// All decisions read time from the injected clock and are made under one mutex per lane; a Lane is
+// All decisions read time from the injected clock and are made under one mutex per lane; a Limiter is
 // safe for concurrent use.
 package ratelimit

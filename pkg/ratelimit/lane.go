@@ -121,8 +121,8 @@ type State struct {
 	Waiting     int       // Wait calls currently sleeping until their slot
 }
 
-// Lane paces the requests of one (provider, model). It is safe for concurrent use.
-type Lane struct {
+// Limiter paces the requests of one (provider, model). It is safe for concurrent use.
+type Limiter struct {
 	name string
 	now  func() time.Time
 
@@ -157,12 +157,12 @@ type Lane struct {
 
 // New returns a lane named name (for errors, e.g. "openai/gpt-4o-mini") with configured limits l
 // (zero fields unknown), reading time from now (time.Now when nil).
-func New(name string, l Limits, now func() time.Time) *Lane {
+func New(name string, l Limits, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
 	t := now()
-	ln := &Lane{
+	ln := &Limiter{
 		name:    name,
 		now:     now,
 		cfg:     l,
@@ -179,14 +179,14 @@ func New(name string, l Limits, now func() time.Time) *Lane {
 }
 
 // Name returns the lane's name.
-func (l *Lane) Name() string { return l.name }
+func (l *Limiter) Name() string { return l.name }
 
 // Wait blocks until a request of tokens estimated tokens (prompt estimate + max_tokens) may be sent
 // under every known limit and any pause, reserves it, and returns its Ticket. The caller must finish
 // the ticket with Settle, RateLimited or Cancel. Wait fails at once with an error wrapping
 // ErrDailyExhausted or ErrTooLarge when the request cannot be admitted today or at all, and with an
 // error wrapping ctx.Err() when ctx ends first (the reservation is then released).
-func (l *Lane) Wait(ctx context.Context, tokens int) (*Ticket, error) {
+func (l *Limiter) Wait(ctx context.Context, tokens int) (*Ticket, error) {
 	tokens = max(tokens, 0)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -210,7 +210,7 @@ func (l *Lane) Wait(ctx context.Context, tokens int) (*Ticket, error) {
 }
 
 // await sleeps until t's slot. It returns false when the slot was invalidated meanwhile.
-func (l *Lane) await(ctx context.Context, t *Ticket) (bool, error) {
+func (l *Limiter) await(ctx context.Context, t *Ticket) (bool, error) {
 	for {
 		l.mu.Lock()
 		if t.state == stateInvalid {
@@ -254,10 +254,12 @@ func (l *Lane) await(ctx context.Context, t *Ticket) (bool, error) {
 
 // Delay returns how long a request of tokens would wait if Wait were called now, without reserving
 // anything, or Never when Wait would fail with ErrDailyExhausted or ErrTooLarge.
-func (l *Lane) Delay(tokens int) time.Duration {
+func (l *Limiter) Delay(tokens int) time.Duration { return l.DelayAt(l.now(), tokens) }
+
+// DelayAt is Delay at the explicit time now (never earlier than the lane's last call).
+func (l *Limiter) DelayAt(now time.Time, tokens int) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
 	at, err := l.planLocked(now, max(tokens, 0))
 	if err != nil {
 		return Never
@@ -265,8 +267,25 @@ func (l *Lane) Delay(tokens int) time.Duration {
 	return max(at.Sub(now), 0)
 }
 
+// ReserveAt is the decision of Wait at the explicit time now, without the wait: it reserves the
+// earliest slot for a request of tokens and returns its Ticket, whose At is when the request may be
+// sent. The caller commits to sending then (like rate.Limiter.ReserveN): unlike a Wait, the slot is
+// not moved by a later pause or stricter limit. Finish the ticket as after Wait. It fails like Wait
+// with ErrDailyExhausted or ErrTooLarge.
+func (l *Limiter) ReserveAt(now time.Time, tokens int) (*Ticket, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t, err := l.reserveLocked(now, max(tokens, 0))
+	if err != nil {
+		return nil, err
+	}
+	delete(l.waiting, t)
+	t.state = stateSent
+	return t, nil
+}
+
 // Pause stops admissions on this lane for d from now (a 429's Retry-After). Pauses only extend.
-func (l *Lane) Pause(d time.Duration) {
+func (l *Limiter) Pause(d time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -275,7 +294,7 @@ func (l *Lane) Pause(d time.Duration) {
 
 // PauseUntil stops admissions on this lane until t. Pauses only extend; requests already waiting
 // for a slot before t are rescheduled after it.
-func (l *Lane) PauseUntil(t time.Time) {
+func (l *Limiter) PauseUntil(t time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pauseUntilLocked(l.now(), t)
@@ -284,7 +303,7 @@ func (l *Lane) PauseUntil(t time.Time) {
 // ExhaustDay marks the lane's daily budget as spent until resetAt (the day's end as the lane knows it
 // when resetAt is zero): a provider said so, e.g. a 429 for a per-day quota. Wait then fails with
 // ErrDailyExhausted.
-func (l *Lane) ExhaustDay(resetAt time.Time) {
+func (l *Limiter) ExhaustDay(resetAt time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.rollDayLocked(l.now())
@@ -296,7 +315,7 @@ func (l *Lane) ExhaustDay(resetAt time.Time) {
 }
 
 // Snapshot returns the lane's current state.
-func (l *Lane) Snapshot() State {
+func (l *Limiter) Snapshot() State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -332,7 +351,7 @@ func (l *Lane) Snapshot() State {
 }
 
 // rollDayLocked starts a new day period when the current one has ended.
-func (l *Lane) rollDayLocked(now time.Time) {
+func (l *Limiter) rollDayLocked(now time.Time) {
 	if now.Before(l.dayEnd) {
 		return
 	}
@@ -345,7 +364,7 @@ func (l *Lane) rollDayLocked(now time.Time) {
 }
 
 // planLocked returns when a request of n tokens may be admitted, or why it cannot be.
-func (l *Lane) planLocked(now time.Time, n int) (time.Time, error) {
+func (l *Limiter) planLocked(now time.Time, n int) (time.Time, error) {
 	l.rollDayLocked(now)
 	l.win.prune(now)
 	if (l.eff.TPM > 0 && n > l.eff.TPM) || (l.eff.TPD > 0 && n > l.eff.TPD) {
@@ -373,7 +392,7 @@ func (l *Lane) planLocked(now time.Time, n int) (time.Time, error) {
 }
 
 // reserveLocked plans a request of n tokens and reserves its slot.
-func (l *Lane) reserveLocked(now time.Time, n int) (*Ticket, error) {
+func (l *Limiter) reserveLocked(now time.Time, n int) (*Ticket, error) {
 	at, err := l.planLocked(now, n)
 	if err != nil {
 		return nil, err
@@ -395,7 +414,7 @@ func (l *Lane) reserveLocked(now time.Time, n int) (*Ticket, error) {
 }
 
 // cancelLocked releases everything t reserved that can still be released at now.
-func (l *Lane) cancelLocked(t *Ticket, now time.Time) {
+func (l *Limiter) cancelLocked(t *Ticket, now time.Time) {
 	delete(l.waiting, t)
 	t.state = stateDone
 	if t.tpm != nil {
@@ -413,7 +432,7 @@ func (l *Lane) cancelLocked(t *Ticket, now time.Time) {
 
 // invalidateLocked cancels the waiting tickets that match, newest first (so the token buckets get
 // back as much as they can), and wakes their Wait calls to schedule again.
-func (l *Lane) invalidateLocked(now time.Time, match func(*Ticket) bool) {
+func (l *Limiter) invalidateLocked(now time.Time, match func(*Ticket) bool) {
 	var ts []*Ticket
 	for t := range l.waiting {
 		if match(t) {
@@ -432,7 +451,7 @@ func (l *Lane) invalidateLocked(now time.Time, match func(*Ticket) bool) {
 	l.changed = make(chan struct{})
 }
 
-func (l *Lane) pauseUntilLocked(now, until time.Time) {
+func (l *Limiter) pauseUntilLocked(now, until time.Time) {
 	if !until.After(l.paused) || !until.After(now) {
 		return
 	}
@@ -452,7 +471,7 @@ const (
 
 // setLimitLocked makes v (0 = unknown) the effective value of one limit. Pacing follows at once;
 // waiting requests are rescheduled when the limit became stricter.
-func (l *Lane) setLimitLocked(now time.Time, k kind, v int, src Source) {
+func (l *Limiter) setLimitLocked(now time.Time, k kind, v int, src Source) {
 	if v <= 0 {
 		v, src = 0, SourceUnknown
 	}
@@ -488,7 +507,7 @@ func (l *Lane) setLimitLocked(now time.Time, k kind, v int, src Source) {
 }
 
 // pace returns b adjusted to perMinute: nil when unknown, a new full bucket when newly known.
-func (l *Lane) pace(now time.Time, b *bucket, perMinute float64) *bucket {
+func (l *Limiter) pace(now time.Time, b *bucket, perMinute float64) *bucket {
 	switch {
 	case perMinute <= 0:
 		return nil
@@ -515,7 +534,7 @@ const (
 // Ticket is one admitted request. Finish it exactly once: Settle when the provider answered (other
 // than 429), RateLimited on a 429, Cancel when the request was never sent. Later calls are no-ops.
 type Ticket struct {
-	lane   *Lane
+	lane   *Limiter
 	seq    uint64
 	at     time.Time
 	tokens int

@@ -12,13 +12,16 @@ import (
 // usage the provider reports beyond what the lane's log holds is logged as phantom usage until the
 // provider's reset time, so the lane slows down to what the provider will accept. Zero fields of rl
 // are ignored.
-func (l *Lane) Observe(rl provider.RateLimits) {
+func (l *Limiter) Observe(rl provider.RateLimits) { l.ObserveAt(l.now(), rl) }
+
+// ObserveAt is Observe at the explicit time now.
+func (l *Limiter) ObserveAt(now time.Time, rl provider.RateLimits) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.observeLocked(l.now(), rl)
+	l.observeLocked(now, rl)
 }
 
-func (l *Lane) observeLocked(now time.Time, rl provider.RateLimits) {
+func (l *Limiter) observeLocked(now time.Time, rl provider.RateLimits) {
 	obs := observedAt(now, rl)
 	l.rollDayLocked(now)
 	l.win.prune(now)
@@ -64,7 +67,7 @@ func observedAt(now time.Time, rl provider.RateLimits) time.Time {
 
 // addPhantomLocked logs usage the provider counted but the lane did not send, so that it leaves the
 // window when the provider says its budget is restored (obs + reset; a full window when unsaid).
-func (l *Lane) addPhantomLocked(now, obs time.Time, reset time.Duration, reqs, tokens int) {
+func (l *Limiter) addPhantomLocked(now, obs time.Time, reset time.Duration, reqs, tokens int) {
 	if reset <= 0 || reset > providerWindow {
 		reset = providerWindow
 	}
@@ -113,7 +116,7 @@ func (t *Ticket) RateLimited(rl provider.RateLimits) {
 }
 
 // decreaseLocked is AIMD's multiplicative decrease of the RPM after t was rejected.
-func (l *Lane) decreaseLocked(now time.Time, t *Ticket) {
+func (l *Limiter) decreaseLocked(now time.Time, t *Ticket) {
 	cur := float64(l.eff.RPM)
 	if l.adaptive {
 		cur = l.rpmF
@@ -138,7 +141,7 @@ func (l *Lane) decreaseLocked(now time.Time, t *Ticket) {
 
 // increaseLocked is AIMD's increase, one step per request answered without a 429: back quickly to
 // the rate the provider accepted before the last decrease, then slowly beyond it.
-func (l *Lane) increaseLocked(now time.Time) {
+func (l *Limiter) increaseLocked(now time.Time) {
 	if gap := l.recoverTo - l.rpmF; gap > 0 {
 		l.rpmF += gap * min(recovery/l.rpmF, 0.5)
 	}

@@ -108,7 +108,7 @@ func (r *result) rejectedAfter(t time.Time) int {
 
 // drive runs an engine-like loop inside a synctest bubble: workers in flight, each waiting on the
 // lane, sending to p, holding the answer for latency and reporting it back to the lane, for dur.
-func drive(t *testing.T, lane *ratelimit.Lane, p *fakeProvider, workers int, latency, dur time.Duration, size func(i int) int) *result {
+func drive(t *testing.T, lane *ratelimit.Limiter, p *fakeProvider, workers int, latency, dur time.Duration, size func(i int) int) *result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), dur)
 	defer cancel()

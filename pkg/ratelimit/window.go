@@ -23,7 +23,7 @@ type entry struct {
 // is the latest of them, so they leave the window together, slightly late, never early: memory stays
 // bounded by span/quantum entries whatever the rate.
 //
-// Entries are sorted by time. Reservations are appended in order (the Lane never admits before its
+// Entries are sorted by time. Reservations are appended in order (the Limiter never admits before its
 // last reservation); phantom entries, which lie in the past, are inserted in place.
 type window struct {
 	span    time.Duration

@@ -14,6 +14,8 @@ import (
 	"github.com/go-echarts/go-echarts/v2/charts"
 	"github.com/go-echarts/go-echarts/v2/opts"
 	"github.com/go-echarts/go-echarts/v2/render"
+
+	"github.com/llmbatch/llmbatch/pkg/money"
 )
 
 // echartsJS is Apache ECharts 5.6.0 (dist/echarts.min.js of the npm package echarts, Apache-2.0,
@@ -97,7 +99,7 @@ func (r *Report) charts() []render.Renderer {
 	}
 
 	cost := charts.NewLine()
-	cost.SetGlobalOptions(global("cost", "Cumulative cost per model", fmt.Sprintf("total %s", USD(r.CostUSD)), "USD")...)
+	cost.SetGlobalOptions(global("cost", "Cumulative cost per model", fmt.Sprintf("total %s", money.Format(r.CostUSD)), "USD")...)
 	cost.SetXAxis(labels)
 	for _, s := range r.Cost {
 		cost.AddSeries(s.Name, lineData(s.Values), colored(s.Name)...)
@@ -137,7 +139,7 @@ func lineData(v []float64) []opts.LineData {
 		if math.IsNaN(x) {
 			out[i] = opts.LineData{Value: "-"} // ECharts' "no data" value: a gap in the line
 		} else {
-			out[i] = opts.LineData{Value: roundMoney(x)}
+			out[i] = opts.LineData{Value: money.Round(x)}
 		}
 	}
 	return out
@@ -162,7 +164,7 @@ type pageData struct {
 }
 
 var page = template.Must(template.New("page").Funcs(template.FuncMap{
-	"usd": USD, "rate": rate, "logged": func(r *Report, n int) string { return r.logged(n) },
+	"usd": money.Format, "rate": rate, "logged": func(r *Report, n int) string { return r.logged(n) },
 	"utc": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000 MST") },
 }).Parse(`<!DOCTYPE html>
 <html lang="en">

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/llmbatch/llmbatch/pkg/money"
 	"github.com/llmbatch/llmbatch/pkg/results"
 )
 
@@ -94,7 +95,7 @@ func (s Series) MarshalJSON() ([]byte, error) {
 	vals := make([]*float64, len(s.Values))
 	for i := range s.Values {
 		if !math.IsNaN(s.Values[i]) {
-			v := roundMoney(s.Values[i])
+			v := money.Round(s.Values[i])
 			vals[i] = &v
 		}
 	}
@@ -478,10 +479,10 @@ func Compute(rs *Results, o Options) *Report {
 		}
 		r.Events = append(r.Events, s)
 	}
-	r.CostUSD, r.SavedUSD = roundMoney(r.CostUSD), roundMoney(r.SavedUSD)
+	r.CostUSD, r.SavedUSD = money.Round(r.CostUSD), money.Round(r.SavedUSD)
 	for i := range r.Models {
-		r.Models[i].CostUSD = roundMoney(r.Models[i].CostUSD)
-		r.Models[i].SavedUSD = roundMoney(r.Models[i].SavedUSD)
+		r.Models[i].CostUSD = money.Round(r.Models[i].CostUSD)
+		r.Models[i].SavedUSD = money.Round(r.Models[i].SavedUSD)
 	}
 	return r
 }
@@ -523,14 +524,6 @@ func percentiles(v []int64) (p50, p90, p99 int64) {
 func rank(sorted []int64, q int) int64 {
 	i := (q*len(sorted) + 99) / 100
 	return sorted[max(i-1, 0)]
-}
-
-// roundMoney drops float noise below 1e-10 (0.000009450000000000001 → 0.00000945).
-func roundMoney(v float64) float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return v
-	}
-	return math.Round(v*1e10) / 1e10
 }
 
 // UnmarshalJSON reads what MarshalJSON writes (null values become NaN).

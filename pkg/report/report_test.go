@@ -156,7 +156,7 @@ func TestTextAndHTML(t *testing.T) {
 	if err := r.Text(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"6 result lines: 4 ok, 1 failed, 1 from the cache", "cost $0.60000945; the cache hits saved $0.05",
+	for _, want := range []string{"6 result lines: 4 ok, 1 failed, 1 from the cache", "cost $0.60; the cache hits saved $0.05",
 		"1 lines have no started_at/finished_at", "events: 429 1, retries 3, attempt failed: server_error 1, failed: timeout 1",
 		"$0.00000945"} {
 		if !strings.Contains(text.String(), want) {

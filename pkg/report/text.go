@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/llmbatch/llmbatch/pkg/money"
 )
 
 // Text writes the terminal summary: totals, the per-model table and a timeline of the same series
@@ -20,9 +22,9 @@ func (r *Report) Text(w io.Writer) error {
 		fmt.Fprintf(&b, "from %s to %s (%s)\n", r.Start.UTC().Format("2006-01-02 15:04:05.000"),
 			r.End.UTC().Format("15:04:05.000 MST"), r.End.Sub(r.Start).Round(time.Millisecond))
 	}
-	fmt.Fprintf(&b, "cost %s", USD(r.CostUSD))
+	fmt.Fprintf(&b, "cost %s", money.Format(r.CostUSD))
 	if r.Cached > 0 {
-		fmt.Fprintf(&b, "; the cache hits saved %s", USD(r.SavedUSD))
+		fmt.Fprintf(&b, "; the cache hits saved %s", money.Format(r.SavedUSD))
 	}
 	b.WriteString("\n")
 	if r.Untimed > 0 {
@@ -34,7 +36,7 @@ func (r *Report) Text(w io.Writer) error {
 	fmt.Fprintln(tw, "PROVIDER\tMODEL\tOK\tFAILED\tCACHED\tIN TOK\tOUT TOK\tCOST\tP50 MS\tP90 MS\tP99 MS\tRETRIES\t429s\tOK/MIN\tCEILING/MIN\t")
 	for _, m := range r.Models {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", m.Provider, m.Model, m.OK, m.Failed,
-			m.Cached, m.InputTokens, m.OutputTokens, USD(m.CostUSD), m.P50, m.P90, m.P99, m.Retries,
+			m.Cached, m.InputTokens, m.OutputTokens, money.Format(m.CostUSD), m.P50, m.P90, m.P99, m.Retries,
 			r.logged(m.RateLimited), rate(m.PerMinute), rate(m.Ceiling))
 	}
 	if err := tw.Flush(); err != nil {
@@ -73,7 +75,7 @@ func (r *Report) Text(w io.Writer) error {
 			for _, s := range r.Cost {
 				cost += s.Values[i]
 			}
-			row = append(row, USD(roundMoney(cost)))
+			row = append(row, money.Format(money.Round(cost)))
 			for _, s := range r.Latency {
 				row = append(row, ms(s.Values[i]))
 			}
@@ -96,11 +98,6 @@ func (r *Report) logged(n int) string {
 		return "–"
 	}
 	return strconv.Itoa(n)
-}
-
-// USD formats an amount of dollars without float noise: up to 10 decimals, trailing zeros dropped.
-func USD(v float64) string {
-	return "$" + strconv.FormatFloat(roundMoney(v), 'f', -1, 64)
 }
 
 func rate(v float64) string {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/llmbatch/llmbatch/pkg/money"
 )
 
 // Writer appends result lines to an output. Each Write marshals one Result into one complete line
@@ -58,7 +60,8 @@ func NewWriter(w io.Writer, format Format, opts ...Option) *Writer {
 
 // Write appends r as one line. It returns an error, without writing anything, when r is invalid
 // (nil, empty custom_id, status neither "ok" nor "error") or cannot be marshalled (e.g. invalid
-// Metadata JSON); such errors are not sticky. A failure of the underlying writer is sticky (see
+// Metadata JSON); such errors are not sticky. It rounds r.CostUSD in place with money.Round, so the
+// line carries no float noise and what the caller records from r afterwards matches the file. A failure of the underlying writer is sticky (see
 // Writer) and names the output; at most the bytes of this one line may have reached it.
 func (w *Writer) Write(r *Result) error {
 	w.mu.Lock()
@@ -69,6 +72,7 @@ func (w *Writer) Write(r *Result) error {
 	if err := validate(r); err != nil {
 		return fmt.Errorf("results: %s: %w", w.name, err)
 	}
+	r.CostUSD = money.Round(r.CostUSD)
 	var v any = r
 	if w.format == FormatOpenAI {
 		v = toOpenAI(r, w.now())

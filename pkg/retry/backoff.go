@@ -29,6 +29,14 @@ type Policy struct {
 	Jitter      float64       // ± fraction applied to the delay, clamped to [0, 1]
 }
 
+// RateLimitFactor multiplies MaxAttempts for 429s: a rate limit is the lane's state, not the
+// prompt's fault, so it has its own, larger allowance.
+const RateLimitFactor = 4
+
+// RateLimitAttempts is how many 429s a prompt may receive before it fails: RateLimitFactor times
+// MaxAttempts.
+func (p Policy) RateLimitAttempts() int { return RateLimitFactor * max(p.MaxAttempts, 1) }
+
 // PolicyFrom builds a Policy from the config, filling zero fields with the Default* values (the
 // loader already does so for files; this covers hand-built configs) and clamping Jitter to [0, 1].
 func PolicyFrom(r config.Retry) Policy {
@@ -51,7 +59,8 @@ func PolicyFrom(r config.Retry) Policy {
 
 // ShouldRetry reports whether a request that has failed attempt times on this lane (1-based), the
 // last time with class c, may be tried again on the same lane: c is Retryable and
-// fewer than MaxAttempts attempts have been made. Every failure counts, rate limits included.
+// fewer than MaxAttempts attempts have been made. Rate limits have their own allowance
+// (RateLimitAttempts); Next applies both.
 func (p Policy) ShouldRetry(attempt int, c Class) bool {
 	return c.Retryable && attempt < max(p.MaxAttempts, 1)
 }

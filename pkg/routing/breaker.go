@@ -1,10 +1,9 @@
 package routing
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/sony/gobreaker/v2"
 
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/retry"
@@ -42,29 +41,36 @@ const (
 	DefaultOpenFor          = 30 * time.Second
 )
 
-// Breaker is one lane's circuit breaker, a sony/gobreaker/v2 TwoStepCircuitBreaker: the engine asks
-// Allow before sending and reports the outcome through the returned done func.
+// Breaker is one lane's circuit breaker: the engine asks Allow before sending and reports the
+// outcome through the returned done func.
 //
 // It opens after FailureThreshold consecutive lane failures (retry.Class.LaneFailure: server_error,
 // overloaded, timeout, network, invalid_response); every other error — rate limits, cancellations,
 // bad requests, context length, auth — is excluded, counting neither as success nor failure. A nil
-// error is a success. After OpenFor it turns half-open and admits one trial: success closes it, a
-// lane failure reopens it for another OpenFor, an excluded outcome frees the slot for another trial.
+// error is a success. Once OpenFor has passed it turns half-open and admits one trial: success closes
+// it, a lane failure reopens it for another OpenFor, an excluded outcome frees the slot for another
+// trial. Outcomes of requests admitted before the last change of state are ignored.
 //
-// The clock is time.Now (gobreaker reads it internally; tests run inside testing/synctest). A Breaker
-// is safe for concurrent use.
+// It reads time from the clock it is given, like the rest of the engine: this is why it is written
+// here rather than taken from sony/gobreaker, which reads time.Now itself. A Breaker is safe for
+// concurrent use.
 type Breaker struct {
-	name    string
-	openFor time.Duration
-	cb      *gobreaker.TwoStepCircuitBreaker[struct{}]
-	// openedAt is the time.Now of the last transition to open. It is written from gobreaker's
-	// state-change hook (under gobreaker's lock) and read without that lock.
-	openedAt atomic.Pointer[time.Time]
+	name      string
+	openFor   time.Duration
+	threshold int
+	now       func() time.Time
+
+	mu         sync.Mutex
+	state      State // closed, open or half-open as last stored; open turns half-open lazily
+	generation uint64
+	failures   int       // consecutive lane failures while closed
+	openedAt   time.Time // the last transition to open
+	inFlight   int       // permits of the current generation not yet reported
 }
 
-// NewBreaker returns a closed breaker for the named lane. A FailureThreshold or OpenFor ≤ 0 takes
-// DefaultFailureThreshold or DefaultOpenFor.
-func NewBreaker(name string, cfg config.Breaker) *Breaker {
+// NewBreaker returns a closed breaker for the named lane, reading time from now (time.Now when nil).
+// A FailureThreshold or OpenFor ≤ 0 takes DefaultFailureThreshold or DefaultOpenFor.
+func NewBreaker(name string, cfg config.Breaker, now func() time.Time) *Breaker {
 	threshold := cfg.FailureThreshold
 	if threshold <= 0 {
 		threshold = DefaultFailureThreshold
@@ -73,26 +79,10 @@ func NewBreaker(name string, cfg config.Breaker) *Breaker {
 	if openFor <= 0 {
 		openFor = DefaultOpenFor
 	}
-	b := &Breaker{name: name, openFor: openFor}
-	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        name,
-		MaxRequests: 1,
-		Interval:    0, // never clear counts while closed: only a success resets the run of failures
-		Timeout:     openFor,
-		ReadyToTrip: func(c gobreaker.Counts) bool {
-			return c.ConsecutiveFailures >= uint32(threshold)
-		},
-		IsExcluded: func(err error) bool {
-			return err != nil && !retry.Classify(err).LaneFailure()
-		},
-		OnStateChange: func(_ string, _, to gobreaker.State) {
-			if to == gobreaker.StateOpen {
-				t := time.Now()
-				b.openedAt.Store(&t)
-			}
-		},
-	})
-	return b
+	if now == nil {
+		now = time.Now
+	}
+	return &Breaker{name: name, openFor: openFor, threshold: threshold, now: now}
 }
 
 // Name returns the lane name the breaker was created with.
@@ -103,27 +93,84 @@ func (b *Breaker) Name() string { return b.name }
 // reported after the breaker has since changed state is ignored too. When the breaker is open, or
 // half-open with its trial in flight, ok is false and done is nil.
 func (b *Breaker) Allow() (done func(err error), ok bool) {
-	report, err := b.cb.Allow()
-	if err != nil {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.currentLocked(b.now()) {
+	case StateOpen:
 		return nil, false
+	case StateHalfOpen:
+		if b.inFlight >= 1 {
+			return nil, false
+		}
 	}
+	b.inFlight++
+	gen := b.generation
 	var once atomic.Bool
 	return func(err error) {
 		if once.CompareAndSwap(false, true) {
-			report(err)
+			b.report(gen, err)
 		}
 	}, true
 }
 
+// report records the outcome of a request admitted in generation gen.
+func (b *Breaker) report(gen uint64, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	state := b.currentLocked(now)
+	if gen != b.generation {
+		return
+	}
+	b.inFlight--
+	switch {
+	case err != nil && !retry.Classify(err).LaneFailure():
+		// excluded: neither success nor failure; a half-open slot is free again
+	case err == nil:
+		b.failures = 0
+		if state == StateHalfOpen {
+			b.setLocked(StateClosed, now)
+		}
+	case state == StateHalfOpen:
+		b.setLocked(StateOpen, now)
+	default:
+		if b.failures++; b.failures >= b.threshold {
+			b.setLocked(StateOpen, now)
+		}
+	}
+}
+
+// currentLocked returns the state at now, turning an open breaker whose period is over half-open.
+func (b *Breaker) currentLocked(now time.Time) State {
+	if b.state == StateOpen && now.After(b.openedAt.Add(b.openFor)) {
+		b.setLocked(StateHalfOpen, now)
+	}
+	return b.state
+}
+
+// setLocked moves to state s and starts a new generation.
+func (b *Breaker) setLocked(s State, now time.Time) {
+	b.state = s
+	b.generation++
+	b.failures, b.inFlight = 0, 0
+	if s == StateOpen {
+		b.openedAt = now
+	}
+}
+
 // State returns the breaker's state now (an open breaker whose OpenFor has elapsed reports half-open).
 func (b *Breaker) State() State {
-	switch b.cb.State() {
-	case gobreaker.StateOpen:
-		return StateOpen
-	case gobreaker.StateHalfOpen:
-		return StateHalfOpen
-	}
-	return StateClosed
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.currentLocked(b.now())
+}
+
+// InFlight returns the permits Allow gave in the current state that have not been reported yet.
+func (b *Breaker) InFlight() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.currentLocked(b.now())
+	return b.inFlight
 }
 
 // OpenUntil returns, for an open breaker, the earliest instant at which Allow will admit a trial, so
@@ -131,14 +178,11 @@ func (b *Breaker) State() State {
 // not open: closed, or half-open (where a refusal means the trial is in flight and only its outcome
 // changes anything).
 func (b *Breaker) OpenUntil() time.Time {
-	if b.State() != StateOpen {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.currentLocked(b.now()) != StateOpen {
 		return time.Time{}
 	}
-	at := b.openedAt.Load()
-	if at == nil { // unreachable: the hook runs before State can report open
-		return time.Time{}
-	}
-	// gobreaker half-opens once its expiry is strictly before now; our timestamp is taken at or after
-	// its own, so one nanosecond past ours is never early.
-	return at.Add(b.openFor + time.Nanosecond)
+	// The breaker half-opens once strictly past openedAt+openFor.
+	return b.openedAt.Add(b.openFor + time.Nanosecond)
 }

@@ -58,7 +58,7 @@ func TestBreakerOpensAfterThreshold(t *testing.T) {
 	for _, lf := range laneFailures {
 		t.Run(lf.Error(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				b := NewBreaker("openai/gpt-4o-mini", cfg(3, 10*time.Second))
+				b := NewBreaker("openai/gpt-4o-mini", cfg(3, 10*time.Second), nil)
 				attempt(t, b, lf)
 				attempt(t, b, lf)
 				wantState(t, b, StateClosed)
@@ -84,7 +84,7 @@ func TestBreakerNeutralErrorsNeverTrip(t *testing.T) {
 	for _, e := range neutral {
 		t.Run(e.Error(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				b := NewBreaker("lane", cfg(2, time.Second))
+				b := NewBreaker("lane", cfg(2, time.Second), nil)
 				for range 50 {
 					attempt(t, b, e)
 				}
@@ -102,7 +102,7 @@ func TestBreakerNeutralErrorsNeverTrip(t *testing.T) {
 
 func TestBreakerSuccessResetsRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := NewBreaker("lane", cfg(3, time.Second))
+		b := NewBreaker("lane", cfg(3, time.Second), nil)
 		for range 20 {
 			attempt(t, b, errServer)
 			attempt(t, b, errServer)
@@ -115,7 +115,7 @@ func TestBreakerSuccessResetsRun(t *testing.T) {
 func TestBreakerHalfOpenTransitions(t *testing.T) {
 	const openFor = 30 * time.Second
 	open := func(t *testing.T) *Breaker {
-		b := NewBreaker("lane", cfg(1, openFor))
+		b := NewBreaker("lane", cfg(1, openFor), nil)
 		attempt(t, b, errServer)
 		wantState(t, b, StateOpen)
 		return b
@@ -193,7 +193,7 @@ func TestBreakerHalfOpenTransitions(t *testing.T) {
 
 func TestBreakerDoneIdempotentAndStale(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := NewBreaker("lane", cfg(2, time.Second))
+		b := NewBreaker("lane", cfg(2, time.Second), nil)
 		done, _ := b.Allow()
 		done(errServer)
 		done(errServer) // ignored
@@ -218,7 +218,7 @@ func TestBreakerDoneIdempotentAndStale(t *testing.T) {
 
 func TestBreakerDefaults(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := NewBreaker("lane", config.Breaker{})
+		b := NewBreaker("lane", config.Breaker{}, nil)
 		if b.Name() != "lane" {
 			t.Errorf("Name = %q", b.Name())
 		}
@@ -283,7 +283,7 @@ func TestBreakerMatchesModel(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 99))
 			threshold := 1 + r.IntN(6)
 			openFor := time.Duration(1+r.IntN(60)) * time.Second
-			b := NewBreaker("lane", cfg(threshold, openFor))
+			b := NewBreaker("lane", cfg(threshold, openFor), nil)
 			m := &breakerModel{threshold: threshold, openFor: openFor}
 			for step := range 400 {
 				switch r.IntN(4) {
@@ -335,7 +335,7 @@ func TestBreakerMatchesModel(t *testing.T) {
 // when a half-open breaker is raced by many callers exactly one trial is admitted.
 func TestBreakerConcurrent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := NewBreaker("lane", cfg(3, 100*time.Millisecond))
+		b := NewBreaker("lane", cfg(3, 100*time.Millisecond), nil)
 		var wg sync.WaitGroup
 		for g := range 16 {
 			wg.Go(func() {

@@ -130,6 +130,11 @@ func writeError(w http.ResponseWriter, a api, e *apiError, now time.Time, hideLi
 		}
 	}
 	status := e.statusFor(a)
+	writeJSON(w, status, errorJSON(a, e, status))
+}
+
+// errorJSON is e's body in API a's real error shape for HTTP status.
+func errorJSON(a api, e *apiError, status int) []byte {
 	var body []byte
 	switch a {
 	case apiOpenAI:
@@ -159,7 +164,7 @@ func writeError(w http.ResponseWriter, a api, e *apiError, now time.Time, hideLi
 		}
 		body = mustJSON(map[string]any{"error": ge})
 	}
-	writeJSON(w, status, body)
+	return body
 }
 
 // Errors that do not depend on the limiter.

@@ -100,6 +100,11 @@ type ModelStats struct {
 	MaxInWindow int
 	// MaxInFlight is the most requests of this model in flight at once (past the concurrency check).
 	MaxInFlight int
+	// Batch endpoints (batch.go): lines accepted into batch jobs, lines answered when their batch
+	// ended (each once; their tokens are in InputTokens/OutputTokens), lines errored, expired or
+	// canceled, and lines accepted while the same request (model and texts) sat in another
+	// unfinished batch.
+	BatchLines, BatchOK, BatchFailed, BatchDuplicateLive int
 }
 
 // Server is the simulator's http.Handler. It is safe for concurrent use.
@@ -110,6 +115,7 @@ type Server struct {
 	lanes     []*lane            // config order
 	byModel   map[string][]*lane // model name → lanes, config order
 	seq       atomic.Uint64      // response ids
+	batches   *batchStore        // batch jobs and files (batch.go)
 }
 
 type simProvider struct {
@@ -152,7 +158,7 @@ func NewProvider(p *config.Provider, opts Options) *Server {
 }
 
 func build(ps []*config.Provider, opts Options) *Server {
-	s := &Server{now: opts.Now, byModel: map[string][]*lane{}}
+	s := &Server{now: opts.Now, byModel: map[string][]*lane{}, batches: newBatchStore()}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -286,6 +292,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rest, ok := strings.CutPrefix(path, "/sim/"); ok {
 		name, sub, _ := strings.Cut(rest, "/")
 		hint, path = name, "/"+sub
+	}
+	if s.serveBatch(w, r, hint, path) {
+		return
 	}
 	var a api
 	var gemModel string

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/config"
@@ -36,26 +34,31 @@ var ErrMissingKey = errors.New("api key not set")
 type Option func(*options)
 
 type options struct {
-	now func() time.Time
+	now    func() time.Time
+	budget *provider.Budget
 }
 
 // WithNow sets the clock that stamps the RateLimits of every response (time.Now by default).
 func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithBudget sets the Budget that bounds the memory of success bodies. Pass the same one to every
+// provider of a run so the bound holds across all of them; without it each adapter has its own.
+func WithBudget(b *provider.Budget) Option { return func(o *options) { o.budget = b } }
 
 // New returns the adapter for p: by p.Type (openai, anthropic, gemini), or for `type: sim` by
 // p.Sim.API (openai when unset) with base_url defaulting to the matching SimBaseURL* placeholder.
 // client is the provider's shared client (see NewHTTPClient; a fresh one sized to
 // p.MaxConcurrency when nil). The key is read with getenv (os.Getenv when nil) from p.APIKeyEnv; a
 // provider that needs a key (config.Provider.NeedsKey) whose variable is unset is an error naming
-// the provider and the variable, wrapping ErrMissingKey. A base_url on api.groq.com marks the
-// request headers as a daily budget. Errors never contain the key.
+// the provider and the variable, wrapping ErrMissingKey. Errors never contain the key. What is
+// particular to one API (its URLs, headers, bodies and error wording) lives in its adapter package.
 func New(p *config.Provider, client *http.Client, getenv func(string) string, opts ...Option) (provider.Provider, error) {
 	if p == nil {
 		return nil, errors.New("adapters: nil provider")
 	}
-	var o options
+	var opt options
 	for _, f := range opts {
-		f(&o)
+		f(&opt)
 	}
 	key := p.APIKey(getenv)
 	if p.NeedsKey() && key == "" {
@@ -83,20 +86,19 @@ func New(p *config.Provider, client *http.Client, getenv func(string) string, op
 		}
 	}
 
+	o := provider.Options{Name: p.Name, BaseURL: base, APIKey: key, Client: client, Headers: p.Headers,
+		Now: opt.now, Budget: opt.budget}
 	var (
 		prov provider.Provider
 		err  error
 	)
 	switch api {
 	case config.TypeOpenAI:
-		prov, err = openai.New(openai.Options{Name: p.Name, BaseURL: base, APIKey: key, Client: client,
-			Headers: p.Headers, Now: o.now, RequestsPerDay: isGroq(base)})
+		prov, err = openai.New(o)
 	case config.TypeAnthropic:
-		prov, err = anthropic.New(anthropic.Options{Name: p.Name, BaseURL: base, APIKey: key, Client: client,
-			Headers: p.Headers, Now: o.now})
+		prov, err = anthropic.New(o)
 	case config.TypeGemini:
-		prov, err = gemini.New(gemini.Options{Name: p.Name, BaseURL: base, APIKey: key, Client: client,
-			Headers: p.Headers, Now: o.now})
+		prov, err = gemini.New(o)
 	default:
 		if p.Type == config.TypeSim {
 			return nil, fmt.Errorf("provider %q: unknown sim api %q: want openai, anthropic or gemini", p.Name, api)
@@ -107,16 +109,6 @@ func New(p *config.Provider, client *http.Client, getenv func(string) string, op
 		return nil, fmt.Errorf("provider %q: %w", p.Name, err)
 	}
 	return prov, nil
-}
-
-// isGroq reports whether base is Groq's API, whose request rate-limit headers are per day.
-func isGroq(base string) bool {
-	u, err := url.Parse(base)
-	if err != nil {
-		return false
-	}
-	h := strings.ToLower(u.Hostname())
-	return h == "api.groq.com" || strings.HasSuffix(h, ".groq.com")
 }
 
 // defaultIdleConns is the idle pool kept per host when the provider has no concurrency bound.

@@ -5,12 +5,11 @@ package anthropic
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/provider"
 	"github.com/llmbatch/llmbatch/pkg/request"
@@ -27,110 +26,69 @@ const APIVersion = "2023-06-01"
 // nor Options.DefaultMaxTokens gives one.
 const DefaultMaxTokens = 4096
 
-// Options configures a Client.
-type Options struct {
-	Name    string       // provider name from providers.yaml, used in errors; "anthropic" when empty
-	BaseURL string       // e.g. https://api.anthropic.com; DefaultBaseURL when empty
-	APIKey  string       // sent as x-api-key; omitted when empty
-	Client  *http.Client // shared by all requests of the provider; http.DefaultClient when nil
-	Headers map[string]string
-	Now     func() time.Time // stamps RateLimits; time.Now when nil
-	// DefaultMaxTokens is max_tokens for requests without one; DefaultMaxTokens when 0.
-	DefaultMaxTokens int
+// endpoint is POST {base_url}/v1/messages with x-api-key and anthropic-version (which
+// Options.Headers may replace).
+var endpoint = provider.Endpoint{
+	DefaultName:     "anthropic",
+	DefaultBaseURL:  DefaultBaseURL,
+	URL:             func(base, _ string) string { return base + "/v1/messages" },
+	Header:          http.Header{"Anthropic-Version": {APIVersion}},
+	AuthHeader:      "x-api-key",
+	RequestIDHeader: "request-id",
 }
 
-// Client is an Anthropic Messages API provider. It is safe for concurrent use.
-type Client struct {
-	name      string
-	url       string
-	key       string
-	client    *http.Client
-	header    http.Header
-	now       func() time.Time
-	maxTokens int
-}
-
-var _ provider.Provider = (*Client)(nil)
-
-// New returns a Client for o, or an error when the base URL is not an absolute http(s) URL.
-func New(o Options) (*Client, error) {
-	name := o.Name
-	if name == "" {
-		name = "anthropic"
-	}
-	base, err := provider.NormalizeBaseURL(o.BaseURL, DefaultBaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	h := provider.NewHeader(nil)
-	h.Set("anthropic-version", APIVersion)
-	for k, v := range o.Headers {
-		h.Set(k, v)
-	}
-	if o.APIKey != "" {
-		h.Set("x-api-key", o.APIKey)
-	}
-	now := o.Now
-	if now == nil {
-		now = time.Now
-	}
+// New returns the Messages API adapter for o (o.DefaultMaxTokens is max_tokens for requests without
+// one; DefaultMaxTokens when 0), or an error when the base URL is not an absolute http(s) URL.
+func New(o provider.Options) (*provider.Adapter, error) {
 	mt := o.DefaultMaxTokens
 	if mt <= 0 {
 		mt = DefaultMaxTokens
 	}
-	return &Client{name: name, url: base + "/v1/messages", key: o.APIKey, client: o.Client, header: h,
-		now: now, maxTokens: mt}, nil
+	return provider.NewAdapter(endpoint, Codec{MaxTokens: mt}, o)
 }
 
-// Name returns the provider name.
-func (c *Client) Name() string { return c.name }
+// Codec is the Messages API wire format.
+//
+// Encode: system and developer messages become the top-level system prompt, consecutive messages of
+// the same role are merged, tool messages become tool_result blocks, assistant tool_calls become
+// tool_use blocks, stop becomes stop_sequences, OpenAI function tools become {name, description,
+// input_schema}, and tool_choice and parallel_tool_calls become tool_choice. ResponseFormat and the
+// other pass-through parameters (seed, penalties, logprobs…) are not supported by the Messages API
+// and are ignored.
+//
+// Decode requires "type":"message" and a content array: text blocks are joined into Content,
+// tool_use blocks come back as OpenAI-shaped ToolCalls. Usage.InputTokens includes cache reads and
+// writes (as OpenAI's prompt_tokens does); CachedTokens is the cache reads.
+type Codec struct {
+	MaxTokens int // max_tokens for requests without one
+}
 
-// Complete sends req to /v1/messages (one attempt). System and developer messages become the
-// top-level system prompt, consecutive messages of the same role are merged, tool messages become
-// tool_result blocks, assistant tool_calls become tool_use blocks, stop becomes stop_sequences and
-// OpenAI function tools become {name, description, input_schema}, and tool_choice and
-// parallel_tool_calls become tool_choice. ResponseFormat and the other pass-through parameters (seed,
-// penalties, logprobs…) are not supported by the Messages API and are ignored. Text blocks of the reply are joined into Content; tool_use blocks
-// come back as OpenAI-shaped ToolCalls. Usage.InputTokens includes cache reads and writes (as
-// OpenAI's prompt_tokens does); CachedTokens is the cache reads. Errors are *provider.APIError.
-func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider.Response, error) {
-	mr, err := c.buildRequest(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", c.name, req.Model, err)
-	}
-	body, err := json.Marshal(mr)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %s: encode request: %w", c.name, req.Model, err)
-	}
-	call := &provider.Call{Provider: c.name, Model: req.Model, URL: c.url, Header: c.header, Body: body,
-		Secret: c.key, ParseError: ParseError}
-	res, err := call.Do(ctx, c.client, c.now)
-	if err != nil {
-		return nil, err
-	}
+// Encode returns the /v1/messages body of req.
+func (c Codec) Encode(req *provider.Request) ([]byte, error) {
+	return provider.EncodeBody(c.buildRequest(req))
+}
+
+// Decode reads a /v1/messages response.
+func (Codec) Decode(body []byte) (*provider.Response, error) {
 	var r messagesResponse
-	if err := call.Decode(res, &r); err != nil {
+	if err := provider.DecodeObject(body, &r); err != nil {
 		return nil, err
 	}
-	if r.Type != "" && r.Type != "message" {
-		return nil, call.MalformedError(res, fmt.Errorf("response type %q, want message", r.Type))
+	switch {
+	case r.Type != "message":
+		return nil, fmt.Errorf("response type %q, want message", r.Type)
+	case r.Content == nil:
+		return nil, errors.New("response has no content")
 	}
 	out := &provider.Response{
 		FinishReason: finishReason(r.StopReason),
 		Model:        r.Model,
-		RequestID:    res.Header.Get("request-id"),
-		Limits:       res.Limits,
+		RequestID:    r.ID,
 		Usage: provider.Usage{
 			InputTokens:  r.Usage.InputTokens + r.Usage.CacheReadInputTokens + r.Usage.CacheCreationInputTokens,
 			OutputTokens: r.Usage.OutputTokens,
 			CachedTokens: r.Usage.CacheReadInputTokens,
 		},
-	}
-	if out.Model == "" {
-		out.Model = req.Model
-	}
-	if out.RequestID == "" {
-		out.RequestID = r.ID
 	}
 	var text strings.Builder
 	var calls []provider.ToolCall
@@ -146,11 +104,25 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 	if len(calls) > 0 {
 		raw, err := json.Marshal(calls)
 		if err != nil {
-			return nil, call.MalformedError(res, fmt.Errorf("encode tool calls: %w", err))
+			return nil, fmt.Errorf("encode tool calls: %w", err)
 		}
 		out.ToolCalls = raw
 	}
 	return out, nil
+}
+
+// ParseError reads an error body (see parseError) and classifies it with vocabulary.
+func (Codec) ParseError(status int, body []byte) provider.ErrorInfo {
+	return vocabulary.Parse(status, body, parseError)
+}
+
+// vocabulary is how the Messages API words its errors.
+var vocabulary = provider.Vocabulary{
+	Overloaded: provider.Terms{Tokens: []string{"overloaded_error"}}, // 529, on occasion other statuses
+	Quota: provider.Terms{Tokens: []string{"enforced_spend_limit_reached", "billing_error"},
+		Phrases: []string{"credit balance is too low"}},
+	Auth:          provider.Terms{Tokens: []string{"authentication_error"}},
+	ContextLength: provider.Terms{Tokens: []string{"request_too_large"}, Phrases: []string{"prompt is too long", "exceed context limit"}},
 }
 
 // finishReason maps stop_reason to the neutral finish reason; unknown values pass through.
@@ -168,7 +140,6 @@ func finishReason(s string) string {
 	return s
 }
 
-// toolCall is an OpenAI-shaped tool call.
 // messagesRequest is the /v1/messages request body.
 type messagesRequest struct {
 	Model         string            `json:"model"`
@@ -225,7 +196,7 @@ type toolResultBlock struct {
 	Content   string `json:"content"`
 }
 
-func (c *Client) buildRequest(req *provider.Request) (*messagesRequest, error) {
+func (c Codec) buildRequest(req *provider.Request) (*messagesRequest, error) {
 	mr := &messagesRequest{
 		Model:         req.Model,
 		MaxTokens:     req.MaxTokens,
@@ -234,7 +205,7 @@ func (c *Client) buildRequest(req *provider.Request) (*messagesRequest, error) {
 		StopSequences: req.Stop,
 	}
 	if mr.MaxTokens <= 0 {
-		mr.MaxTokens = c.maxTokens
+		mr.MaxTokens = c.MaxTokens
 	}
 	var system []string
 	for i := range req.Messages {
@@ -442,11 +413,11 @@ type messagesResponse struct {
 	} `json:"usage"`
 }
 
-// ParseError reads an Anthropic error body
+// parseError reads an Anthropic error body
 // {"type":"error","error":{"type":"rate_limit_error","message":...,"details":{"error_code":...}},"request_id":...}:
 // Type is error.type (rate_limit_error, overloaded_error, invalid_request_error, ...), Code is
 // error.details.error_code when sent (enforced_spend_limit_reached).
-func ParseError(_ int, body []byte) provider.ErrorInfo {
+func parseError(body []byte) provider.ErrorInfo {
 	var env struct {
 		Error struct {
 			Type    string `json:"type"`

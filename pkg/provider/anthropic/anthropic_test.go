@@ -1,11 +1,8 @@
 package anthropic_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -19,37 +16,13 @@ import (
 
 const key = "sk-ant-api03-TESTKEY-do-not-leak"
 
-var t0 = time.Date(2025, 6, 10, 12, 0, 0, 0, time.UTC)
+var t0 = replay.Now()
 
-func now() time.Time { return t0 }
-
-func ptr[T any](v T) *T { return &v }
-
-func newClient(t testing.TB, fixture string) (*anthropic.Client, *replay.Transport) {
-	t.Helper()
-	hc, tr := replay.Client(t, "anthropic", fixture)
-	c, err := anthropic.New(anthropic.Options{Name: "anthropic", APIKey: key, Client: hc, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, tr
+func newClient(t testing.TB, fixture string) (*provider.Adapter, *replay.Transport) {
+	return replay.Adapter(t, anthropic.New, "anthropic", fixture, provider.Options{Name: "anthropic", APIKey: key})
 }
 
 func text(s string) request.Content { return request.Content{Text: s} }
-
-func jsonEqual(t *testing.T, got []byte, want string) {
-	t.Helper()
-	var g, w any
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("got invalid JSON %s: %v", got, err)
-	}
-	if err := json.Unmarshal([]byte(want), &w); err != nil {
-		t.Fatalf("want invalid JSON: %v", err)
-	}
-	if !reflect.DeepEqual(g, w) {
-		t.Errorf("JSON mismatch\n got  %s\n want %s", got, want)
-	}
-}
 
 func TestCompleteSuccess(t *testing.T) {
 	c, tr := newClient(t, "success.http")
@@ -57,10 +30,7 @@ func TestCompleteSuccess(t *testing.T) {
 		{Role: "system", Content: text("Answer briefly.")},
 		{Role: "user", Content: text("What is the capital of France?")},
 	}}
-	resp, err := c.Complete(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := replay.MustComplete(t, c, req)
 	want := &provider.Response{
 		Content:      "The capital of France is Paris.",
 		FinishReason: "stop",
@@ -80,7 +50,7 @@ func TestCompleteSuccess(t *testing.T) {
 	if r.Header.Get("x-api-key") != key || r.Header.Get("anthropic-version") != "2023-06-01" || r.Header.Get("Authorization") != "" {
 		t.Errorf("headers %v", r.Header)
 	}
-	jsonEqual(t, r.Body, `{"model":"claude-3-5-haiku-latest","max_tokens":4096,"system":"Answer briefly.",
+	replay.JSONEqual(t, r.Body, `{"model":"claude-3-5-haiku-latest","max_tokens":4096,"system":"Answer briefly.",
 		"messages":[{"role":"user","content":[{"type":"text","text":"What is the capital of France?"}]}]}`)
 }
 
@@ -102,7 +72,7 @@ func TestCompleteTranslatesConversation(t *testing.T) {
 			{Role: "tool", ToolCallID: "toolu_1", Content: text(`{"temp_c":21}`)},
 			{Role: "user", Content: parts},
 		},
-		Temperature:    ptr(0.3),
+		Temperature:    replay.Ptr(0.3),
 		Stop:           []string{"END"},
 		ResponseFormat: json.RawMessage(`{"type":"json_object"}`),
 		Tools: json.RawMessage(`[{"type":"function","function":{"name":"get_weather","description":"Current weather","parameters":{"type":"object","properties":{"location":{"type":"string"}},"required":["location"]}}},
@@ -111,17 +81,14 @@ func TestCompleteTranslatesConversation(t *testing.T) {
 		Extra: map[string]json.RawMessage{"tool_choice": json.RawMessage(`"required"`), "parallel_tool_calls": json.RawMessage(`false`),
 			"seed": json.RawMessage(`7`)}, // no seed in the Messages API: dropped
 	}
-	resp, err := c.Complete(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := replay.MustComplete(t, c, req)
 	if resp.Content != "I'll check the current weather in Paris for you." || resp.FinishReason != "tool_calls" ||
 		resp.Usage != (provider.Usage{InputTokens: 384, OutputTokens: 71}) {
 		t.Errorf("resp = %+v", resp)
 	}
-	jsonEqual(t, resp.ToolCalls, `[{"id":"toolu_01A09q90qw90lq917835lq9","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris, France\"}"}}]`)
+	replay.JSONEqual(t, resp.ToolCalls, `[{"id":"toolu_01A09q90qw90lq917835lq9","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris, France\"}"}}]`)
 
-	jsonEqual(t, tr.Requests()[0].Body, `{
+	replay.JSONEqual(t, tr.Requests()[0].Body, `{
 		"model":"claude-sonnet-4-20250514","max_tokens":1024,
 		"system":"You are a weather bot.\n\nUse tools when needed.",
 		"messages":[
@@ -160,73 +127,9 @@ func TestCompleteRejectsBadInput(t *testing.T) {
 	}
 }
 
-func TestCompleteErrors(t *testing.T) {
-	tests := []struct {
-		fixture    string
-		status     int
-		typ, code  string
-		msg        string
-		retryAfter time.Duration
-	}{
-		{"429_rate_limit.http", 429, "rate_limit_error", "", "50,000 input tokens per minute", 21 * time.Second},
-		{"429_spend_limit.http", 429, "rate_limit_error", "enforced_spend_limit_reached", "monthly spend limit", 0},
-		{"400_prompt_too_long.http", 400, "invalid_request_error", "", "prompt is too long: 208721 tokens > 200000 maximum", 0},
-		{"401_authentication.http", 401, "authentication_error", "", "invalid x-api-key", 0},
-		{"500_api_error.http", 500, "api_error", "", "Internal server error", 0},
-		{"529_overloaded.http", 529, "overloaded_error", "", "Overloaded", 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.fixture, func(t *testing.T) {
-			c, _ := newClient(t, tt.fixture)
-			resp, err := c.Complete(context.Background(), &provider.Request{Model: "claude-haiku", Messages: []request.Message{{Role: "user", Content: text("hi")}}})
-			var ae *provider.APIError
-			if resp != nil || !errors.As(err, &ae) {
-				t.Fatalf("resp=%v err=%v", resp, err)
-			}
-			if ae.StatusCode != tt.status || ae.Type != tt.typ || ae.Code != tt.code || !strings.Contains(ae.Message, tt.msg) ||
-				ae.RetryAfter != tt.retryAfter || ae.Limits.RetryAfter != tt.retryAfter || !ae.Limits.ObservedAt.Equal(t0) {
-				t.Errorf("apiErr = %+v", ae)
-			}
-			if !strings.HasPrefix(err.Error(), "anthropic: claude-haiku: HTTP ") || !strings.Contains(err.Error(), tt.typ) {
-				t.Errorf("Error() = %q", err)
-			}
-		})
-	}
-	// The 429 carries the budget state for the rate limiter.
-	c, _ := newClient(t, "429_rate_limit.http")
-	_, err := c.Complete(context.Background(), &provider.Request{Model: "m", Messages: []request.Message{{Role: "user", Content: text("hi")}}})
-	var ae *provider.APIError
-	if !errors.As(err, &ae) || ae.Limits.RemainingRequests != 37 || ae.Limits.ResetTokens != 21*time.Second || ae.Limits.RemainingTokens != 10000 {
-		t.Errorf("limits = %+v", ae.Limits)
-	}
-}
-
-func TestKeyNeverInErrors(t *testing.T) {
-	rt := replay.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
-		body := `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key ` + r.Header.Get("x-api-key") + `"}}`
-		return replay.Response(r, &replay.Recorded{StatusCode: 401, Status: "401 Unauthorized", Header: http.Header{}, Body: []byte(body)}), nil
-	})
-	c, err := anthropic.New(anthropic.Options{APIKey: key, Client: &http.Client{Transport: rt}, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.Complete(context.Background(), &provider.Request{Model: "m", Messages: []request.Message{{Role: "user", Content: text("hi")}}})
-	var ae *provider.APIError
-	if !errors.As(err, &ae) {
-		t.Fatalf("err = %v", err)
-	}
-	if strings.Contains(err.Error(), key) || bytes.Contains(ae.Body, []byte(key)) || !strings.Contains(ae.Message, "[redacted]") {
-		t.Fatalf("key leaked or not redacted: %q / %q", err.Error(), ae.Body)
-	}
-}
-
 func TestOptions(t *testing.T) {
-	hc, tr := replay.Client(t, "anthropic", "success.http")
-	c, err := anthropic.New(anthropic.Options{Name: "claude", BaseURL: "http://proxy.local:8080/", APIKey: key, Client: hc, Now: now,
-		DefaultMaxTokens: 512, Headers: map[string]string{"anthropic-beta": "prompt-caching-2024-07-31", "anthropic-version": "2024-01-01"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, tr := replay.Adapter(t, anthropic.New, "anthropic", "success.http", provider.Options{Name: "claude", BaseURL: "http://proxy.local:8080/",
+		APIKey: key, DefaultMaxTokens: 512, Headers: map[string]string{"anthropic-beta": "prompt-caching-2024-07-31", "anthropic-version": "2024-01-01"}})
 	if c.Name() != "claude" {
 		t.Errorf("Name = %q", c.Name())
 	}
@@ -250,17 +153,8 @@ func TestFinishReasons(t *testing.T) {
 	for stop, want := range map[string]string{"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
 		"tool_use": "tool_calls", "refusal": "content_filter", "pause_turn": "pause_turn"} {
 		body := `{"id":"msg_1","type":"message","model":"m","content":[{"type":"text","text":"a"},{"type":"thinking","thinking":"hmm"},{"type":"text","text":"b"}],"stop_reason":"` + stop + `","usage":{"input_tokens":1,"output_tokens":2}}`
-		rt := replay.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
-			return replay.Response(r, &replay.Recorded{StatusCode: 200, Status: "200 OK", Header: http.Header{}, Body: []byte(body)}), nil
-		})
-		c, err := anthropic.New(anthropic.Options{Client: &http.Client{Transport: rt}, Now: now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := c.Complete(context.Background(), &provider.Request{Model: "m", Messages: []request.Message{{Role: "user", Content: text("hi")}}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := replay.MustNew(t, anthropic.New, provider.Options{Client: replay.Serve(200, nil, body)})
+		resp := replay.MustComplete(t, c, &provider.Request{Model: "m", Messages: []request.Message{{Role: "user", Content: text("hi")}}})
 		if resp.FinishReason != want || resp.Content != "ab" || resp.RequestID != "msg_1" {
 			t.Errorf("%s: resp = %+v", stop, resp)
 		}

@@ -5,13 +5,11 @@ package gemini
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/provider"
 	"github.com/llmbatch/llmbatch/pkg/request"
@@ -21,55 +19,23 @@ import (
 // version; the adapter appends /models/{model}:generateContent.
 const DefaultBaseURL = "https://generativelanguage.googleapis.com/v1beta"
 
-// Options configures a Client.
-type Options struct {
-	Name    string       // provider name from providers.yaml, used in errors; "gemini" when empty
-	BaseURL string       // e.g. https://generativelanguage.googleapis.com/v1beta; DefaultBaseURL when empty
-	APIKey  string       // sent as x-goog-api-key (never in the URL); omitted when empty
-	Client  *http.Client // shared by all requests of the provider; http.DefaultClient when nil
-	Headers map[string]string
-	Now     func() time.Time // stamps RateLimits; time.Now when nil
+// endpoint is POST {base_url}/models/{model}:generateContent with x-goog-api-key.
+var endpoint = provider.Endpoint{
+	DefaultName:    "gemini",
+	DefaultBaseURL: DefaultBaseURL,
+	URL:            modelURL,
+	AuthHeader:     "x-goog-api-key",
 }
 
-// Client is a Gemini API provider. It is safe for concurrent use.
-type Client struct {
-	name   string
-	base   string
-	key    string
-	client *http.Client
-	header http.Header
-	now    func() time.Time
+// New returns the Gemini adapter for o (the key goes in x-goog-api-key, never in the URL), or an
+// error when the base URL is not an absolute http(s) URL.
+func New(o provider.Options) (*provider.Adapter, error) {
+	return provider.NewAdapter(endpoint, Codec{}, o)
 }
 
-var _ provider.Provider = (*Client)(nil)
-
-// New returns a Client for o, or an error when the base URL is not an absolute http(s) URL.
-func New(o Options) (*Client, error) {
-	name := o.Name
-	if name == "" {
-		name = "gemini"
-	}
-	base, err := provider.NormalizeBaseURL(o.BaseURL, DefaultBaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	h := provider.NewHeader(o.Headers)
-	if o.APIKey != "" {
-		h.Set("x-goog-api-key", o.APIKey)
-	}
-	now := o.Now
-	if now == nil {
-		now = time.Now
-	}
-	return &Client{name: name, base: base, key: o.APIKey, client: o.Client, header: h, now: now}, nil
-}
-
-// Name returns the provider name.
-func (c *Client) Name() string { return c.name }
-
-// endpoint returns the generateContent URL of a model ("gemini-2.5-flash", or a resource name such
+// modelURL returns the generateContent URL of a model ("gemini-2.5-flash", or a resource name such
 // as "models/gemini-2.5-flash" or "tunedModels/x").
-func (c *Client) endpoint(model string) string {
+func modelURL(base, model string) string {
 	if !strings.Contains(model, "/") {
 		model = "models/" + model
 	}
@@ -77,43 +43,40 @@ func (c *Client) endpoint(model string) string {
 	for i, s := range segs {
 		segs[i] = url.PathEscape(s)
 	}
-	return c.base + "/" + strings.Join(segs, "/") + ":generateContent"
+	return base + "/" + strings.Join(segs, "/") + ":generateContent"
 }
 
-// Complete sends req to :generateContent (one attempt). System and developer messages become
-// systemInstruction; assistant turns are role "model"; tool results become functionResponse parts;
-// max_tokens, temperature, top_p and stop go into generationConfig; a json_object or json_schema
-// response_format sets responseMimeType application/json (and responseJsonSchema for json_schema);
-// OpenAI function tools become functionDeclarations (parametersJsonSchema) and tool_choice becomes
-// toolConfig; seed and the presence and frequency penalties go into generationConfig, the other
-// pass-through parameters are ignored. Text parts of the first
-// candidate (thoughts excluded) are joined into Content. Usage.OutputTokens includes thinking tokens
-// (billed as output, as OpenAI's completion_tokens does); ReasoningTokens is thoughtsTokenCount. A
-// prompt blocked before generation is a Response with FinishReason content_filter. Errors are
-// *provider.APIError; a 429's google.rpc.RetryInfo sets RetryAfter.
-func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider.Response, error) {
-	gr, err := buildRequest(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", c.name, req.Model, err)
-	}
-	body, err := json.Marshal(gr)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %s: encode request: %w", c.name, req.Model, err)
-	}
-	call := &provider.Call{Provider: c.name, Model: req.Model, URL: c.endpoint(req.Model), Header: c.header,
-		Body: body, Secret: c.key, ParseError: ParseError}
-	res, err := call.Do(ctx, c.client, c.now)
-	if err != nil {
-		return nil, err
-	}
+// Codec is the generateContent wire format.
+//
+// Encode: system and developer messages become systemInstruction; assistant turns are role "model";
+// tool results become functionResponse parts; max_tokens, temperature, top_p and stop go into
+// generationConfig; a json_object or json_schema response_format sets responseMimeType
+// application/json (and responseJsonSchema for json_schema); OpenAI function tools become
+// functionDeclarations (parametersJsonSchema) and tool_choice becomes toolConfig; seed and the
+// presence and frequency penalties go into generationConfig, the other pass-through parameters are
+// ignored.
+//
+// Decode requires a first candidate with content parts, or one that finished for a reason other than
+// STOP (SAFETY, MAX_TOKENS…), or a prompt blocked before generation (a Response with FinishReason
+// content_filter). Text parts (thoughts excluded) are joined into Content. Usage.OutputTokens
+// includes thinking tokens (billed as output, as OpenAI's completion_tokens does); ReasoningTokens is
+// thoughtsTokenCount.
+type Codec struct{}
+
+// Encode returns the :generateContent body of req.
+func (Codec) Encode(req *provider.Request) ([]byte, error) {
+	return provider.EncodeBody(buildRequest(req))
+}
+
+// Decode reads a :generateContent response.
+func (Codec) Decode(body []byte) (*provider.Response, error) {
 	var r generateResponse
-	if err := call.Decode(res, &r); err != nil {
+	if err := provider.DecodeObject(body, &r); err != nil {
 		return nil, err
 	}
 	out := &provider.Response{
 		Model:     r.ModelVersion,
 		RequestID: r.ResponseID,
-		Limits:    res.Limits,
 		Usage: provider.Usage{
 			InputTokens:     r.UsageMetadata.PromptTokenCount,
 			OutputTokens:    r.UsageMetadata.CandidatesTokenCount + r.UsageMetadata.ThoughtsTokenCount,
@@ -121,29 +84,31 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 			ReasoningTokens: r.UsageMetadata.ThoughtsTokenCount,
 		},
 	}
-	if out.Model == "" {
-		out.Model = req.Model
-	}
 	if len(r.Candidates) == 0 {
 		if r.PromptFeedback != nil && r.PromptFeedback.BlockReason != "" {
 			out.FinishReason = "content_filter"
 			return out, nil
 		}
-		return nil, call.MalformedError(res, fmt.Errorf("response has no candidates"))
+		return nil, errors.New("response has no candidates")
 	}
 	cand := r.Candidates[0]
+	if (cand.Content == nil || len(cand.Content.Parts) == 0) && (cand.FinishReason == "" || cand.FinishReason == "STOP") {
+		return nil, errors.New("candidates[0] has no content parts")
+	}
 	var text strings.Builder
 	var calls []provider.ToolCall
-	for _, p := range cand.Content.Parts {
-		switch {
-		case p.FunctionCall != nil:
-			id := p.FunctionCall.ID
-			if id == "" {
-				id = fmt.Sprintf("call_%d", len(calls))
+	if cand.Content != nil {
+		for _, p := range cand.Content.Parts {
+			switch {
+			case p.FunctionCall != nil:
+				id := p.FunctionCall.ID
+				if id == "" {
+					id = fmt.Sprintf("call_%d", len(calls))
+				}
+				calls = append(calls, provider.NewToolCall(id, p.FunctionCall.Name, p.FunctionCall.Args))
+			case !p.Thought:
+				text.WriteString(p.Text)
 			}
-			calls = append(calls, provider.NewToolCall(id, p.FunctionCall.Name, p.FunctionCall.Args))
-		case !p.Thought:
-			text.WriteString(p.Text)
 		}
 	}
 	out.Content = text.String()
@@ -151,7 +116,7 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 	if len(calls) > 0 {
 		raw, err := json.Marshal(calls)
 		if err != nil {
-			return nil, call.MalformedError(res, fmt.Errorf("encode tool calls: %w", err))
+			return nil, fmt.Errorf("encode tool calls: %w", err)
 		}
 		out.ToolCalls = raw
 		if out.FinishReason == "stop" {
@@ -159,6 +124,23 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 		}
 	}
 	return out, nil
+}
+
+// ParseError reads an error body (see parseError) and classifies it with vocabulary.
+func (Codec) ParseError(status int, body []byte) provider.ErrorInfo {
+	return vocabulary.Parse(status, body, parseError)
+}
+
+// vocabulary is how the Gemini API words its errors.
+var vocabulary = provider.Vocabulary{
+	Overloaded: provider.Terms{Phrases: []string{"model is overloaded"}}, // 503 UNAVAILABLE
+	// A quota of limit 0 (a free tier the project or region does not have) never admits the request,
+	// though Gemini sends it as an ordinary 429 RESOURCE_EXHAUSTED.
+	Quota:         provider.Terms{Pattern: provider.LimitZero},
+	Auth:          provider.Terms{Tokens: []string{"api_key_invalid", "unauthenticated"}, Phrases: []string{"api key not valid"}},
+	Precondition:  provider.Terms{Tokens: []string{"failed_precondition"}},
+	ContextLength: provider.Terms{Phrases: []string{"exceeds the maximum number of tokens"}},
+	ContentFilter: provider.Terms{Tokens: []string{"safety", "prohibited_content", "blocklist"}},
 }
 
 // finishReason maps a Gemini finishReason to the neutral one; unknown values pass through.
@@ -174,7 +156,6 @@ func finishReason(s string) string {
 	return s
 }
 
-// toolCall is an OpenAI-shaped tool call.
 // generateRequest is the :generateContent request body.
 type generateRequest struct {
 	Contents          []content         `json:"contents"`
@@ -446,7 +427,7 @@ func translateTools(raw json.RawMessage) ([]functionDeclaration, error) {
 // generateResponse is the part of a :generateContent response the adapter reads.
 type generateResponse struct {
 	Candidates []struct {
-		Content struct {
+		Content *struct {
 			Parts []struct {
 				Text         string `json:"text"`
 				Thought      bool   `json:"thought"`
@@ -487,13 +468,13 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// ParseError reads a Gemini error body (also in the [{"error":...}] array form): Type is
+// parseError reads a Gemini error body (also in the [{"error":...}] array form): Type is
 // error.status (RESOURCE_EXHAUSTED, INVALID_ARGUMENT, UNAVAILABLE, ...); Code is the first
 // google.rpc.ErrorInfo reason (API_KEY_INVALID) or else a google.rpc.QuotaFailure quotaId, a per-day
 // one when any is violated (GenerateRequestsPerDayPerProjectPerModel-FreeTier), else the first; RetryAfter is the RetryInfo retryDelay or a
 // "Please retry in 7.5s" in the message. The message is kept whole, so "limit: 0" (a quota that
 // will never admit the request) stays visible to the classifier.
-func ParseError(_ int, body []byte) provider.ErrorInfo {
+func parseError(body []byte) provider.ErrorInfo {
 	var eb errorBody
 	b := bytes.TrimSpace(body)
 	if len(b) > 0 && b[0] == '[' {

@@ -5,15 +5,14 @@ package openai
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
-	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/provider"
 	"github.com/llmbatch/llmbatch/pkg/request"
@@ -23,72 +22,58 @@ import (
 // API version; the adapter appends /chat/completions.
 const DefaultBaseURL = "https://api.openai.com/v1"
 
-// Options configures a Client.
-type Options struct {
-	Name    string       // provider name from providers.yaml, used in errors; "openai" when empty
-	BaseURL string       // e.g. https://api.openai.com/v1; DefaultBaseURL when empty
-	APIKey  string       // sent as "Authorization: Bearer KEY"; no header when empty (Ollama, vLLM)
-	Client  *http.Client // shared by all requests of the provider; http.DefaultClient when nil
-	Headers map[string]string
-	Now     func() time.Time // stamps RateLimits; time.Now when nil
-	// RequestsPerDay marks the x-ratelimit-*-requests headers as a daily budget (Groq).
-	RequestsPerDay bool
+// endpoint is POST {base_url}/chat/completions with "Authorization: Bearer KEY".
+var endpoint = provider.Endpoint{
+	DefaultName:     "openai",
+	DefaultBaseURL:  DefaultBaseURL,
+	URL:             func(base, _ string) string { return base + "/chat/completions" },
+	AuthHeader:      "Authorization",
+	AuthPrefix:      "Bearer ",
+	RequestIDHeader: "x-request-id",
 }
 
-// Client is an OpenAI-compatible provider. It is safe for concurrent use.
-type Client struct {
-	name   string
-	url    string
-	key    string
-	client *http.Client
-	header http.Header
-	now    func() time.Time
-	daily  bool
-}
-
-var _ provider.Provider = (*Client)(nil)
-
-// New returns a Client for o, or an error when the base URL is not an absolute http(s) URL.
-func New(o Options) (*Client, error) {
-	name := o.Name
-	if name == "" {
-		name = "openai"
+// New returns the OpenAI-compatible adapter for o (a groq.com base URL sets RequestsPerDay: Groq's
+// x-ratelimit-*-requests headers are a daily budget), or an error when the base URL is not an
+// absolute http(s) URL.
+func New(o provider.Options) (*provider.Adapter, error) {
+	base := o.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
 	}
-	base, err := provider.NormalizeBaseURL(o.BaseURL, DefaultBaseURL)
+	o.RequestsPerDay = o.RequestsPerDay || IsGroq(base)
+	return provider.NewAdapter(endpoint, Codec{}, o)
+}
+
+// IsGroq reports whether base is Groq's API, whose request rate-limit headers are per day.
+func IsGroq(base string) bool {
+	u, err := url.Parse(base)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return false
 	}
-	h := provider.NewHeader(o.Headers)
-	if o.APIKey != "" {
-		h.Set("Authorization", "Bearer "+o.APIKey)
-	}
-	now := o.Now
-	if now == nil {
-		now = time.Now
-	}
-	return &Client{name: name, url: base + "/chat/completions", key: o.APIKey, client: o.Client,
-		header: h, now: now, daily: o.RequestsPerDay}, nil
+	h := strings.ToLower(u.Hostname())
+	return h == "groq.com" || strings.HasSuffix(h, ".groq.com")
 }
 
-// Name returns the provider name.
-func (c *Client) Name() string { return c.name }
+// Codec is the Chat Completions wire format. Encode sends the request as written (max_completion_tokens
+// and no sampling parameters for reasoning models, pass-through parameters appended); Decode reads the
+// first choice and requires choices[0].message with content (a string, text parts, or null beside
+// tool_calls, a refusal or a content_filter finish); ParseError reads the error shapes of OpenAI and
+// the servers compatible with it and classifies them with vocabulary.
+type Codec struct{}
 
-// Complete sends req to /chat/completions (one attempt) and returns the first choice. Errors are
-// *provider.APIError (see provider.Call.Do); a 2xx body without choices is Malformed.
-func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider.Response, error) {
-	body, err := json.Marshal(buildRequest(req))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %s: encode request: %w", c.name, req.Model, err)
-	}
-	body = appendExtra(body, req)
-	call := &provider.Call{Provider: c.name, Model: req.Model, URL: c.url, Header: c.header, Body: body,
-		Secret: c.key, ParseError: ParseError, RequestsPerDay: c.daily}
-	res, err := call.Do(ctx, c.client, c.now)
+// Encode returns the /chat/completions body of req.
+func (Codec) Encode(req *provider.Request) ([]byte, error) {
+	body, err := provider.EncodeBody(buildRequest(req), nil)
 	if err != nil {
 		return nil, err
 	}
+	return appendExtra(body, req), nil
+}
+
+// Decode reads a /chat/completions response.
+func (Codec) Decode(body []byte) (*provider.Response, error) {
 	var cr chatResponse
-	if err := call.Decode(res, &cr); err != nil {
+	if err := provider.DecodeObject(body, &cr); err != nil {
 		return nil, err
 	}
 	if len(cr.Choices) == 0 {
@@ -96,29 +81,30 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 		if cr.Error != nil && cr.Error.Message != "" {
 			why += ": " + cr.Error.Message
 		}
-		return nil, call.MalformedError(res, fmt.Errorf("%s", why))
+		return nil, errors.New(why)
 	}
 	ch := cr.Choices[0]
+	if ch.Message == nil {
+		return nil, errors.New("choices[0] has no message")
+	}
 	content, err := contentText(ch.Message.Content)
 	if err != nil {
-		return nil, call.MalformedError(res, err)
+		return nil, err
+	}
+	tc := bytes.TrimSpace(ch.Message.ToolCalls)
+	hasCalls := len(tc) > 0 && !bytes.Equal(tc, []byte("null")) && !bytes.Equal(tc, []byte("[]"))
+	if isNull(ch.Message.Content) && !hasCalls && ch.Message.Refusal == "" && ch.FinishReason != "content_filter" {
+		return nil, errors.New("choices[0].message has no content, tool_calls or refusal")
 	}
 	out := &provider.Response{
 		Content:      content,
 		FinishReason: ch.FinishReason,
 		Model:        cr.Model,
-		RequestID:    res.Header.Get("x-request-id"),
-		Limits:       res.Limits,
+		RequestID:    cr.ID,
 		Usage: provider.Usage{
 			InputTokens:  cr.Usage.PromptTokens,
 			OutputTokens: cr.Usage.CompletionTokens,
 		},
-	}
-	if out.Model == "" {
-		out.Model = req.Model
-	}
-	if out.RequestID == "" {
-		out.RequestID = cr.ID
 	}
 	if d := cr.Usage.PromptTokensDetails; d != nil {
 		out.Usage.CachedTokens = d.CachedTokens
@@ -126,10 +112,58 @@ func (c *Client) Complete(ctx context.Context, req *provider.Request) (*provider
 	if d := cr.Usage.CompletionTokensDetails; d != nil {
 		out.Usage.ReasoningTokens = d.ReasoningTokens
 	}
-	if tc := bytes.TrimSpace(ch.Message.ToolCalls); len(tc) > 0 && !bytes.Equal(tc, []byte("null")) && !bytes.Equal(tc, []byte("[]")) {
+	if hasCalls {
 		out.ToolCalls = json.RawMessage(bytes.Clone(tc))
 	}
 	return out, nil
+}
+
+// isNull reports a missing or null JSON value.
+func isNull(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
+}
+
+// ParseError reads an error body (see parseError) and classifies it with vocabulary.
+func (Codec) ParseError(status int, body []byte) provider.ErrorInfo {
+	return vocabulary.Parse(status, body, parseError)
+}
+
+// vocabulary is how OpenAI and the servers compatible with it (Azure, Groq, OpenRouter, Together,
+// vLLM, DeepSeek, Mistral) word their errors; gateways such as OpenRouter also relay the upstream
+// Anthropic and Gemini wording, which is included.
+var vocabulary = provider.Vocabulary{
+	Overloaded: provider.Terms{Tokens: []string{"overloaded_error"}, Phrases: []string{"model is overloaded"}},
+	// Deliberately not the word "billing": insufficient_quota and ordinary 429s both say "check
+	// your plan and billing details".
+	Quota: provider.Terms{
+		Tokens: []string{"insufficient_quota", "enforced_spend_limit_reached", "billing_hard_limit_reached",
+			"billing_not_active", "access_terminated"},
+		Phrases: []string{"insufficient credits", "credit balance is too low"}, // OpenRouter 402, relayed Anthropic
+		Pattern: provider.LimitZero,                                            // "Limit 0, Used 0"
+	},
+	// "Request too large for gpt-4o ... on tokens per min (TPM): Limit 30000, Requested 36000":
+	// retrying can never succeed on this lane.
+	TooLargeRate: provider.Terms{Phrases: []string{"request too large"}},
+	Auth: provider.Terms{Tokens: []string{"invalid_api_key", "authentication_error"},
+		Phrases: []string{"invalid api key", "incorrect api key"}},
+	ContextLength: provider.Terms{
+		Tokens: []string{"context_length_exceeded", "string_above_max_length"},
+		Phrases: []string{
+			"maximum context length",                                           // OpenAI, vLLM, DeepSeek, Mistral
+			"context window",                                                   // various compatible servers
+			"reduce the length of the messages",                                // OpenAI, Groq
+			"input is too long", "too many input tokens", "prompt is too long", // gateways
+		},
+	},
+	ContentFilter: provider.Terms{
+		Tokens: []string{"content_filter", "content_policy_violation", "invalid_prompt", "responsibleaipolicyviolation"},
+		Phrases: []string{
+			"content management policy",        // Azure OpenAI
+			"flagged as potentially violating", // OpenAI invalid_prompt
+			"input was flagged",                // OpenRouter moderation (403)
+		},
+	},
 }
 
 // chatRequest is the /chat/completions request body.
@@ -208,9 +242,10 @@ type chatResponse struct {
 	ID      string `json:"id"`
 	Model   string `json:"model"`
 	Choices []struct {
-		Message struct {
+		Message *struct {
 			Content   json.RawMessage `json:"content"`
 			ToolCalls json.RawMessage `json:"tool_calls"`
+			Refusal   string          `json:"refusal"`
 		} `json:"message"`
 		FinishReason string `json:"finish_reason"`
 	} `json:"choices"`
@@ -257,10 +292,10 @@ type errorObject struct {
 	Code    json.RawMessage `json:"code"`
 }
 
-// ParseError reads an OpenAI-style error body: {"error":{"message","type","code"}}, plus the shapes
+// parseError reads an OpenAI-style error body: {"error":{"message","type","code"}}, plus the shapes
 // compatible servers send ({"error":"text"}, {"message","type","code"} at top level as vLLM does,
 // {"detail":"text"}). A "try again in 264ms" in the message becomes RetryAfter.
-func ParseError(_ int, body []byte) provider.ErrorInfo {
+func parseError(body []byte) provider.ErrorInfo {
 	var env struct {
 		Error   json.RawMessage `json:"error"`
 		Message string          `json:"message"`

@@ -1,10 +1,8 @@
 package openai_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"reflect"
@@ -20,24 +18,14 @@ import (
 
 const key = "sk-proj-TESTKEY-do-not-leak-0123456789"
 
-var t0 = time.Date(2025, 6, 10, 12, 0, 0, 0, time.UTC)
+var t0 = replay.Now()
 
-func now() time.Time { return t0 }
-
-func ptr[T any](v T) *T { return &v }
-
-func newClient(t testing.TB, fixture string, mod func(*openai.Options)) (*openai.Client, *replay.Transport) {
-	t.Helper()
-	hc, tr := replay.Client(t, "openai", fixture)
-	o := openai.Options{Name: "openai", APIKey: key, Client: hc, Now: now}
+func newClient(t testing.TB, fixture string, mod func(*provider.Options)) (*provider.Adapter, *replay.Transport) {
+	o := provider.Options{Name: "openai", APIKey: key}
 	if mod != nil {
 		mod(&o)
 	}
-	c, err := openai.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, tr
+	return replay.Adapter(t, openai.New, "openai", fixture, o)
 }
 
 func userReq(model string) *provider.Request {
@@ -47,35 +35,17 @@ func userReq(model string) *provider.Request {
 	}}
 }
 
-// jsonEqual compares two JSON documents structurally.
-func jsonEqual(t *testing.T, got []byte, want string) {
-	t.Helper()
-	var g, w any
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("got invalid JSON %s: %v", got, err)
-	}
-	if err := json.Unmarshal([]byte(want), &w); err != nil {
-		t.Fatalf("want invalid JSON: %v", err)
-	}
-	if !reflect.DeepEqual(g, w) {
-		t.Errorf("JSON mismatch\n got  %s\n want %s", got, want)
-	}
-}
-
 func TestCompleteSuccess(t *testing.T) {
 	c, tr := newClient(t, "success.http", nil)
 	req := userReq("gpt-4o-mini")
 	req.MaxTokens = 200
-	req.Temperature = ptr(0.2)
-	req.TopP = ptr(0.9)
+	req.Temperature = replay.Ptr(0.2)
+	req.TopP = replay.Ptr(0.9)
 	req.Stop = []string{"\n\n"}
 	req.ResponseFormat = json.RawMessage(`{"type":"json_object"}`)
 	req.Tools = json.RawMessage(`[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]`)
 
-	resp, err := c.Complete(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := replay.MustComplete(t, c, req)
 	want := &provider.Response{
 		Content:      "The capital of France is Paris.",
 		FinishReason: "stop",
@@ -100,7 +70,7 @@ func TestCompleteSuccess(t *testing.T) {
 	if r.Header.Get("Authorization") != "Bearer "+key || r.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("headers %v", r.Header)
 	}
-	jsonEqual(t, r.Body, `{"model":"gpt-4o-mini","messages":[
+	replay.JSONEqual(t, r.Body, `{"model":"gpt-4o-mini","messages":[
 		{"role":"system","content":"Answer briefly."},
 		{"role":"user","content":"What is the capital of France?"}],
 		"max_tokens":200,"temperature":0.2,"top_p":0.9,"stop":["\n\n"],
@@ -113,25 +83,22 @@ func TestCompleteReasoningUsesMaxCompletionTokens(t *testing.T) {
 	req := userReq("o4-mini")
 	req.Reasoning = true
 	req.MaxTokens = 4000
-	req.Temperature = ptr(0.7)
-	req.TopP = ptr(0.5)
+	req.Temperature = replay.Ptr(0.7)
+	req.TopP = replay.Ptr(0.5)
 	req.Extra = map[string]json.RawMessage{"seed": json.RawMessage(`7`), "reasoning_effort": json.RawMessage(`"low"`),
 		"presence_penalty": json.RawMessage(`0.5`)} // o-series reject penalties, like temperature
-	resp, err := c.Complete(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := replay.MustComplete(t, c, req)
 	if resp.Usage != (provider.Usage{InputTokens: 21, OutputTokens: 214, ReasoningTokens: 192}) || resp.Model != "o4-mini-2025-04-16" {
 		t.Errorf("resp = %+v", resp)
 	}
-	jsonEqual(t, tr.Requests()[0].Body, `{"model":"o4-mini","messages":[
+	replay.JSONEqual(t, tr.Requests()[0].Body, `{"model":"o4-mini","messages":[
 		{"role":"system","content":"Answer briefly."},
 		{"role":"user","content":"What is the capital of France?"}],
 		"max_completion_tokens":4000,"reasoning_effort":"low","seed":7}`)
 }
 
 func TestCompleteToolCallsAndMessagePassThrough(t *testing.T) {
-	c, tr := newClient(t, "success_tool_calls.http", func(o *openai.Options) {
+	c, tr := newClient(t, "success_tool_calls.http", func(o *provider.Options) {
 		o.APIKey = "" // keyless (Ollama, vLLM)
 		o.BaseURL = "http://localhost:11434/v1/"
 		o.Headers = map[string]string{"X-Title": "llmbatch-test"}
@@ -147,14 +114,11 @@ func TestCompleteToolCallsAndMessagePassThrough(t *testing.T) {
 		{Role: "tool", ToolCallID: "call_1", Content: request.Content{Text: `{"temp_c":21}`}},
 	}, Extra: map[string]json.RawMessage{"tool_choice": json.RawMessage(`{"type": "function", "function": {"name": "get_weather"}}`),
 		"parallel_tool_calls": json.RawMessage(`false`), "user": json.RawMessage(`"u-42"`)}}
-	resp, err := c.Complete(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := replay.MustComplete(t, c, req)
 	if resp.Content != "" || resp.FinishReason != "tool_calls" {
 		t.Errorf("resp = %+v", resp)
 	}
-	jsonEqual(t, resp.ToolCalls, `[{"id":"call_Xy7pQ2mN4kL8vB3jH6tR1wZs","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris, France\"}"}}]`)
+	replay.JSONEqual(t, resp.ToolCalls, `[{"id":"call_Xy7pQ2mN4kL8vB3jH6tR1wZs","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris, France\"}"}}]`)
 
 	r := tr.Requests()[0]
 	if r.URL != "http://localhost:11434/v1/chat/completions" {
@@ -166,137 +130,20 @@ func TestCompleteToolCallsAndMessagePassThrough(t *testing.T) {
 	if r.Header.Get("X-Title") != "llmbatch-test" {
 		t.Errorf("extra header missing: %v", r.Header)
 	}
-	jsonEqual(t, r.Body, `{"model":"llama3.2","messages":[
+	replay.JSONEqual(t, r.Body, `{"model":"llama3.2","messages":[
 		{"role":"user","content":[{"type":"text","text":"What is in this image?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo=","detail":"low"}}]},
 		{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Rome\"}"}}]},
 		{"role":"tool","content":"{\"temp_c\":21}","tool_call_id":"call_1"}],
 		"tool_choice":{"type":"function","function":{"name":"get_weather"}},"parallel_tool_calls":false,"user":"u-42"}`)
 }
 
-func TestCompleteErrors(t *testing.T) {
-	tests := []struct {
-		fixture    string
-		status     int
-		typ, code  string
-		msg        string
-		retryAfter time.Duration
-		limits     func(provider.RateLimits) bool
-	}{
-		{"429_rate_limit.http", 429, "tokens", "rate_limit_exceeded", "Rate limit reached for gpt-4o-mini", 264 * time.Millisecond,
-			func(l provider.RateLimits) bool {
-				return l.HasTokens && l.RemainingTokens == 0 && l.ResetTokens == time.Minute
-			}},
-		{"429_insufficient_quota.http", 429, "insufficient_quota", "insufficient_quota", "You exceeded your current quota", 0,
-			func(l provider.RateLimits) bool { return !l.HasRequests && l.ObservedAt.Equal(t0) }},
-		{"400_context_length.http", 400, "invalid_request_error", "context_length_exceeded", "maximum context length is 128000 tokens", 0,
-			func(l provider.RateLimits) bool {
-				return l.RemainingTokens == 3870915 && l.ResetTokens == 1936*time.Millisecond
-			}},
-		{"401_invalid_key.http", 401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided", 0, nil},
-		{"500_server_error.http", 500, "server_error", "", "The server had an error", 0, nil},
-		{"503_overloaded.http", 503, "server_error", "", "currently overloaded", 0, nil},
-		{"groq_429.http", 429, "tokens", "rate_limit_exceeded", "llama-3.1-8b-instant", 3 * time.Second,
-			func(l provider.RateLimits) bool {
-				return !l.RequestsPerDay && // without the Groq option the headers alone are per-minute
-					l.ResetRequests == 179560*time.Millisecond
-			}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.fixture, func(t *testing.T) {
-			c, _ := newClient(t, tt.fixture, nil)
-			resp, err := c.Complete(context.Background(), userReq("gpt-4o-mini"))
-			if resp != nil {
-				t.Fatalf("want nil response, got %+v", resp)
-			}
-			var ae *provider.APIError
-			if !errors.As(err, &ae) {
-				t.Fatalf("err %v is not *APIError", err)
-			}
-			if ae.StatusCode != tt.status || ae.Type != tt.typ || ae.Code != tt.code || !strings.Contains(ae.Message, tt.msg) ||
-				ae.RetryAfter != tt.retryAfter || ae.Limits.RetryAfter != tt.retryAfter || ae.ConnBroken || ae.Malformed {
-				t.Errorf("apiErr = %+v", ae)
-			}
-			if ae.Provider != "openai" || ae.Model != "gpt-4o-mini" || len(ae.Body) == 0 {
-				t.Errorf("apiErr identity/body: %q %q %d", ae.Provider, ae.Model, len(ae.Body))
-			}
-			if tt.limits != nil && !tt.limits(ae.Limits) {
-				t.Errorf("limits = %+v", ae.Limits)
-			}
-			if !strings.HasPrefix(err.Error(), "openai: gpt-4o-mini: HTTP ") {
-				t.Errorf("Error() = %q", err)
-			}
-		})
-	}
-}
-
-func TestKeyNeverInErrors(t *testing.T) {
-	// A compatible server that echoes the Authorization header back in its error.
-	rt := replay.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
-		body := `{"error":{"message":"invalid key: ` + r.Header.Get("Authorization") + `","type":"auth","code":401}}`
-		return replay.Response(r, &replay.Recorded{StatusCode: 401, Status: "401 Unauthorized", Header: http.Header{}, Body: []byte(body)}), nil
-	})
-	c, err := openai.New(openai.Options{APIKey: key, Client: &http.Client{Transport: rt}, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.Complete(context.Background(), userReq("m"))
-	var ae *provider.APIError
-	if !errors.As(err, &ae) {
-		t.Fatalf("err = %v", err)
-	}
-	if strings.Contains(err.Error(), key) || bytes.Contains(ae.Body, []byte(key)) || strings.Contains(ae.Message, key) {
-		t.Fatalf("key leaked: %q / %q", err.Error(), ae.Body)
-	}
-	if ae.Code != "401" || !strings.Contains(ae.Message, "Bearer [redacted]") {
-		t.Errorf("apiErr = %+v", ae)
-	}
-}
-
-func TestCompleteMalformed(t *testing.T) {
-	for name, body := range map[string]string{
-		"not json":      `<html><body>upstream hiccup</body></html>`,
-		"no choices":    `{"id":"x","object":"chat.completion","choices":[]}`,
-		"200 error":     `{"error":{"message":"Provider returned error","code":502}}`,
-		"bad content":   `{"choices":[{"message":{"content":42},"finish_reason":"stop"}]}`,
-		"truncated doc": `{"choices":[{"message":{"content":"hi"`,
-	} {
-		t.Run(name, func(t *testing.T) {
-			rt := replay.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
-				return replay.Response(r, &replay.Recorded{StatusCode: 200, Status: "200 OK",
-					Header: http.Header{"X-Ratelimit-Limit-Requests": {"10"}, "X-Ratelimit-Remaining-Requests": {"3"}}, Body: []byte(body)}), nil
-			})
-			c, err := openai.New(openai.Options{Name: "router", APIKey: key, Client: &http.Client{Transport: rt}, Now: now})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = c.Complete(context.Background(), userReq("m"))
-			var ae *provider.APIError
-			if !errors.As(err, &ae) || !ae.Malformed || ae.StatusCode != 200 || string(ae.Body) != body || ae.Limits.RemainingRequests != 3 {
-				t.Fatalf("err = %v (%+v)", err, ae)
-			}
-			if !strings.HasPrefix(err.Error(), "router: m: malformed response: ") {
-				t.Errorf("Error() = %q", err)
-			}
-		})
-	}
-}
-
 func TestRequestsPerDayOption(t *testing.T) {
 	// Remaining == limit: nothing to infer the window from, so only the option can say "per day".
-	rt := replay.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
-		return replay.Response(r, &replay.Recorded{StatusCode: 200, Status: "200 OK", Header: http.Header{
-			"X-Ratelimit-Limit-Requests": {"1000"}, "X-Ratelimit-Remaining-Requests": {"1000"}, "X-Ratelimit-Reset-Requests": {"0s"}},
-			Body: []byte(`{"choices":[{"message":{"content":"ok"},"finish_reason":"stop"}]}`)}), nil
-	})
+	hc := replay.Serve(200, http.Header{"X-Ratelimit-Limit-Requests": {"1000"}, "X-Ratelimit-Remaining-Requests": {"1000"},
+		"X-Ratelimit-Reset-Requests": {"0s"}}, `{"choices":[{"message":{"content":"ok"},"finish_reason":"stop"}]}`)
 	for _, daily := range []bool{false, true} {
-		c, err := openai.New(openai.Options{Client: &http.Client{Transport: rt}, Now: now, RequestsPerDay: daily})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := c.Complete(context.Background(), userReq("m"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := replay.MustNew(t, openai.New, provider.Options{Client: hc, RequestsPerDay: daily})
+		resp := replay.MustComplete(t, c, userReq("m"))
 		if resp.Limits.RequestsPerDay != daily || resp.Content != "ok" || resp.Model != "m" {
 			t.Errorf("daily=%v: resp = %+v", daily, resp)
 		}
@@ -304,7 +151,7 @@ func TestRequestsPerDayOption(t *testing.T) {
 }
 
 func TestNewRejectsBadBaseURL(t *testing.T) {
-	_, err := openai.New(openai.Options{Name: "local", BaseURL: "localhost:8080/v1"})
+	_, err := openai.New(provider.Options{Name: "local", BaseURL: "localhost:8080/v1"})
 	if err == nil || !strings.HasPrefix(err.Error(), "local: bad base_url") {
 		t.Errorf("err = %v", err)
 	}
@@ -316,12 +163,12 @@ func TestParseErrorShapes(t *testing.T) {
 		want provider.ErrorInfo
 	}{
 		{`{"object":"error","message":"max_tokens is too large","type":"BadRequestError","param":null,"code":400}`,
-			provider.ErrorInfo{Type: "BadRequestError", Code: "400", Message: "max_tokens is too large"}},
-		{`{"error":"model 'llama9' not found"}`, provider.ErrorInfo{Message: "model 'llama9' not found"}},
-		{`{"detail":"Not Found"}`, provider.ErrorInfo{Message: "Not Found"}},
-		{`not json`, provider.ErrorInfo{}},
+			provider.ErrorInfo{Type: "BadRequestError", Code: "400", Message: "max_tokens is too large", Class: provider.TypeBadRequest}},
+		{`{"error":"model 'llama9' not found"}`, provider.ErrorInfo{Message: "model 'llama9' not found", Class: provider.TypeBadRequest}},
+		{`{"detail":"Not Found"}`, provider.ErrorInfo{Message: "Not Found", Class: provider.TypeBadRequest}},
+		{`not json`, provider.ErrorInfo{Class: provider.TypeBadRequest}},
 	} {
-		if got := openai.ParseError(400, []byte(tc.body)); got != tc.want {
+		if got := (openai.Codec{}).ParseError(400, []byte(tc.body)); got != tc.want {
 			t.Errorf("ParseError(%s) = %+v, want %+v", tc.body, got, tc.want)
 		}
 	}
@@ -339,10 +186,7 @@ func BenchmarkOpenAIRoundTrip(b *testing.B) {
 		_ = r.Body.Close()
 		return replay.Response(r, rec), nil
 	})
-	c, err := openai.New(openai.Options{APIKey: key, Client: &http.Client{Transport: rt}, Now: now})
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := replay.MustNew(b, openai.New, provider.Options{APIKey: key, Client: &http.Client{Transport: rt}})
 	req := userReq("gpt-4o-mini")
 	req.MaxTokens = 200
 	ctx := context.Background()

@@ -17,13 +17,15 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/selector"
 )
 
-// lane is the live state of one (provider, model): its limiter, breaker and health, and the
-// provider-wide concurrency slot it shares with the provider's other models.
-type lane struct {
+// target is the engine's live state of one (provider, model) it sends to: its limiter, breaker and
+// health, and the provider-wide concurrency slot it shares with the provider's other models. (The
+// config's entry is a config.Model, the selector's view a selector.Lane, the pacing a
+// ratelimit.Limiter; "lane" in logs and docs is the (provider, model) pair itself.)
+type target struct {
 	sel      *selector.Lane
 	cfg      *config.Model
 	prov     *providerState
-	limiter  *ratelimit.Lane
+	limits   Limiter
 	breaker  *routing.Breaker
 	health   *routing.Health
 	inFlight atomic.Int64
@@ -38,7 +40,7 @@ type lane struct {
 // providerState is what the lanes of one provider share.
 type providerState struct {
 	name    string
-	api     provider.Provider
+	send    Dispatcher
 	slots   chan struct{} // per-provider concurrency bound; nil = only the global bound
 	policy  retry.Policy
 	timeout time.Duration
@@ -78,18 +80,20 @@ func (p *providerState) disabledReason() string {
 }
 
 // name is "provider/model", the lane's key in logs and the summary.
-func (l *lane) name() string { return l.sel.String() }
+func (l *target) name() string { return l.sel.String() }
 
 // usable reports whether the lane may take a request now.
-func (l *lane) usable() bool {
+func (l *target) usable() bool {
 	return !l.exhausted.Load() && l.prov.disabledReason() == "" && l.breaker.State() != routing.StateOpen
 }
 
-// buildLanes wraps every selector lane whose provider has an adapter in apis with its live state.
-// concurrency is the run's global in-flight bound.
-func buildLanes(cfg *config.Config, sels []*selector.Lane, apis map[string]provider.Provider, concurrency int, now func() time.Time) ([]*lane, error) {
+// buildTargets wraps every selector lane whose provider has an adapter in apis with its live state.
+// concurrency is the run's global in-flight bound; store makes the limiters and dispatch the
+// dispatcher of each provider.
+func buildTargets(cfg *config.Config, sels []*selector.Lane, apis map[string]provider.Provider, concurrency int,
+	store LimitStore, dispatch func(*config.Provider, provider.Provider) Dispatcher, now func() time.Time) ([]*target, error) {
 	provs := map[string]*providerState{}
-	var lanes []*lane
+	var targets []*target
 	for _, sl := range sels {
 		api, ok := apis[sl.Provider]
 		if !ok || !sl.Available {
@@ -101,25 +105,25 @@ func buildLanes(cfg *config.Config, sels []*selector.Lane, apis map[string]provi
 		}
 		ps := provs[p.Name]
 		if ps == nil {
-			ps = &providerState{name: p.Name, api: api, policy: retry.PolicyFrom(cfg.RetryFor(p)), timeout: cfg.TimeoutFor(p)}
+			ps = &providerState{name: p.Name, send: dispatch(p, api), policy: retry.PolicyFrom(cfg.RetryFor(p)), timeout: cfg.TimeoutFor(p)}
 			if p.MaxConcurrency > 0 && p.MaxConcurrency < concurrency {
 				ps.slots = make(chan struct{}, p.MaxConcurrency)
 			}
 			provs[p.Name] = ps
 		}
 		key := sl.String()
-		lanes = append(lanes, &lane{
+		targets = append(targets, &target{
 			sel: sl, cfg: m, prov: ps,
-			limiter:   ratelimit.New(key, ratelimit.Limits{RPM: m.RPM, TPM: m.TPM, RPD: m.RPD, TPD: m.TPD}, now),
-			breaker:   routing.NewBreaker(key, cfg.BreakerFor(p)),
+			limits:    store.Limiter(key, ratelimit.Limits{RPM: m.RPM, TPM: m.TPM, RPD: m.RPD, TPD: m.TPD}),
+			breaker:   routing.NewBreaker(key, cfg.BreakerFor(p), now),
 			health:    routing.NewHealth(routing.HealthConfig{Cooldown: cfg.BreakerFor(p).OpenFor.D()}),
 			reasoning: sl.Category == model.Reasoning,
 		})
 	}
-	if len(lanes) == 0 {
+	if len(targets) == 0 {
 		return nil, errors.New("no usable lane: set the API key variable of at least one provider in the config, or use a type: sim provider")
 	}
-	return lanes, nil
+	return targets, nil
 }
 
 // recovery tells jobs that a lane has just recovered (its first success after lane failures), so a

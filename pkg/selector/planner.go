@@ -1,12 +1,11 @@
 package selector
 
+// This file holds the decision: the Planner that assigns each item to a lane, in stream order.
+
 import (
-	"errors"
-	"fmt"
 	"math"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/model"
 )
@@ -20,68 +19,6 @@ type Assignment struct {
 	Exact     bool           // InputTokens is an exact count for the assigned lane's tokenizer
 	Input     int            // input tokens on the assigned lane
 	Cost      float64        // estimated USD on the assigned lane (expected output)
-}
-
-// Bound names what limits a lane's wall time.
-type Bound uint8
-
-// The terms of a lane's wall time: max(requests/RPM, tokens/TPM, latency×requests/concurrency).
-const (
-	BoundNone        Bound = iota // the lane has no work
-	BoundRPM                      // requests per minute
-	BoundTPM                      // tokens per minute
-	BoundConcurrency              // in-flight bound × typical latency: a guess
-)
-
-// String returns "rpm", "tpm", "concurrency" or "".
-func (b Bound) String() string {
-	switch b {
-	case BoundRPM:
-		return "rpm"
-	case BoundTPM:
-		return "tpm"
-	case BoundConcurrency:
-		return "concurrency"
-	}
-	return ""
-}
-
-// LaneTotal is the work a plan gives one lane.
-type LaneTotal struct {
-	Lane             *Lane
-	Prompts          int64
-	InputTokens      int64
-	OutputTokens     int64
-	CostUSD          float64
-	EstimatedPrompts int64         // prompts whose input count is an estimate for this lane's tokenizer
-	WallTime         time.Duration // estimated time to send this lane's prompts under its limits
-	Bound            Bound         // the term that sets WallTime
-}
-
-// Guess reports whether the wall time rests on a guessed latency rather than published limits.
-func (t LaneTotal) Guess() bool { return t.Bound == BoundConcurrency }
-
-// Summary totals a plan.
-type Summary struct {
-	Prefer   Prefer
-	Deadline time.Duration
-
-	Prompts          int64 // items seen
-	Unassigned       int64 // items no lane can serve
-	Escalated        int64 // items served above their own category
-	InputTokens      int64 // on the assigned lanes
-	OutputTokens     int64
-	CostUSD          float64
-	EstimatedPrompts int64 // assigned items whose input count is an estimate
-
-	// WallTime is the longest lane's wall time (lanes run in parallel); WallTimeGuess is set when that
-	// lane's time rests on a guessed latency.
-	WallTime      time.Duration
-	WallTimeGuess bool
-	// DeadlineMet is false when a deadline was given and no assignment found fits it.
-	DeadlineMet bool
-
-	Lanes []LaneTotal // one per lane, in the planner's lane order (unused lanes have zero totals)
 }
 
 // laneLoad is what has been assigned to a lane so far.
@@ -179,50 +116,9 @@ func (p *Planner) Add(it *Item) (Assignment, error) {
 	return a, nil
 }
 
-// Explain returns the choice Add would make for the item now, with the reasons, without recording it.
-// Choice.Lanes starts with the lane Add would assign, followed by the other alternatives, cheapest first.
-func (p *Planner) Explain(it *Item) Choice {
-	var ch Choice
-	a := p.decide(it, &ch)
-	if a.Lane < 0 {
-		return ch
-	}
-	ch.Lanes = append(ch.Lanes, p.lanes[a.Lane])
-	for _, i := range p.groups[a.Group] {
-		if i != a.Lane {
-			ch.Lanes = append(ch.Lanes, p.lanes[i])
-		}
-	}
-	return ch
-}
-
 // latency is a typical request's duration in seconds.
 func (p *Planner) latency(it *Item) float64 {
 	return p.baseLatency + float64(it.OutputTokens)/p.tps
-}
-
-// seconds is a lane's wall time for a load, and the term that sets it.
-func (p *Planner) seconds(i int32, reqs, tokens int64, latency float64) (float64, Bound) {
-	if reqs == 0 {
-		return 0, BoundNone
-	}
-	l := p.lanes[i]
-	conc := l.Concurrency
-	if conc <= 0 {
-		conc = DefaultConcurrency
-	}
-	t, b := latency/float64(conc), BoundConcurrency
-	if l.Limits.RPM > 0 {
-		if v := float64(reqs) * 60 / float64(l.Limits.RPM); v >= t {
-			t, b = v, BoundRPM
-		}
-	}
-	if l.Limits.TPM > 0 {
-		if v := float64(tokens) * 60 / float64(l.Limits.TPM); v >= t {
-			t, b = v, BoundTPM
-		}
-	}
-	return t, b
 }
 
 // finish is lane i's wall time if the item were added to it.
@@ -304,54 +200,6 @@ func (p *Planner) check(i int32, it *Item, in int) ExclusionKind {
 		return ExclDaily
 	}
 	return 0
-}
-
-// reason renders an exclusion for lane i.
-func (p *Planner) reason(k ExclusionKind, i int32, it *Item, in int, pm, pp string) string {
-	l := p.lanes[i]
-	switch k {
-	case ExclPinned:
-		if pp != "" && l.Provider != pp {
-			return "pinned to provider " + pp
-		}
-		return "pinned to model " + pm
-	case ExclUnavailable:
-		if l.Unavailable != "" {
-			return l.Unavailable
-		}
-		return "unavailable"
-	case ExclMaxOutput:
-		return fmt.Sprintf("max output too small (needs %d, has %d)", it.reserve(), l.MaxOutputTokens)
-	case ExclContext:
-		return fmt.Sprintf("context too small (needs %d, has %d)", in+it.reserve(), l.ContextWindow)
-	case ExclDaily:
-		ld := &p.load[i]
-		if l.DailyRequestsLeft >= 0 && ld.reqs+1 > l.DailyRequestsLeft {
-			return fmt.Sprintf("daily limit used (%d requests left today, %d planned)", l.DailyRequestsLeft, ld.reqs)
-		}
-		return fmt.Sprintf("daily limit used (%d tokens left today, %d planned, this prompt needs %d)",
-			l.DailyTokensLeft, ld.tokens, in+it.OutputTokens)
-	}
-	return ""
-}
-
-// collect appends to p.cand the lanes of idx that the pins allow and that can serve the item,
-// recording exclusions in ch when explaining.
-func (p *Planner) collect(idx []int32, it *Item, ch *Choice, pm, pp string) {
-	for _, i := range idx {
-		if !p.pin[i] {
-			continue // pinned-out lanes are reported once, by decide
-		}
-		in, _ := it.Input(p.lanes[i])
-		k := p.check(i, it, in)
-		if k == 0 {
-			p.cand = append(p.cand, i)
-			continue
-		}
-		if ch != nil {
-			ch.Excluded = append(ch.Excluded, Exclusion{Lane: p.lanes[i], Kind: k, Reason: p.reason(k, i, it, in, pm, pp)})
-		}
-	}
 }
 
 // decide picks a lane for the item without recording it; with ch it also explains.
@@ -516,157 +364,6 @@ func (p *Planner) intern() int32 {
 	p.groups = append(p.groups, slices.Clone(p.cand))
 	p.groupIdx[string(p.key)] = g
 	return g
-}
-
-// why explains a successful decision.
-func (p *Planner) why(it *Item, ch *Choice, a Assignment, start model.Category, pm, pp string) string {
-	var parts []string
-	if pm != "" {
-		parts = append(parts, "pinned to model "+pm)
-	} else if pp != "" {
-		parts = append(parts, "pinned to provider "+pp)
-	}
-	if a.Escalated {
-		parts = append(parts, fmt.Sprintf("escalated from %s: %s", start, escalationReason(ch.Excluded, start, it)))
-	}
-	l := p.lanes[a.Lane]
-	shared := ""
-	if p.tiedRun > 1 {
-		shared = fmt.Sprintf(", shared with %d equally cheap lanes by earliest finish", p.tiedRun-1)
-	}
-	switch {
-	case p.opts.Prefer == PreferSpeed && len(p.cand) > 1:
-		parts = append(parts, fmt.Sprintf("speed: earliest finish of %d capable lanes", len(p.cand)))
-	case !p.tied(a.Lane, p.cand[0]):
-		parts = append(parts, fmt.Sprintf("cheaper lanes would miss the %s deadline", p.opts.Deadline))
-	case l.Free:
-		parts = append(parts, "free tier"+shared)
-	case len(p.cand) == 1:
-		parts = append(parts, "only capable lane")
-	default:
-		parts = append(parts, "cheapest capable"+shared)
-	}
-	return strings.Join(parts, "; ")
-}
-
-// escalationReason says why no lane of category c could serve the item.
-func escalationReason(ex []Exclusion, c model.Category, it *Item) string {
-	kinds := map[ExclusionKind]int{}
-	first := map[ExclusionKind]string{}
-	n := 0
-	for _, e := range ex {
-		if e.Kind == ExclPinned || e.Lane.rank() != c {
-			continue
-		}
-		n++
-		kinds[e.Kind]++
-		if _, ok := first[e.Kind]; !ok {
-			first[e.Kind] = e.Reason
-		}
-	}
-	if n == 0 {
-		return fmt.Sprintf("no %s lane configured", c)
-	}
-	if len(kinds) == 1 {
-		for k := range kinds {
-			switch k {
-			case ExclContext:
-				in := 0
-				for _, v := range it.InputTokens {
-					in = max(in, v)
-				}
-				return fmt.Sprintf("no %s lane fits %d tokens of context", c, in+it.reserve())
-			case ExclMaxOutput:
-				return fmt.Sprintf("no %s lane allows %d output tokens", c, it.reserve())
-			case ExclUnavailable:
-				return fmt.Sprintf("every %s lane is unavailable (%s)", c, first[k])
-			case ExclDaily:
-				return fmt.Sprintf("daily limit used on every %s lane", c)
-			}
-		}
-	}
-	return fmt.Sprintf("no %s lane can serve it (%s)", c, kindList(kinds, first))
-}
-
-// kindList renders exclusion counts: "2 context too small (needs 9, has 8), 1 provider key not set".
-func kindList(kinds map[ExclusionKind]int, first map[ExclusionKind]string) string {
-	var parts []string
-	for k := ExclPinned; k <= ExclMaxOutput; k++ {
-		if n := kinds[k]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d× %s", n, first[k]))
-		}
-	}
-	return strings.Join(parts, ", ")
-}
-
-func pinError(pm, pp string) error {
-	switch {
-	case pm != "" && pp != "":
-		return fmt.Errorf("no configured lane matches model %q of provider %q", pm, pp)
-	case pm != "":
-		return fmt.Errorf("no configured provider has model %q", pm)
-	}
-	return fmt.Errorf("no configured provider is named %q", pp)
-}
-
-// noLaneError summarises why every lane was ruled out; start is the first category of the ladder.
-func noLaneError(ex []Exclusion, pm, pp string, start model.Category) error {
-	kinds := map[ExclusionKind]int{}
-	first := map[ExclusionKind]string{}
-	for _, e := range ex {
-		if e.Kind == ExclPinned {
-			continue
-		}
-		kinds[e.Kind]++
-		if _, ok := first[e.Kind]; !ok {
-			first[e.Kind] = e.Reason
-		}
-	}
-	msg := "no lane can serve it"
-	if pm != "" {
-		msg += " (pinned to model " + pm + ")"
-	} else if pp != "" {
-		msg += " (pinned to provider " + pp + ")"
-	}
-	if len(kinds) == 0 {
-		if pm == "" && start > model.Tiny {
-			// Lanes of lower categories exist but the ladder only goes up.
-			return fmt.Errorf("%s: no lane of category %s or above is configured", msg, start)
-		}
-		return errors.New(msg + ": no lanes configured")
-	}
-	return errors.New(msg + ": " + kindList(kinds, first))
-}
-
-// Summary totals what has been assigned so far.
-func (p *Planner) Summary() Summary {
-	s := Summary{
-		Prefer: p.opts.Prefer, Deadline: p.opts.Deadline,
-		Prompts: p.prompts, Unassigned: p.unassigned, Escalated: p.escalated,
-		Lanes: make([]LaneTotal, len(p.lanes)),
-	}
-	var longest float64
-	for i, l := range p.lanes {
-		ld := &p.load[i]
-		sec, b := p.seconds(int32(i), ld.reqs, ld.tokens, ld.latency)
-		t := LaneTotal{Lane: l, Prompts: ld.reqs, InputTokens: ld.in, OutputTokens: ld.out,
-			CostUSD: ld.cost, EstimatedPrompts: ld.estimated, WallTime: seconds(sec), Bound: b}
-		s.Lanes[i] = t
-		s.InputTokens += ld.in
-		s.OutputTokens += ld.out
-		s.CostUSD += ld.cost
-		s.EstimatedPrompts += ld.estimated
-		if ld.reqs > 0 && sec >= longest {
-			longest = sec
-			s.WallTime, s.WallTimeGuess = t.WallTime, t.Guess()
-		}
-	}
-	s.DeadlineMet = p.opts.Deadline <= 0 || s.WallTime <= p.opts.Deadline
-	return s
-}
-
-func seconds(s float64) time.Duration {
-	return time.Duration(math.Ceil(s * float64(time.Second)))
 }
 
 // Plan is the selection for a whole batch (or a look-ahead window of it).

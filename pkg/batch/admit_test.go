@@ -1,0 +1,279 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/llmbatch/llmbatch/pkg/config"
+	"github.com/llmbatch/llmbatch/pkg/provider"
+	"github.com/llmbatch/llmbatch/pkg/ratelimit"
+	"github.com/llmbatch/llmbatch/pkg/retry"
+	"github.com/llmbatch/llmbatch/pkg/routing"
+	"github.com/llmbatch/llmbatch/pkg/selector"
+)
+
+// countingStore is the in-process LimitStore, counting the tickets its limiters gave out and not
+// yet finished.
+type countingStore struct {
+	inner LimitStore
+	mu    sync.Mutex
+	open  int
+}
+
+func (s *countingStore) Limiter(name string, l ratelimit.Limits) Limiter {
+	return &countingLimiter{Limiter: s.inner.Limiter(name, l), s: s}
+}
+
+func (s *countingStore) outstanding() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.open
+}
+
+type countingLimiter struct {
+	Limiter
+	s *countingStore
+}
+
+func (l *countingLimiter) Wait(ctx context.Context, n int) (Ticket, error) {
+	t, err := l.Limiter.Wait(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	l.s.mu.Lock()
+	l.s.open++
+	l.s.mu.Unlock()
+	return &countingTicket{Ticket: t, s: l.s}, nil
+}
+
+type countingTicket struct {
+	Ticket
+	s    *countingStore
+	once sync.Once
+}
+
+func (t *countingTicket) done() {
+	t.once.Do(func() {
+		t.s.mu.Lock()
+		t.s.open--
+		t.s.mu.Unlock()
+	})
+}
+func (t *countingTicket) Settle(n int)                       { t.Ticket.Settle(n); t.done() }
+func (t *countingTicket) RateLimited(rl provider.RateLimits) { t.Ticket.RateLimited(rl); t.done() }
+func (t *countingTicket) Cancel()                            { t.Ticket.Cancel(); t.done() }
+
+// admitRig is an engine with one lane on a provider with its own slots, a budget and a breaker.
+type admitRig struct {
+	e     *engine
+	l     *target
+	store *countingStore
+}
+
+func newAdmitRig(t *testing.T, conc, provSlots int, maxCost float64, lim ratelimit.Limits, br config.Breaker) *admitRig {
+	t.Helper()
+	store := &countingStore{inner: localLimits{now: time.Now}}
+	o := Options{Concurrency: conc, MaxCost: maxCost, Now: time.Now, Logger: slog.New(slog.DiscardHandler),
+		Rand: rand.Float64}
+	p := &providerState{name: "p", slots: make(chan struct{}, provSlots)}
+	l := &target{sel: &selector.Lane{Provider: "p", Name: "m"}, cfg: &config.Model{Name: "m"}, prov: p,
+		limits: store.Limiter("p/m", lim), breaker: routing.NewBreaker("p/m", br, time.Now),
+		health: routing.NewHealth(routing.HealthConfig{})}
+	e := newEngine(o, []*target{l})
+	e.halted, e.halt = context.WithCancelCause(t.Context())
+	e.wire = t.Context()
+	return &admitRig{e: e, l: l, store: store}
+}
+
+// checkNothingHeld fails when any resource is still held: tickets, budget, slots or breaker permits.
+func (r *admitRig) checkNothingHeld(t *testing.T) {
+	t.Helper()
+	if n := r.store.outstanding(); n != 0 {
+		t.Errorf("%d rate-limit tickets not finished", n)
+	}
+	r.e.budget.mu.Lock()
+	holders, reserved := r.e.budget.holders, r.e.budget.reserved
+	r.e.budget.mu.Unlock()
+	if holders != 0 || reserved != 0 {
+		t.Errorf("budget still holds %d reservations of $%g", holders, reserved)
+	}
+	if n, m := len(r.e.slots), len(r.l.prov.slots); n != 0 || m != 0 {
+		t.Errorf("%d global and %d provider slots still taken", n, m)
+	}
+	if n := r.l.inFlight.Load(); n != 0 {
+		t.Errorf("lane in flight = %d", n)
+	}
+	if n := r.l.breaker.InFlight(); n != 0 {
+		t.Errorf("%d breaker permits not reported", n)
+	}
+}
+
+var (
+	errServer500 = &provider.APIError{StatusCode: 500, Message: "boom"}
+	err429       = &provider.APIError{StatusCode: 429, Message: "slow down", Limits: provider.RateLimits{RetryAfter: time.Second}}
+)
+
+// TestAdmissionNothingLeaks admits and finishes 10,000 prompts with random outcomes, many held at
+// once and finished in random order, and counts what is still held at the end: nothing.
+func TestAdmissionNothingLeaks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newAdmitRig(t, 8, 4, 1e6, ratelimit.Limits{},
+			config.Breaker{FailureThreshold: 3, OpenFor: config.Duration(10 * time.Second)})
+		rng := rand.New(rand.NewPCG(1, 2))
+		var held []*admission
+		var spent float64
+		counts := map[refusal]int{}
+		finishOne := func() {
+			i := rng.IntN(len(held))
+			a := held[i]
+			held = append(held[:i], held[i+1:]...)
+			var s settlement
+			switch rng.IntN(5) {
+			case 0, 1:
+				s = settlement{tokens: 10 + rng.IntN(100), cost: 0.001}
+				spent += s.cost
+			case 2:
+				s = settlement{err: errServer500}
+			case 3:
+				s = settlement{err: err429, rateLimited: true, limits: err429.Limits}
+			case 4:
+				s = settlement{err: context.Canceled}
+			}
+			a.finish(s)
+			a.finish(s) // a second finish is a no-op
+		}
+		for range 10000 {
+			// Never ask while every provider slot is taken: admit would wait for one.
+			if len(held) == cap(r.l.prov.slots) || (len(held) > 0 && rng.IntN(2) == 0) {
+				finishOne()
+				continue
+			}
+			a, why := r.e.admit(r.e.halted, r.l, 50, 0.002)
+			counts[why]++
+			switch why {
+			case admitted:
+				held = append(held, a)
+			case rMoved, rBusy: // breaker open, or its trial in flight: time passes
+				if len(held) > 0 {
+					finishOne()
+				} else {
+					time.Sleep(time.Second)
+				}
+			default:
+				t.Fatalf("refusal %d with no limit set", why)
+			}
+		}
+		for len(held) > 0 {
+			finishOne()
+		}
+		r.checkNothingHeld(t)
+		if got := r.e.budget.total(); got < spent-1e-9 || got > spent+1e-9 {
+			t.Errorf("budget spent $%g, settlements billed $%g", got, spent)
+		}
+		if counts[admitted] < 1000 || counts[rMoved]+counts[rBusy] == 0 {
+			t.Errorf("outcomes %v: want many admissions and some breaker refusals", counts)
+		}
+	})
+}
+
+// TestAdmissionRefusals refuses at each step in turn — ticket, budget, slots, breaker — and checks
+// what admit gave back.
+func TestAdmissionRefusals(t *testing.T) {
+	br := config.Breaker{FailureThreshold: 1, OpenFor: config.Duration(time.Minute)}
+	t.Run("ticket: daily quota", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newAdmitRig(t, 4, 4, 1, ratelimit.Limits{RPD: 1}, br)
+			a, why := r.e.admit(r.e.halted, r.l, 10, 0.01)
+			if why != admitted {
+				t.Fatalf("first admission refused: %d", why)
+			}
+			a.finish(settlement{tokens: 10, cost: 0.01})
+			if _, why := r.e.admit(r.e.halted, r.l, 10, 0.01); why != rQuota || !r.l.exhausted.Load() {
+				t.Fatalf("refusal %d, exhausted %v; want quota", why, r.l.exhausted.Load())
+			}
+			r.checkNothingHeld(t)
+		})
+	})
+	t.Run("ticket: too large", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newAdmitRig(t, 4, 4, 1, ratelimit.Limits{TPM: 100}, br)
+			if _, why := r.e.admit(r.e.halted, r.l, 1000, 0.01); why != rTooLarge {
+				t.Fatalf("refusal %d, want too large", why)
+			}
+			r.checkNothingHeld(t)
+		})
+	})
+	t.Run("budget", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newAdmitRig(t, 4, 4, 0.015, ratelimit.Limits{}, br)
+			a, _ := r.e.admit(r.e.halted, r.l, 10, 0.01)
+			a.finish(settlement{tokens: 10, cost: 0.01})
+			if _, why := r.e.admit(r.e.halted, r.l, 10, 0.01); why != rStopped || !r.e.budgetHit.Load() {
+				t.Fatalf("refusal %d, budget hit %v; want stopped by the budget", why, r.e.budgetHit.Load())
+			}
+			if !errors.Is(context.Cause(r.e.halted), errBudget) {
+				t.Errorf("halt cause %v, want the budget", context.Cause(r.e.halted))
+			}
+			r.checkNothingHeld(t)
+		})
+	})
+	t.Run("slots", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newAdmitRig(t, 4, 1, 1, ratelimit.Limits{}, br)
+			a, _ := r.e.admit(r.e.halted, r.l, 10, 0.01)
+			got := make(chan refusal)
+			go func() {
+				_, why := r.e.admit(r.e.halted, r.l, 10, 0.01)
+				got <- why
+			}()
+			synctest.Wait() // the second admission waits for the provider's one slot
+			r.e.halt(errStopped)
+			if why := <-got; why != rStopped {
+				t.Fatalf("refusal %d, want stopped while waiting for a slot", why)
+			}
+			a.finish(settlement{err: context.Canceled})
+			r.checkNothingHeld(t)
+		})
+	})
+	t.Run("breaker", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newAdmitRig(t, 4, 4, 1, ratelimit.Limits{}, br)
+			a, _ := r.e.admit(r.e.halted, r.l, 10, 0.01)
+			a.finish(settlement{err: errServer500}) // threshold 1: opens
+			if _, why := r.e.admit(r.e.halted, r.l, 10, 0.01); why != rMoved {
+				t.Fatalf("refusal %d, want moved (breaker open)", why)
+			}
+			time.Sleep(time.Until(r.l.breaker.OpenUntil()))
+			trial, why := r.e.admit(r.e.halted, r.l, 10, 0.01)
+			if why != admitted {
+				t.Fatalf("half-open trial refused: %d", why)
+			}
+			if _, why := r.e.admit(r.e.halted, r.l, 10, 0.01); why != rBusy {
+				t.Fatalf("refusal %d, want busy (trial in flight)", why)
+			}
+			trial.finish(settlement{tokens: 5, cost: 0.001})
+			r.checkNothingHeld(t)
+			if s := r.l.breaker.State(); s != routing.StateClosed {
+				t.Errorf("breaker %v after a good trial", s)
+			}
+		})
+	})
+	t.Run("provider disabled", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newAdmitRig(t, 4, 4, 1, ratelimit.Limits{}, br)
+			r.l.prov.disable(retryClassAuth)
+			if _, why := r.e.admit(r.e.halted, r.l, 10, 0.01); why != rMoved {
+				t.Fatalf("refusal %d, want moved", why)
+			}
+			r.checkNothingHeld(t)
+		})
+	})
+}
+
+var retryClassAuth = retry.Class{Type: retry.TypeAuth, Message: "bad key"}

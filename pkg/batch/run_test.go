@@ -1,0 +1,464 @@
+package batch_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/llmbatch/llmbatch/pkg/batch"
+	"github.com/llmbatch/llmbatch/pkg/config"
+	"github.com/llmbatch/llmbatch/pkg/progress"
+	"github.com/llmbatch/llmbatch/pkg/results"
+	"github.com/llmbatch/llmbatch/pkg/selector"
+	"github.com/llmbatch/llmbatch/pkg/sim"
+)
+
+// rig runs batch.Run against `type: sim` providers (the in-process simulator behind the real
+// adapters) with a real config file, a real input file and a real output file read back.
+type rig struct {
+	t       *testing.T
+	dir     string
+	cfg     *config.Config
+	input   string
+	output  string
+	prompts map[string]string // id → prompt text
+	logs    syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newRig writes the config and n prompts.
+func newRig(t *testing.T, yaml string, n int) *rig {
+	t.Helper()
+	r := &rig{t: t, dir: t.TempDir(), prompts: map[string]string{}}
+	path := filepath.Join(r.dir, "providers.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	r.cfg = cfg
+	r.input = filepath.Join(r.dir, "in.jsonl")
+	r.output = filepath.Join(r.dir, "in.results.jsonl")
+	var in bytes.Buffer
+	for i := range n {
+		id := fmt.Sprintf("p%04d", i)
+		text := fmt.Sprintf("Label item %d as positive or negative: %s", i, strings.Repeat("lorem ipsum ", 4))
+		r.prompts[id] = text
+		line, _ := json.Marshal(map[string]any{"id": id, "prompt": text, "max_tokens": 50})
+		in.Write(append(line, '\n'))
+	}
+	if err := os.WriteFile(r.input, in.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *rig) options() batch.Options {
+	return batch.Options{Config: r.cfg, Input: r.input, Output: r.output, Getenv: func(string) string { return "" },
+		Warn: &r.logs, Logger: slog.New(slog.NewTextHandler(&r.logs, nil)), Now: time.Now}
+}
+
+// lines reads the output back, checking each answer belongs to its prompt.
+func (r *rig) lines() []results.Result {
+	r.t.Helper()
+	data, err := os.ReadFile(r.output)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var out []results.Result
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		var res results.Result
+		if err := json.Unmarshal(sc.Bytes(), &res); err != nil {
+			r.t.Fatalf("bad line %q: %v", sc.Text(), err)
+		}
+		if res.Status == results.StatusOK && !strings.HasPrefix(res.Content, sim.Digest([]string{r.prompts[res.CustomID]})) {
+			r.t.Fatalf("%s: answer does not belong to its prompt", res.CustomID)
+		}
+		out = append(out, res)
+	}
+	return out
+}
+
+// byID checks there is at most one line per id and returns them.
+func (r *rig) byID() map[string]results.Result {
+	r.t.Helper()
+	got := map[string]results.Result{}
+	for _, res := range r.lines() {
+		if _, dup := got[res.CustomID]; dup {
+			r.t.Fatalf("two lines for %s", res.CustomID)
+		}
+		got[res.CustomID] = res
+	}
+	return got
+}
+
+const twoProviders = `
+defaults: {concurrency: 8, timeout: 10s, retry: {max_attempts: 6, base_delay: 1s, max_delay: 8s, jitter: 0.25}, breaker: {failure_threshold: 50, open_for: 5s}}
+providers:
+  - name: cheap
+    type: sim
+    models:
+      - {name: c-small, category: small, input_per_mtok: 0.1, output_per_mtok: 0.4}
+    sim: {latency: 100ms, seed: 3, faults: {%s}}
+  - name: dear
+    type: sim
+    models:
+      - {name: d-small, category: small, input_per_mtok: 1, output_per_mtok: 4}
+    sim: {api: anthropic, latency: 100ms}
+`
+
+// TestRunRetriesResumesAndStartsFresh: transient 500s are retried until every prompt has one ok
+// line; a second run skips them all; --fresh moves the output aside and answers them again.
+func TestRunRetriesResumesAndStartsFresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, fmt.Sprintf(twoProviders, "server_error: 0.3"), 40)
+		o := r.options()
+		var shown int
+		o.Progress = func(n, done int) *progress.Display {
+			shown = n
+			return progress.New(io.Discard, n, progress.Options{Now: time.Now, Done: done})
+		}
+		o.Summary = progress.NewSummary(time.Now)
+		rep, err := batch.Run(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.OK != 40 || rep.Failed != 0 || rep.Remaining != 0 || shown != 40 {
+			t.Fatalf("report %+v, display for %d prompts", rep, shown)
+		}
+		got := r.byID()
+		retried := 0
+		for id, res := range got {
+			if res.Status != results.StatusOK {
+				t.Fatalf("%s: %s %+v", id, res.Status, res.Error)
+			}
+			if res.Attempts > 1 {
+				retried++
+			}
+		}
+		if len(got) != 40 || retried == 0 {
+			t.Fatalf("%d lines, %d retried: want 40 with some retried", len(got), retried)
+		}
+		if s := o.Summary.JSON(); s.OK != 40 || s.Retries == 0 {
+			t.Errorf("summary: %d ok, %d retries", s.OK, s.Retries)
+		}
+
+		rep, err = batch.Run(context.Background(), r.options())
+		if err != nil || rep.Skipped != 40 || rep.OK != 0 {
+			t.Fatalf("resume: %+v, %v; want all 40 skipped", rep, err)
+		}
+		if n := len(r.lines()); n != 40 {
+			t.Fatalf("resume wrote lines: %d", n)
+		}
+
+		o = r.options()
+		o.Fresh = true
+		rep, err = batch.Run(context.Background(), o)
+		if err != nil || rep.OK != 40 || rep.Skipped != 0 {
+			t.Fatalf("fresh: %+v, %v", rep, err)
+		}
+		moved, _ := filepath.Glob(r.output + ".*")
+		if len(moved) != 1 {
+			t.Errorf("--fresh left %v beside the output, want the old one moved aside", moved)
+		}
+	})
+}
+
+// TestRunAuthDisablesProviderAndFailsOver: a provider answering 401 is disabled and its prompts go
+// to the other provider.
+func TestRunAuthDisablesProviderAndFailsOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, fmt.Sprintf(twoProviders, "auth: 1"), 20)
+		rep, err := batch.Run(context.Background(), r.options())
+		if err != nil || rep.OK != 20 {
+			t.Fatalf("%+v, %v", rep, err)
+		}
+		for id, res := range r.byID() {
+			if res.Provider != "dear" {
+				t.Errorf("%s answered by %s", id, res.Provider)
+			}
+		}
+		if !strings.Contains(r.logs.String(), "provider disabled") {
+			t.Errorf("no warning about the disabled provider: %s", r.logs.String())
+		}
+	})
+}
+
+const oneProvider = `
+defaults: {concurrency: 4, timeout: 10s, retry: {max_attempts: 3, base_delay: 1s, max_delay: 4s}, breaker: {failure_threshold: 5, open_for: 5s}}
+providers:
+  - name: only
+    type: sim
+    models:
+      - {name: o-small, category: small, input_per_mtok: 100, output_per_mtok: 400%s}
+    sim: {latency: 200ms, seed: 1%s}
+`
+
+// TestRunFailsWhatCannotSucceed: a provider failing every request gives each prompt an error line
+// once its attempts are used up.
+func TestRunFailsWhatCannotSucceed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, fmt.Sprintf(oneProvider, "", ", faults: {server_error: 1}, max_concurrency: 0"), 6)
+		o := r.options()
+		o.Verbose = true
+		rep, err := batch.Run(context.Background(), o)
+		if err != nil || rep.Failed != 6 {
+			t.Fatalf("%+v, %v", rep, err)
+		}
+		for id, res := range r.byID() {
+			if res.Status != results.StatusError || res.Error.Type != "server_error" || len(res.AttemptLog) == 0 {
+				t.Errorf("%s: %+v", id, res)
+			}
+		}
+	})
+}
+
+// TestRunRateLimitedLaneCatchesUp: a lane whose real limit is lower than configured and hidden
+// answers 429s; every prompt is still answered.
+func TestRunRateLimitedLaneCatchesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, fmt.Sprintf(oneProvider, ", rpm: 600", ", limits: {o-small: {rpm: 20, hide_headers: true}}"), 30)
+		o := r.options()
+		o.Summary = progress.NewSummary(time.Now)
+		rep, err := batch.Run(context.Background(), o)
+		if err != nil || rep.OK != 30 {
+			t.Fatalf("%+v, %v", rep, err)
+		}
+		if n := o.Summary.JSON().RateLimited; n == 0 {
+			t.Error("no 429 seen: the test proves nothing")
+		}
+		if got := len(r.byID()); got != 30 {
+			t.Fatalf("%d lines", got)
+		}
+	})
+}
+
+// TestRunBudgetStops: the cap stops dispatch before it can be exceeded; what is left is remaining.
+func TestRunBudgetStops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, fmt.Sprintf(oneProvider, "", ""), 50)
+		o := r.options()
+		o.MaxCost = 0.25
+		rep, err := batch.Run(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Budget || rep.Remaining == 0 || rep.CostUSD > o.MaxCost || rep.OK == 0 {
+			t.Fatalf("report %+v: want some ok, stopped by the budget, cost within $%g", rep, o.MaxCost)
+		}
+		if got := len(r.lines()); got != rep.OK {
+			t.Errorf("%d lines for %d ok", got, rep.OK)
+		}
+	})
+}
+
+// TestRunStopIsGraceful: after Stop no request starts, those in flight are written, the rest remain.
+func TestRunStopIsGraceful(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, fmt.Sprintf(oneProvider, "", ""), 40)
+		o := r.options()
+		stop := make(chan struct{})
+		o.Stop = stop
+		go func() {
+			time.Sleep(500 * time.Millisecond)
+			close(stop)
+		}()
+		rep, err := batch.Run(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Interrupted || rep.OK == 0 || rep.Remaining == 0 || rep.OK+rep.Remaining != 40 {
+			t.Fatalf("report %+v", rep)
+		}
+		if got := len(r.byID()); got != rep.OK {
+			t.Errorf("%d lines for %d ok", got, rep.OK)
+		}
+	})
+}
+
+// TestRunCancelIsImmediate: cancelling ctx abandons requests in flight.
+func TestRunCancelIsImmediate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, fmt.Sprintf(oneProvider, "", ""), 40)
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			cancel()
+		}()
+		rep, err := batch.Run(ctx, r.options())
+		if !errors.Is(err, context.Canceled) || rep == nil || !rep.Interrupted {
+			t.Fatalf("%+v, %v", rep, err)
+		}
+	})
+}
+
+// TestRunRefusesBeforeSending: problems found before anything is sent are *UsageError naming the
+// file and line (or the flag), and a stop during the checks is ErrInterrupted.
+func TestRunRefusesBeforeSending(t *testing.T) {
+	r := newRig(t, fmt.Sprintf(oneProvider, "", ""), 3)
+	bad := filepath.Join(r.dir, "bad.jsonl")
+	os.WriteFile(bad, []byte("{\"id\":\"a\",\"prompt\":\"hi\"}\n{\"id\":\"a\",\"prompt\":\"again\"}\n{oops\n"), 0o644)
+	pinned := filepath.Join(r.dir, "pinned.jsonl")
+	os.WriteFile(pinned, []byte(`{"id":"a","prompt":"hi","model":"nope"}`+"\n"), 0o644)
+	stopped := make(chan struct{})
+	close(stopped)
+	for _, tc := range []struct {
+		name string
+		edit func(*batch.Options)
+		want []string
+	}{
+		{"bad lines", func(o *batch.Options) { o.Input = bad }, []string{"bad.jsonl:2", "bad.jsonl:3", "2 problem(s)"}},
+		{"unknown model in a line", func(o *batch.Options) { o.Input = pinned }, []string{"pinned.jsonl:1", `model "nope" is not in the config`}},
+		{"unknown --model", func(o *batch.Options) { o.Select = selector.Options{PinModel: "gpt-x"} }, []string{"--model gpt-x"}},
+		{"unknown --provider", func(o *batch.Options) { o.Select = selector.Options{PinProvider: "acme"} }, []string{"--provider acme"}},
+		{"missing input", func(o *batch.Options) { o.Input = filepath.Join(r.dir, "none.jsonl") }, []string{"none.jsonl"}},
+		{"broken output", func(o *batch.Options) {
+			os.WriteFile(filepath.Join(r.dir, "broken.jsonl"), []byte("not json\n{}\n"), 0o644)
+			o.Output = filepath.Join(r.dir, "broken.jsonl")
+		}, []string{"--fresh"}},
+	} {
+		o := r.options()
+		tc.edit(&o)
+		_, err := batch.Run(context.Background(), o)
+		var ue *batch.UsageError
+		if !errors.As(err, &ue) {
+			t.Errorf("%s: %v, want a UsageError", tc.name, err)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q lacks %q", tc.name, err, w)
+			}
+		}
+	}
+	o := r.options()
+	o.Stop = stopped
+	if _, err := batch.Run(context.Background(), o); !errors.Is(err, batch.ErrInterrupted) {
+		t.Errorf("stop before sending: %v, want ErrInterrupted", err)
+	}
+	if _, err := os.Stat(r.output); !os.IsNotExist(err) {
+		t.Errorf("an output was created by runs that sent nothing: %v", err)
+	}
+}
+
+// TestRunNoUsableProvider: a provider whose key variable is unset is skipped with a warning; with
+// none left the run is refused.
+func TestRunNoUsableProvider(t *testing.T) {
+	r := newRig(t, `
+providers:
+  - name: openai
+    type: openai
+    base_url: https://api.openai.com/v1
+    api_key_env: NO_SUCH_KEY_FOR_TEST
+    models:
+      - {name: gpt-4o-mini, category: small, input_per_mtok: 0.15, output_per_mtok: 0.6}
+`, 2)
+	_, err := batch.Run(context.Background(), r.options())
+	var ue *batch.UsageError
+	if !errors.As(err, &ue) {
+		t.Fatalf("%v, want a UsageError", err)
+	}
+	if !strings.Contains(r.logs.String(), "provider openai skipped: NO_SUCH_KEY_FOR_TEST is not set") {
+		t.Errorf("no warning: %q", r.logs.String())
+	}
+}
+
+// failingFile accepts n writes, then fails like a full disk.
+type failingFile struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (f *failingFile) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == 0 {
+		return 0, errors.New("no space left on device")
+	}
+	f.n--
+	return len(p), nil
+}
+
+func (f *failingFile) Close() error { return nil }
+
+// TestRunStopsOnWriteError: a failed write stops the run at once with ErrWrite.
+func TestRunStopsOnWriteError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, fmt.Sprintf(oneProvider, "", ""), 30)
+		o := r.options()
+		o.OpenOutput = func(string) (io.WriteCloser, error) { return &failingFile{n: 5}, nil }
+		rep, err := batch.Run(context.Background(), o)
+		if !errors.Is(err, batch.ErrWrite) || rep.OK != 5 {
+			t.Fatalf("%+v, %v; want ErrWrite after 5 lines", rep, err)
+		}
+	})
+}
+
+// TestRunToStdout: Output "-" writes the lines to Stdout.
+func TestRunToStdout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, fmt.Sprintf(oneProvider, "", ""), 5)
+		o := r.options()
+		var out bytes.Buffer
+		o.Output, o.Stdout = "-", &out
+		rep, err := batch.Run(context.Background(), o)
+		if err != nil || rep.OK != 5 || strings.Count(out.String(), "\n") != 5 {
+			t.Fatalf("%+v, %v, %q", rep, err, out.String())
+		}
+	})
+}
+
+// TestPrepareAnalyzeInOrder: the analysis hands every request over in input order with its counts.
+func TestPrepareAnalyzeInOrder(t *testing.T) {
+	r := newRig(t, fmt.Sprintf(twoProviders, ""), 300)
+	p, err := batch.Prepare(context.Background(), batch.PrepareOptions{Config: r.cfg, Input: r.input})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.Prompts != 300 || len(p.Lanes) != 2 {
+		t.Fatalf("%d prompts, %d lanes", p.Prompts, len(p.Lanes))
+	}
+	next := 0
+	err = p.Analyze(context.Background(), 3, func(a *batch.Analyzed) error {
+		if a.Item.Index != next || a.Req.ID != fmt.Sprintf("p%04d", next) || a.Item.OutputTokens <= 0 {
+			return fmt.Errorf("item %d: %+v", next, a.Item)
+		}
+		next++
+		return nil
+	})
+	if err != nil || next != 300 {
+		t.Fatalf("%v after %d", err, next)
+	}
+}
