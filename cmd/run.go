@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/llmbatch/llmbatch/pkg/batch"
 	"github.com/llmbatch/llmbatch/pkg/cache"
+	"github.com/llmbatch/llmbatch/pkg/metrics"
 	"github.com/llmbatch/llmbatch/pkg/progress"
 	"github.com/llmbatch/llmbatch/pkg/results"
 )
@@ -35,6 +38,7 @@ type RunOptions struct {
 	LogFormat   string // text | json
 	Verbose     bool
 	Cache       CacheFlags
+	MetricsAddr string // HOST:PORT to serve Prometheus metrics at /metrics during the run; "" = none
 
 	responses *cache.Source // the run's response cache, once batch.Run opened it; nil = none
 }
@@ -77,6 +81,7 @@ An existing output is resumed: prompts with a current ok line are not sent again
 	fl.BoolVar(&o.Quiet, "quiet", false, "no progress bar, summary or info logs")
 	fl.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr, `text|json`")
 	o.Cache.register(fl, false)
+	fl.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics during the run (port 0 picks a free one; the address is logged)")
 	completeConfig(c)
 	completeJSONL(c)
 	completeValues(c, "format", "default", "openai")
@@ -152,6 +157,13 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	defer hardStop()
 	go watchSignals(runCtx, f.Signals, stop, hardStop, bo.Logger)
 	bo.Stop = stop
+	if o.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(o.MetricsAddr, &bo, bo.Logger)
+		if err != nil {
+			return usageErr(err)
+		}
+		defer stopMetrics()
+	}
 
 	rep, runErr := batch.Run(runCtx, bo)
 	o.responses.Close() // flushes the answers bought; a failure is only warned about
@@ -178,6 +190,27 @@ func runRun(ctx context.Context, o *RunOptions) error {
 		}
 	}
 	return runExit(rep, runErr, o, bo.Output)
+}
+
+// serveMetrics listens on addr and serves the run's Prometheus metrics at /metrics until stop is
+// called; it makes the metrics bo's Observer.
+func serveMetrics(addr string, bo *batch.Options, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
+	}
+	m := metrics.New()
+	bo.Observer = m
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }() // returns http.ErrServerClosed at Shutdown
+	logger.Info("serving Prometheus metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx) // a scrape still running gets two seconds
+	}, nil
 }
 
 // runExit maps a run's outcome to the exit code of DESIGN §1.

@@ -52,6 +52,9 @@ type Options struct {
 	// run may use, in preference order (those --model and --provider leave). Prompts the resume
 	// scan leaves are looked up in it before they are sent; nil = no cache.
 	Cache func(lanes []string) ResponseCache
+	// Observer, when set, is told every request's outcome and admission wait, and can read the
+	// lanes' live state (metrics); nil = none.
+	Observer Observer
 	// OpenOutput, when set, opens the output for appending instead of results.OpenAppend. Each
 	// result line reaches it in one Write call; at the end Run calls its Sync (if any) and Close.
 	OpenOutput func(path string) (io.WriteCloser, error)
@@ -131,6 +134,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	e := newEngine(o, targets)
 	e.source, e.known = p.source(), out.known
+	if o.Observer != nil {
+		o.Observer.Lanes(e.laneStates)
+	}
 	if o.Cache != nil {
 		if c := o.Cache(laneNames(selector.Pinned(p.Lanes, o.Select.PinModel, o.Select.PinProvider))); c != nil {
 			e.known, e.cache = firstKnown{out.known, c}, c

@@ -239,8 +239,12 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	estCost := tokens.Cost(l.cfg, max(in, j.charEstimate), j.expectedOutput(l))
 	tokensIn := j.admission(l, in)
 	ctx, stop := j.waitContext(l)
+	waitFrom := j.e.now()
 	a, why := j.e.admit(ctx, l, tokensIn, estCost)
 	stop()
+	if obs := j.e.opts.Observer; obs != nil && why == admitted {
+		obs.Waited(l.prov.name, l.sel.Name, j.e.now().Sub(waitFrom))
+	}
 	switch why {
 	case rQuota, rBusy:
 		return nil, retry.Class{}, refused
@@ -263,12 +267,19 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	latency := j.e.now().Sub(started)
 	if err == nil {
 		cost := tokens.Cost(l.cfg, resp.Usage.InputTokens, resp.Usage.OutputTokens)
+		if obs := j.e.opts.Observer; obs != nil {
+			obs.Attempt(AttemptEvent{Provider: l.prov.name, Model: l.sel.Name, Latency: latency,
+				InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens, CostUSD: cost})
+		}
 		a.finish(settlement{limits: resp.Limits, tokens: resp.Usage.InputTokens + resp.Usage.OutputTokens, cost: cost})
 		j.recordSuccess(l)
 		j.logAttempt(l, started, "")
 		return j.ok(l, resp, cost, latency), retry.Class{}, finished
 	}
 	class := retry.Classify(err)
+	if obs := j.e.opts.Observer; obs != nil {
+		obs.Attempt(AttemptEvent{Provider: l.prov.name, Model: l.sel.Name, Class: string(class.Type), Latency: latency})
+	}
 	var apiErr *provider.APIError
 	var limits provider.RateLimits
 	if errors.As(err, &apiErr) {
