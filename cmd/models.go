@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/money"
+	"github.com/llmbatch/llmbatch/pkg/redact"
 )
 
 // ModelsOptions are the inputs of `llmbatch models`.
@@ -74,13 +75,16 @@ func modelsRun(_ context.Context, opts *ModelsOptions) error {
 		return err
 	}
 	getenv := opts.Getenv
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(opts.IO.ErrOut, "warning: %s\n", w)
+	}
 	if opts.JSON {
 		out := struct {
 			Config    string       `json:"config"`
 			Providers []modelsJSON `json:"providers"`
 		}{Config: cfg.Path, Providers: []modelsJSON{}}
 		for _, p := range cfg.Providers {
-			pj := modelsJSON{Name: p.Name, Type: p.Type, BaseURL: p.BaseURL, APIKeyEnv: p.APIKeyEnv,
+			pj := modelsJSON{Name: p.Name, Type: p.Type, BaseURL: redact.URL(p.BaseURL), APIKeyEnv: redact.EnvName(p.APIKeyEnv),
 				KeySet: p.APIKey(getenv) != "", Available: p.Available(getenv),
 				Unavailable: p.Unavailable(getenv), MaxConcurrency: p.MaxConcurrency}
 			for _, m := range p.Models {
@@ -128,10 +132,12 @@ func keyStatus(p *config.Provider, getenv func(string) string) string {
 		return "disabled (enabled: false)"
 	case !p.NeedsKey():
 		return "none needed"
+	case p.KeyProblem(getenv) != "":
+		return redact.EnvName(p.APIKeyEnv) + " UNUSABLE: " + p.KeyProblem(getenv)
 	case p.APIKey(getenv) != "":
-		return p.APIKeyEnv + " set"
+		return redact.EnvName(p.APIKeyEnv) + " set"
 	}
-	return p.APIKeyEnv + " NOT SET (skipped)"
+	return redact.EnvName(p.APIKeyEnv) + " NOT SET (skipped)"
 }
 
 // count renders a limit or size in full with thousands separators, as every table of llmbatch

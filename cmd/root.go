@@ -21,6 +21,7 @@ import (
 
 	"github.com/llmbatch/llmbatch/pkg/batch"
 	"github.com/llmbatch/llmbatch/pkg/config"
+	"github.com/llmbatch/llmbatch/pkg/redact"
 )
 
 // Exit codes (DESIGN §1).
@@ -86,7 +87,7 @@ type Factory struct {
 	IO     *IOStreams
 	Getenv func(string) string
 	Now    func() time.Time
-	// Signals, when set, delivers the process's interrupt signals (SIGINT/SIGTERM) to run, estimate,
+	// Signals, when set, delivers the process's interrupt signals (SIGINT/SIGTERM/SIGHUP) to run, estimate,
 	// select and sim serve; without it they are not watched.
 	Signals <-chan os.Signal
 	// Transport, when set, returns the HTTP transport for a provider instead of the network's (tests
@@ -142,7 +143,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	root.SetErr(f.IO.ErrOut)
 	root.SetIn(f.IO.In)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
-	root.AddCommand(NewCmdRun(f, nil), NewCmdEstimate(f), NewCmdSelect(f), NewCmdModels(f), NewCmdSim(f), NewCmdReport(f), NewCmdCache(f))
+	root.AddCommand(NewCmdRun(f, nil), NewCmdEstimate(f), NewCmdSelect(f), NewCmdModels(f), NewCmdSim(f), NewCmdCancel(f), NewCmdReport(f), NewCmdCache(f))
 	root.AddCommand(&cobra.Command{
 		Use:     "version",
 		Short:   "Print the version and the VCS revision it was built from",
@@ -182,7 +183,9 @@ func globalFlags(root *cobra.Command, f *Factory) {
 // Main runs llmbatch with the process's arguments and environment and returns the exit code.
 func Main() int {
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	// SIGHUP (the terminal closed) stops as gracefully as Ctrl-C: results in flight are kept and the
+	// resume command printed, rather than the process dying with them.
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	errFd := int(os.Stderr.Fd())
 	width := 0
@@ -273,7 +276,7 @@ func Execute(ctx context.Context, f *Factory, args []string) int {
 		err = errors.New("interrupted")
 	}
 	if ee == nil || ee.Err != nil {
-		fmt.Fprintf(f.IO.ErrOut, "llmbatch: %v\n", err)
+		fmt.Fprintf(f.IO.ErrOut, "llmbatch: %s\n", redact.String(err.Error())) // a URL in an error may carry a key
 	}
 	return code
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/cache"
 	"github.com/llmbatch/llmbatch/pkg/metrics"
 	"github.com/llmbatch/llmbatch/pkg/progress"
+	"github.com/llmbatch/llmbatch/pkg/redact"
 	"github.com/llmbatch/llmbatch/pkg/results"
 )
 
@@ -37,6 +38,7 @@ type RunOptions struct {
 	Quiet       bool
 	LogFormat   string // text | json
 	Verbose     bool
+	Via         string // realtime | batch | auto
 	Cache       CacheFlags
 	MetricsAddr string // HOST:PORT to serve Prometheus metrics at /metrics during the run; "" = none
 
@@ -57,7 +59,9 @@ An existing output is resumed: prompts with a current ok line are not sent again
 		Example: `  llmbatch run prompts.jsonl -c providers.yaml
   llmbatch run prompts.jsonl -o results.jsonl --max-cost 5 --prefer speed
   cat prompts.jsonl | llmbatch run - -o - --progress never > results.jsonl
-  llmbatch run prompts.jsonl --model gpt-4o-mini --format openai`,
+  llmbatch run prompts.jsonl --model gpt-4o-mini --format openai
+  llmbatch run prompts.jsonl --via batch            # provider batch jobs: half price, within 24h
+  llmbatch run prompts.jsonl --via auto --deadline 2h`,
 		Args: exactArgs(1, "INPUT.jsonl"),
 		RunE: func(c *cobra.Command, args []string) error {
 			o.Input = args[0]
@@ -74,6 +78,7 @@ An existing output is resumed: prompts with a current ok line are not sent again
 	o.Selection.register(fl)
 	fl.IntVar(&o.Concurrency, "concurrency", 0, "total requests in flight (default: the config's defaults.concurrency)")
 	fl.Float64Var(&o.MaxCost, "max-cost", 0, "hard budget in USD: no request is sent that could exceed it")
+	fl.StringVar(&o.Via, "via", batch.ViaRealtime, "route: realtime | batch (provider batch jobs where the provider has batch: enabled, half price, within 24h) | auto (batch where its turnaround fits --deadline)")
 	fl.BoolVar(&o.Fresh, "fresh", false, "ignore an existing output (it is moved aside, not deleted) and start over")
 	fl.Var(&o.Format, "format", "result line format, `default|openai`: default writes llmbatch's result lines, openai the OpenAI Batch output lines")
 	fl.Lookup("format").DefValue = "" // "(default default)" says nothing
@@ -105,6 +110,11 @@ func runOptions(o *RunOptions) (batch.Options, error) {
 	if o.MaxCost < 0 || o.Concurrency < 0 {
 		return batch.Options{}, usageErr(errors.New("--max-cost and --concurrency must not be negative"))
 	}
+	switch o.Via {
+	case batch.ViaRealtime, batch.ViaBatch, batch.ViaAuto:
+	default:
+		return batch.Options{}, usageErr(fmt.Errorf("--via %q: want realtime, batch or auto", o.Via))
+	}
 	cfg, err := f.LoadConfig(o.ConfigPath)
 	if err != nil {
 		return batch.Options{}, err
@@ -125,7 +135,7 @@ func runOptions(o *RunOptions) (batch.Options, error) {
 	return batch.Options{
 		Config: cfg, Select: sel, Getenv: f.Getenv, Input: o.Input, Stdin: f.IO.In,
 		Output: outPath, Stdout: f.IO.Out, Fresh: o.Fresh, Format: o.Format,
-		Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose,
+		Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose, Via: o.Via,
 		Transport: f.Transport, OpenOutput: f.OpenOutput, Warn: f.IO.ErrOut,
 		Progress: func(n, done int) *progress.Display {
 			d := progress.New(f.IO.ErrOut, n, progress.Options{Enabled: showBar, Now: f.Now, Done: done, Width: f.IO.ErrWidth})
@@ -257,6 +267,9 @@ func resumeCommand(o *RunOptions, outPath string) string {
 	if o.Format != results.FormatDefault {
 		args = append(args, "--format "+o.Format.String())
 	}
+	if o.Via != "" && o.Via != batch.ViaRealtime {
+		args = append(args, "--via "+o.Via)
+	}
 	return strings.Join(args, " ")
 }
 
@@ -332,7 +345,7 @@ func newLogger(w io.Writer, format string, verbose, quiet bool, now func() time.
 	case quiet:
 		level = slog.LevelWarn
 	}
-	hopts := &slog.HandlerOptions{Level: level}
+	hopts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
 	switch format {
 	case "", "text":
 		return slog.New(progress.NewFoldHandler(slog.NewTextHandler(w, hopts), now, 0)), nil
@@ -340,4 +353,20 @@ func newLogger(w io.Writer, format string, verbose, quiet bool, now func() time.
 		return slog.New(progress.NewFoldHandler(slog.NewJSONHandler(w, hopts), now, 0)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// redactAttr masks URL credentials in every logged message, string and error (a provider's error
+// quotes the URL it called, base_url included).
+func redactAttr(_ []string, a slog.Attr) slog.Attr {
+	switch v := a.Value.Any().(type) {
+	case string:
+		a.Value = slog.StringValue(redact.String(v))
+	case error:
+		a.Value = slog.StringValue(redact.String(v.Error()))
+	case fmt.Stringer:
+		if a.Value.Kind() == slog.KindAny {
+			a.Value = slog.StringValue(redact.String(v.String()))
+		}
+	}
+	return a
 }

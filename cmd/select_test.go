@@ -205,7 +205,7 @@ func TestSelectBadInputAndUnservable(t *testing.T) {
 	io, out, _ = testStreams()
 	err = selectRun(context.Background(), &SelectOptions{IO: io, Getenv: fixtureEnv(), Config: configFunc(fixtureConfig),
 		Input: input, JSON: true, Selection: SelectionFlags{Provider: "cheap"}})
-	if exitCode(t, err) != ExitUsage || !strings.Contains(err.Error(), "two.jsonl:2: no lane can serve it (pinned to provider cheap): 1× context too small (needs ") {
+	if exitCode(t, err) != ExitUsage || !strings.Contains(err.Error(), "two.jsonl:2: no lane can serve it (pinned to provider cheap): 2× context too small (needs ") {
 		t.Errorf("unservable: err %v", err)
 	}
 	if !strings.Contains(out.String(), `"custom_id":"long1"`) || !strings.Contains(out.String(), `"error":"no lane can serve it`) {

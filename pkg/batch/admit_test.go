@@ -2,9 +2,14 @@ package batch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -277,3 +282,70 @@ func TestAdmissionRefusals(t *testing.T) {
 }
 
 var retryClassAuth = retry.Class{Type: retry.TypeAuth, Message: "bad key"}
+
+// countingDispatcher is the realtime Dispatcher, counting what it sent.
+type countingDispatcher struct {
+	Dispatcher
+	mu   *sync.Mutex
+	sent *int
+}
+
+func (d countingDispatcher) Send(ctx context.Context, req *provider.Request) (*provider.Response, error) {
+	d.mu.Lock()
+	*d.sent++
+	d.mu.Unlock()
+	return d.Dispatcher.Send(ctx, req)
+}
+
+// TestRunThroughTheSeams runs a whole batch with 500s and 429s through a LimitStore and a
+// Dispatcher other than the defaults: every ticket is finished at the end, and the dispatcher sent
+// exactly the attempts the result lines report.
+func TestRunThroughTheSeams(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		cfgPath := filepath.Join(dir, "providers.yaml")
+		os.WriteFile(cfgPath, []byte(`
+defaults: {concurrency: 8, retry: {max_attempts: 10, base_delay: 1s, max_delay: 4s}, breaker: {failure_threshold: 50}}
+providers:
+  - name: p
+    type: sim
+    models:
+      - {name: m, category: small, rpm: 600, input_per_mtok: 1, output_per_mtok: 1}
+    sim: {latency: 50ms, seed: 2, faults: {server_error: 0.2}, limits: {m: {rpm: 30, hide_headers: true}}}
+`), 0o644)
+		cfg, err := config.Load(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in strings.Builder
+		for i := range 40 {
+			fmt.Fprintf(&in, `{"id":"q%d","prompt":"question %d","max_tokens":20}`+"\n", i, i)
+		}
+		input := filepath.Join(dir, "in.jsonl")
+		os.WriteFile(input, []byte(in.String()), 0o644)
+		store := &countingStore{inner: localLimits{now: time.Now}}
+		var mu sync.Mutex
+		sent := 0
+		rep, err := Run(context.Background(), Options{Config: cfg, Input: input, Output: filepath.Join(dir, "out.jsonl"),
+			Getenv: func(string) string { return "" }, Now: time.Now, Limits: store,
+			Dispatch: func(_ *config.Provider, api provider.Provider) Dispatcher {
+				return countingDispatcher{Dispatcher: realtime{api}, mu: &mu, sent: &sent}
+			}})
+		if err != nil || rep.OK != 40 {
+			t.Fatalf("%+v, %v", rep, err)
+		}
+		if n := store.outstanding(); n != 0 {
+			t.Errorf("%d tickets not finished after the run", n)
+		}
+		data, _ := os.ReadFile(filepath.Join(dir, "out.jsonl"))
+		attempts := 0
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			var r struct{ Attempts int }
+			json.Unmarshal([]byte(line), &r)
+			attempts += r.Attempts
+		}
+		if attempts != sent || sent <= 40 {
+			t.Errorf("dispatcher sent %d, result lines report %d attempts; want equal and some retries", sent, attempts)
+		}
+	})
+}

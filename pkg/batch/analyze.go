@@ -35,7 +35,8 @@ type Analyzed struct {
 type analyzer struct {
 	encodings []selector.Encoding
 	// count returns the request's input tokens under an encoding ("" = estimate) and whether exact.
-	count func(req *request.Request, encoding string) (int, bool)
+	// It returns early (inexact) once ctx is done.
+	count func(ctx context.Context, req *request.Request, encoding string) (int, bool)
 	// profile returns the analyser's category, complexity and reason for a request.
 	profile func(req *request.Request, inputTokens int) (model.Category, float64, string)
 	// output returns the expected output tokens of a request served at a category.
@@ -48,7 +49,7 @@ func newAnalyzer(lanes []*selector.Lane) *analyzer {
 	_ = calc.Warm() // on failure counts fall back to an estimate, marked inexact
 	return &analyzer{
 		encodings: usedEncodings(lanes),
-		count:     calc.Input,
+		count:     calc.InputContext,
 		profile: func(req *request.Request, in int) (model.Category, float64, string) {
 			p := analyze.Analyze(req, in)
 			return p.Category, p.Complexity, p.Reason
@@ -73,11 +74,11 @@ func usedEncodings(lanes []*selector.Lane) []selector.Encoding {
 }
 
 // item analyses one request.
-func (a *analyzer) item(req *request.Request, index int) Analyzed {
+func (a *analyzer) item(ctx context.Context, req *request.Request, index int) Analyzed {
 	it := selector.Item{Index: index, ID: req.ID, PinModel: req.Model, MaxOutputTokens: req.MaxTokens}
 	ref := 0
 	for _, e := range a.encodings {
-		n, exact := a.count(req, e.Name())
+		n, exact := a.count(ctx, req, e.Name())
 		it.InputTokens[e], it.Exact[e] = n, exact
 		if ref == 0 || exact {
 			ref = n
@@ -181,7 +182,7 @@ func analyzeInput(ctx context.Context, in *request.Input, a *analyzer, workers i
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}
-					b.out[i] = a.item(req, b.first+i)
+					b.out[i] = a.item(ctx, req, b.first+i)
 				}
 				close(b.done)
 			}

@@ -33,6 +33,9 @@ type Options struct {
 	Fresh  bool      // move an existing output aside instead of resuming it
 	Format results.Format
 
+	// Via routes prompts: ViaRealtime (default), ViaBatch or ViaAuto (see batchroute.go).
+	Via string
+
 	Concurrency int     // total requests in flight; 0 = config default
 	MaxCost     float64 // USD hard cap; 0 = none
 	Verbose     bool    // keep the attempt log in result lines
@@ -96,6 +99,14 @@ var ErrWrite = errors.New("writing results")
 // prompts that fail are result lines.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	o.setDefaults()
+	if o.Output != "-" { // one writer per output, held to the end, compaction included
+		lock, err := results.Lock(o.Output, o.Input, o.Now())
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		defer lock.Unlock()
+		o.Output = lock.Path() // a symlinked output is written through to its target
+	}
 	cp, err := scanOutput(&o, o.Logger)
 	if err != nil {
 		return nil, err
@@ -141,6 +152,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if c := o.Cache(laneNames(selector.Pinned(p.Lanes, o.Select.PinModel, o.Select.PinProvider))); c != nil {
 			e.known, e.cache = firstKnown{out.known, c}, c
 		}
+	}
+	if e.route, err = newBatchRoute(e, &o); err != nil {
+		_ = out.close()
+		return nil, err
 	}
 	e.output = results.NewWriter(out.w, o.Format, results.WithClock(o.Now), results.WithName(out.path))
 	if o.Progress != nil {
@@ -223,11 +238,17 @@ type engine struct {
 	targets []*target
 	planner *selector.Planner
 	slots   chan struct{} // global in-flight bound
-	budget  budget
+	// deadAfter bounds how long a prompt waits on lanes that are all unusable (defaults.dead_after).
+	deadAfter time.Duration
+	budget    budget
 
-	source  Source
-	known   ResultSource  // nil = nothing known
-	cache   ResponseCache // keeps the answers bought; nil = none
+	source Source
+	known  ResultSource  // nil = nothing known
+	cache  ResponseCache // keeps the answers bought; nil = none
+	route  *batchRoute   // nil = --via realtime
+	// acks holds, for results that wait to be written (batch answers: their job is recorded as
+	// downloaded only then), a channel the writer closes once the line is written.
+	acks    sync.Map
 	output  *results.Writer
 	display *progress.Display // nil = none
 
@@ -247,8 +268,11 @@ var errStopped = errors.New("stopped")
 
 // newEngine builds the engine over lanes; o has its defaults set.
 func newEngine(o Options, targets []*target) *engine {
-	e := &engine{opts: o, now: o.Now, log: o.Logger, rand: o.Rand, targets: targets,
+	e := &engine{opts: o, now: o.Now, log: o.Logger, rand: o.Rand, targets: targets, deadAfter: config.DefaultDeadAfter,
 		slots: make(chan struct{}, o.Concurrency), budget: budget{limit: o.MaxCost}}
+	if o.Config != nil && o.Config.Defaults.DeadAfter > 0 {
+		e.deadAfter = o.Config.Defaults.DeadAfter.D()
+	}
 	sels := make([]*selector.Lane, len(targets))
 	for i, l := range targets {
 		sels[i] = l.sel
@@ -284,10 +308,23 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 
 	window := make(chan struct{}, max(4*e.opts.Concurrency, 256))
 	var jobs sync.WaitGroup
+	if e.route != nil {
+		e.route.start(e.halted)
+	}
 	readErr := e.produce(window, &jobs, rep)
+	if e.route != nil {
+		e.route.inputDone()
+	}
 	// Wait for the jobs; after a stop give in-flight requests Grace to finish before abandoning them.
 	done := make(chan struct{})
-	go func() { jobs.Wait(); close(done) }()
+	var routeErr error
+	go func() {
+		jobs.Wait()
+		if e.route != nil {
+			routeErr = e.route.wait() // batch runners stop at once on a halt: their jobs stay live
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-e.halted.Done():
@@ -320,6 +357,8 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 		return rep, werr
 	case readErr != nil:
 		return rep, readErr
+	case routeErr != nil && ctx.Err() == nil:
+		return rep, routeErr
 	case ctx.Err() != nil:
 		return rep, ctx.Err()
 	}
@@ -345,6 +384,12 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 			return nil
 		}
 		j := e.newJob(req, item)
+		if e.route != nil {
+			if bl := e.route.wants(j); bl != nil {
+				_ = e.route.add(e.halted, bl, j) // fails only on a halt, which ends dispatch anyway
+				return nil
+			}
+		}
 		select {
 		case window <- struct{}{}:
 		case <-e.halted.Done():
@@ -382,6 +427,9 @@ func (e *engine) writeLoop(rep *Report) error {
 			werr = fmt.Errorf("%w: %w", ErrWrite, err)
 			e.halt(werr)
 			continue
+		}
+		if ack, ok := e.acks.LoadAndDelete(r); ok {
+			close(ack.(chan struct{}))
 		}
 		if r.Status == results.StatusOK {
 			rep.OK++

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/provider"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
@@ -85,7 +86,15 @@ func (j *job) run() *results.Result {
 				last.Message = fmt.Sprintf("%s (no other capable lane left: %s)", last.Message, j.whyNoLane())
 				return j.fail(last, lastLane)
 			}
-			// Every capable lane's breaker is open: wait for the first trial rather than fail at once.
+			// Every capable lane's breaker is open: wait for the first trial rather than fail at once,
+			// unless they have been unusable too long.
+			r, recheck := j.failIfDead()
+			if r != nil {
+				return r
+			}
+			if recheck > 0 && recheck < wait {
+				wait = recheck
+			}
 			if retry.Wait(j.e.halted, wait) != nil {
 				return nil
 			}
@@ -98,6 +107,9 @@ func (j *job) run() *results.Result {
 		case stopped:
 			return nil
 		case refused:
+			if r, _ := j.failIfDead(); r != nil {
+				return r
+			}
 			if retry.Wait(j.e.halted, refusedWait) != nil {
 				return nil
 			}
@@ -106,6 +118,9 @@ func (j *job) run() *results.Result {
 			continue
 		}
 		last, lastLane = class, l
+		if r, _ := j.failIfDead(); r != nil {
+			return r
+		}
 		step, delay := j.next(l, class)
 		switch step {
 		case retry.Fail:
@@ -127,6 +142,65 @@ func (j *job) run() *results.Result {
 			return nil
 		}
 	}
+}
+
+// failIfDead returns the error line of a prompt whose every lane is dead or gone (daily quota
+// spent, provider disabled), at least one dead: not answering (see unanswered), its breaker not
+// closed, since its failures began more than dead_after ago or after config.DeadOpens openings in a
+// row with no success. While
+// any lane may still serve the prompt it returns nil and, when that lane is failing, how long until
+// dead_after could call it dead (0 = not failing), so a waiting prompt looks again then.
+func (j *job) failIfDead() (*results.Result, time.Duration) {
+	now := j.e.now()
+	var dead *target
+	var opens int
+	var since time.Time
+	for _, l := range j.targets {
+		if l.exhausted.Load() || l.prov.disabledReason() != "" {
+			continue
+		}
+		if l.breaker.State() == routing.StateClosed {
+			return nil, 0
+		}
+		n, from := l.breaker.Streak()
+		if !unanswered(l.lastFailure.Load()) {
+			return nil, 0 // the provider answers, if badly: its prompts use up their attempts instead
+		}
+		if n < config.DeadOpens && (from.IsZero() || now.Sub(from) < j.e.deadAfter) {
+			if from.IsZero() {
+				return nil, 0
+			}
+			return nil, from.Add(j.e.deadAfter).Sub(now)
+		}
+		if dead == nil {
+			dead, opens, since = l, n, from
+		}
+	}
+	if dead == nil {
+		return nil, 0
+	}
+	c := *dead.lastFailure.Load() // non-nil: unanswered checked it
+	c.Message = fmt.Sprintf("provider %s unusable since %s (breaker opened %d times in a row with no success; dead_after %s); last failure: %s",
+		dead.prov.name, since.UTC().Format(time.RFC3339), opens, j.e.deadAfter, c.Message)
+	if !dead.deadLogged.Swap(true) {
+		j.e.log.Warn("lane dead: its prompts fail instead of waiting", "lane", dead.name(), "opens", opens,
+			"failing_since", since, "last_failure", string(c.Type))
+	}
+	return j.fail(c, dead), 0
+}
+
+// unanswered reports whether a lane failure means the provider did not answer at all (5xx,
+// overloaded, timeout, network) — what makes a lane dead. A provider that answers 200 with a body
+// its API never sends (invalid_response) is up: each prompt retries it within its own attempts.
+func unanswered(c *retry.Class) bool {
+	if c == nil {
+		return false
+	}
+	switch c.Type {
+	case retry.TypeServerError, retry.TypeOverloaded, retry.TypeTimeout, retry.TypeNetwork:
+		return true
+	}
+	return false
 }
 
 // refusedWait is how long a job waits before asking again when its lane's half-open breaker is busy
@@ -187,7 +261,7 @@ func (j *job) pick() *target {
 		cs[i] = routing.Candidate{Usable: l.usable(), Healthy: l.health.Healthy(now), Load: load}
 		if policy == routing.Soonest && cs[i].Usable {
 			in, _ := j.item.Input(l.sel)
-			cs[i].Delay = l.limits.Delay(j.admission(l, in))
+			cs[i].Delay = l.limits.Delay(j.admitTokens(l, in))
 		}
 	}
 	if i := routing.Pick(cs, policy); i >= 0 {
@@ -196,10 +270,10 @@ func (j *job) pick() *target {
 	return nil
 }
 
-// admission is what a provider counts against the lane's TPM when it admits the request: its prompt
+// admitTokens is what a provider counts against the lane's TPM when it admits the request: its prompt
 // estimate (providers estimate from characters, about 4 a token, so the larger of that and our
 // count) plus max_tokens, or the model's max_output_tokens when the request sets none.
-func (j *job) admission(l *target, in int) int {
+func (j *job) admitTokens(l *target, in int) int {
 	out := j.item.MaxOutputTokens
 	if out <= 0 {
 		out = l.sel.MaxOutputTokens
@@ -237,7 +311,7 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	// The budget reserves for the larger input count too: a provider may bill more than our tokenizer
 	// counts (an estimate for some models; runs of whitespace), and the cap must hold whatever it bills.
 	estCost := tokens.Cost(l.cfg, max(in, j.charEstimate), j.expectedOutput(l))
-	tokensIn := j.admission(l, in)
+	tokensIn := j.admitTokens(l, in)
 	ctx, stop := j.waitContext(l)
 	waitFrom := j.e.now()
 	a, why := j.e.admit(ctx, l, tokensIn, estCost)
@@ -288,6 +362,7 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	a.finish(settlement{err: err, rateLimited: class.Type == retry.TypeRateLimit, limits: limits})
 	if class.LaneFailure() {
 		l.health.Record(false, j.e.now())
+		l.lastFailure.Store(&class)
 	}
 	if class.Type == retry.TypeCanceled {
 		return nil, class, stopped

@@ -9,6 +9,7 @@ import (
 
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/model"
+	"github.com/llmbatch/llmbatch/pkg/redact"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/selector"
 )
@@ -65,6 +66,9 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Prepared, error) {
 		getenv = func(string) string { return "" }
 	}
 	routes, warnings := SelectorLanes(o.Config, getenv)
+	if err := o.Config.CheckKeys(getenv); err != nil { // a key no request can carry: fail before sending
+		return nil, usageErr(fmt.Errorf("%s: %w", o.Config.Path, err))
+	}
 	if err := checkGlobalPins(routes, o.Select); err != nil {
 		return nil, err
 	}
@@ -100,11 +104,11 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Prepared, error) {
 // stay in the list, unavailable, so that --explain can say why they were not used.
 func SelectorLanes(cfg *config.Config, getenv func(string) string) ([]*selector.Lane, []string) {
 	var routes []*selector.Lane
-	var warnings []string
+	warnings := cfg.Warnings() // secrets in the config (masked), then skipped providers
 	for _, p := range cfg.Providers {
 		unavailable := p.Unavailable(getenv)
 		if unavailable != "" && !p.Disabled() { // a disabled provider is the config's choice: no warning
-			warnings = append(warnings, fmt.Sprintf("provider %s skipped: %s is not set", p.Name, p.APIKeyEnv))
+			warnings = append(warnings, fmt.Sprintf("provider %s skipped: %s is not set", p.Name, redact.EnvName(p.APIKeyEnv)))
 		}
 		for _, m := range p.Models {
 			l := selector.NewLane(p, m)

@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -461,4 +464,65 @@ func TestPrepareAnalyzeInOrder(t *testing.T) {
 	if err != nil || next != 300 {
 		t.Fatalf("%v after %d", err, next)
 	}
+}
+
+// TestRunDeadProviderFailsItsPrompts (issue 17): the only provider answers 500 to everything. With
+// the default breaker (5 failures, open 30 s) only one trial per open period reaches it, so before
+// the dead-lane rule 50 prompts waited forever. Now every prompt gets an error line naming the
+// provider and its last failure within the bound, in virtual time.
+func TestRunDeadProviderFailsItsPrompts(t *testing.T) {
+	for _, tc := range []struct {
+		name, defaults string
+		bound          time.Duration
+		closedPort     bool // every request fails to connect instead
+	}{
+		{"breaker opens in a row", "", time.Duration(config.DeadOpens) * 30 * time.Second, false},
+		{"dead_after", "defaults: {dead_after: 40s, breaker: {open_for: 5m}}", 40*time.Second + 5*time.Second, false},
+		{"closed port", "", time.Duration(config.DeadOpens) * 30 * time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, tc.defaults+`
+providers:
+  - name: down
+    type: sim
+    models:
+      - {name: d-small, category: small, input_per_mtok: 1, output_per_mtok: 4}
+    sim: {latency: 100ms, faults: {server_error: 1}}
+`, 50)
+				o := r.options()
+				want := "500"
+				if tc.closedPort {
+					want = "connection refused"
+					o.Transport = func(*config.Provider) http.RoundTripper { return refused{} }
+				}
+				start := time.Now()
+				rep, err := batch.Run(context.Background(), o)
+				elapsed := time.Since(start)
+				if err != nil || rep.Failed != 50 || rep.Remaining != 0 {
+					t.Fatalf("%+v, %v", rep, err)
+				}
+				t.Logf("50 prompts failed after %s (virtual)", elapsed)
+				if elapsed > tc.bound {
+					t.Errorf("the prompts failed after %s, want within %s", elapsed, tc.bound)
+				}
+				for id, res := range r.byID() {
+					if res.Status != results.StatusError || res.Provider != "down" ||
+						!strings.Contains(res.Error.Message, "provider down unusable") || !strings.Contains(res.Error.Message, want) {
+						t.Fatalf("%s: %+v %+v", id, res, res.Error)
+					}
+				}
+				if !strings.Contains(r.logs.String(), "lane dead") {
+					t.Errorf("no warning: %s", r.logs.String())
+				}
+			})
+		})
+	}
+}
+
+// refused is a transport whose every connection is refused (a closed port).
+type refused struct{}
+
+func (refused) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 }

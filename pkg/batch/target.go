@@ -33,6 +33,10 @@ type target struct {
 	admitted, admittedTokens atomic.Int64
 	// exhausted is set when the lane's daily quota is spent: it stops taking work for the run.
 	exhausted atomic.Bool
+	// lastFailure is the last lane failure (for the error line of a dead lane); deadLogged is set
+	// once the lane's death was logged.
+	lastFailure atomic.Pointer[retry.Class]
+	deadLogged  atomic.Bool
 	// reasoning models get max_completion_tokens from the OpenAI adapter.
 	reasoning bool
 }

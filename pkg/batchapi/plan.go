@@ -106,7 +106,18 @@ func (g *Gate) Acquire(ctx context.Context, n int64) error {
 	}
 }
 
-// Release gives back n tokens taken by Acquire.
+// Hold takes n tokens without waiting, even beyond the limit: for jobs that are already enqueued at
+// the provider (found again after a restart), which the budget must count.
+func (g *Gate) Hold(n int64) {
+	if g.limit <= 0 {
+		return
+	}
+	g.mu.Lock()
+	g.used += n
+	g.mu.Unlock()
+}
+
+// Release gives back n tokens taken by Acquire or Hold.
 func (g *Gate) Release(n int64) {
 	if g.limit <= 0 {
 		return

@@ -1,7 +1,7 @@
 // Package batchjournal is the durable journal of a job's provider batch jobs (OUT.jsonl.batches, next
 // to the output). Every step is recorded, fsynced, before the next one starts: chunk planned (with
 // its prompt ids) → file uploaded → batch created → ended → results downloaded; a cancel is recorded
-// before it is sent. Replaying the journal after a crash tells which chunks are live, so a rerun
+// before it is sent, and so is every submission. Replaying the journal after a crash tells which chunks are live, so a rerun
 // never submits a prompt that sits in a live provider job: it finds the job again (Find, through
 // the provider's list and the job tag each provider job carries), polls it and downloads it.
 package batchjournal
@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -27,6 +28,7 @@ type Op string
 const (
 	OpJob        Op = "job"        // first record: the job tag every provider job carries
 	OpPlanned    Op = "planned"    // a chunk's prompt ids, before anything is sent
+	OpSubmitting Op = "submitting" // the upload / creation request is about to be sent
 	OpUploaded   Op = "uploaded"   // the input file exists on the provider (OpenAI)
 	OpCreated    Op = "created"    // the provider job exists
 	OpEnded      Op = "ended"      // the provider job has ended (its status)
@@ -60,6 +62,7 @@ type Chunk struct {
 	IDs                 []string
 	Tokens, Bytes       int64
 	PlannedAt           time.Time
+	SubmittedAt         time.Time // when OpSubmitting was recorded; zero = never sent
 	FileID, BatchID     string
 	Status              string // the provider status recorded at OpEnded
 	CancelRequested     bool
@@ -122,6 +125,8 @@ func (s *State) apply(r *Record) error {
 		return fmt.Errorf("%s of chunk %q, which was never planned", r.Op, r.Chunk)
 	}
 	switch r.Op {
+	case OpSubmitting:
+		c.SubmittedAt = r.At
 	case OpUploaded:
 		c.FileID = r.FileID
 	case OpCreated:
@@ -138,6 +143,9 @@ func (s *State) apply(r *Record) error {
 	return nil
 }
 
+// errPlannedTwice refuses a second OpPlanned of one chunk id.
+var errPlannedTwice = errors.New("planned twice")
+
 // Journal appends records to the file; it is safe for concurrent use.
 type Journal struct {
 	path string
@@ -146,6 +154,11 @@ type Journal struct {
 	mu    sync.Mutex
 	f     *os.File
 	state *State
+
+	// untagged serialises submissions to providers whose jobs carry no tag (Anthropic), so at most
+	// one chunk of the journal is ever submitted but not yet recorded as created: Find can then
+	// tell which job is whose.
+	untagged sync.Mutex
 }
 
 // Path returns the journal path of an output file: OUT.jsonl.batches.
@@ -243,7 +256,7 @@ func (j *Journal) Append(r Record) error {
 	}
 	switch {
 	case r.Op == OpPlanned && j.state.byID[r.Chunk] != nil:
-		return fmt.Errorf("batch journal: chunk %q planned twice", r.Chunk)
+		return fmt.Errorf("batch journal: chunk %q: %w", r.Chunk, errPlannedTwice)
 	case r.Op != OpJob && r.Op != OpPlanned && j.state.byID[r.Chunk] == nil:
 		return fmt.Errorf("batch journal: %s of unknown chunk %q", r.Op, r.Chunk)
 	}
@@ -259,6 +272,29 @@ func (j *Journal) Append(r Record) error {
 		return fmt.Errorf("batch journal %s: fsync: %w", j.path, err)
 	}
 	return j.state.apply(&r)
+}
+
+// Plan appends an OpPlanned record for a new chunk, its id assigned here ("c1", "c2", … in
+// journal order, so lanes sharing the journal never collide), and returns the chunk.
+func (j *Journal) Plan(r Record) (*Chunk, error) {
+	j.mu.Lock()
+	r.Chunk = "c" + strconv.Itoa(len(j.state.Chunks)+1)
+	j.mu.Unlock()
+	r.Op = OpPlanned
+	// Append re-checks under the lock; a concurrent Plan that took the same id makes this one fail
+	// rather than write a duplicate, so retry with the next id.
+	for {
+		err := j.Append(r)
+		if err == nil {
+			return j.State().Chunk(r.Chunk), nil
+		}
+		if !errors.Is(err, errPlannedTwice) {
+			return nil, err
+		}
+		j.mu.Lock()
+		r.Chunk = "c" + strconv.Itoa(len(j.state.Chunks)+1)
+		j.mu.Unlock()
+	}
 }
 
 // Close closes the file.

@@ -8,6 +8,10 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/batchapi"
 )
 
+// Settle is how long after a submission Recover keeps looking for its job before it concludes that
+// the provider never created it.
+const Settle = 10 * time.Second
+
 // clockSkew widens the window in which Find looks for a job created after its chunk was planned,
 // for a provider clock behind ours.
 const clockSkew = 10 * time.Minute
@@ -18,6 +22,13 @@ const clockSkew = 10 * time.Minute
 // creating the job and OpCreated is what Find repairs.
 func Submit(ctx context.Context, j *Journal, cl batchapi.Client, c *Chunk, items func(yield func(batchapi.Item) error) error) (*batchapi.Job, error) {
 	st := j.State()
+	if cl.Dialect() == "anthropic" {
+		j.untagged.Lock()
+		defer j.untagged.Unlock()
+	}
+	if err := j.Append(Record{Op: OpSubmitting, Chunk: c.ID}); err != nil {
+		return nil, err
+	}
 	job, err := cl.Submit(ctx, &batchapi.Chunk{Tag: batchapi.Tag{Job: st.Job, Chunk: c.ID}, Model: c.Model, Items: items},
 		batchapi.Hooks{Uploaded: func(fileID string) error {
 			return j.Append(Record{Op: OpUploaded, Chunk: c.ID, FileID: fileID})
@@ -33,14 +44,19 @@ func Submit(ctx context.Context, j *Journal, cl batchapi.Client, c *Chunk, items
 
 // Find returns the provider job of a live chunk, or nil when the provider has none (it was never
 // created: the chunk may be submitted again). A chunk with a recorded batch id is looked up
-// directly; otherwise the provider's list is searched for the job tag (OpenAI metadata, Gemini
-// display name). Anthropic batches carry no tag: the match is the oldest batch created since the
-// chunk was planned with exactly the chunk's number of requests and not claimed by another chunk.
+// directly, one never submitted has none; otherwise the provider's list is searched for the job
+// tag (OpenAI metadata, Gemini display name). Anthropic batches carry no tag: Submit sends at most
+// one of them at a time per journal, so the match is the earliest batch created since the chunk's
+// submission with exactly its number of requests and not claimed by another chunk. (A batch of the
+// same size created in that window by another program on the same account could be taken for it.)
 func Find(ctx context.Context, cl batchapi.Client, st *State, c *Chunk) (*batchapi.Job, error) {
 	if c.BatchID != "" {
 		return cl.Get(ctx, c.BatchID)
 	}
-	jobs, err := cl.List(ctx, batchapi.Filter{Job: st.Job, Since: c.PlannedAt.Add(-clockSkew)})
+	if c.SubmittedAt.IsZero() {
+		return nil, nil
+	}
+	jobs, err := cl.List(ctx, batchapi.Filter{Job: st.Job, Since: c.SubmittedAt.Add(-clockSkew)})
 	if err != nil {
 		return nil, fmt.Errorf("find the job of chunk %s: %w", c.ID, err)
 	}
@@ -69,8 +85,24 @@ func Find(ctx context.Context, cl batchapi.Client, st *State, c *Chunk) (*batcha
 
 // Recover finds the provider job of a live chunk after a restart and records it (OpCreated) when
 // the crash came before that record; nil, nil means no provider job exists for the chunk.
+//
+// A chunk that was being submitted when the process died may show up on the provider's list only
+// after the provider has read the whole request (and lists may lag): before concluding that no job
+// exists, Recover waits until Settle has passed since the submission and looks again.
 func Recover(ctx context.Context, j *Journal, cl batchapi.Client, c *Chunk) (*batchapi.Job, error) {
 	job, err := Find(ctx, cl, j.State(), c)
+	if err == nil && job == nil && !c.SubmittedAt.IsZero() {
+		if wait := c.SubmittedAt.Add(Settle).Sub(j.now()); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			}
+		}
+		job, err = Find(ctx, cl, j.State(), c)
+	}
 	if err != nil || job == nil {
 		return job, err
 	}

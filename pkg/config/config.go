@@ -5,9 +5,12 @@ package config
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/llmbatch/llmbatch/pkg/redact"
 )
 
 // Provider types understood by the adapters.
@@ -31,7 +34,17 @@ type Defaults struct {
 	Timeout     Duration `yaml:"timeout"`     // per attempt
 	Retry       Retry    `yaml:"retry"`
 	Breaker     Breaker  `yaml:"breaker"`
+	// DeadAfter bounds how long a prompt waits while every lane able to serve it is unusable (its
+	// breaker open, no success since its failures began): after it, or after a lane's breaker has
+	// opened DeadOpens times in a row, the prompt fails naming the provider and its last failure.
+	DeadAfter Duration `yaml:"dead_after"`
 }
+
+// DefaultDeadAfter is defaults.dead_after when the file leaves it out.
+const DefaultDeadAfter = 3 * time.Minute
+
+// DeadOpens is how many breaker openings in a row, with no success between, make a lane dead.
+const DeadOpens = 4
 
 // Retry is the retry and backoff policy.
 type Retry struct {
@@ -211,10 +224,66 @@ func (p *Provider) Unavailable(getenv func(string) string) string {
 	case p.Disabled():
 		return "disabled in the config (enabled: false)"
 	case p.NeedsKey() && p.APIKey(getenv) == "":
-		return "provider key not set (" + p.APIKeyEnv + ")"
+		return "provider key not set (" + redact.EnvName(p.APIKeyEnv) + ")"
 	}
 	return ""
 }
 
 // Disabled reports whether the config turns the provider off with enabled: false.
 func (p *Provider) Disabled() bool { return p.Enabled != nil && !*p.Enabled }
+
+// Warnings lists what in the config works but exposes a secret: a credential written into a
+// base_url (userinfo or a key=… query value; it is masked wherever it is printed) and an api_key_env
+// that does not look like a variable name (likely the key itself). Each names the provider and the
+// fix, never the secret.
+func (c *Config) Warnings() []string {
+	var out []string
+	for _, p := range c.Providers {
+		if redact.HasSecret(p.BaseURL) {
+			out = append(out, fmt.Sprintf("provider %s: base_url %s carries a credential: put the key in an environment variable and name it in api_key_env",
+				p.Name, redact.URL(p.BaseURL)))
+		}
+		if p.APIKeyEnv != "" && !redact.IsEnvName(p.APIKeyEnv) {
+			out = append(out, fmt.Sprintf("provider %s: api_key_env is not a variable name such as OPENAI_API_KEY (is it the key itself? it is not shown): set it to the name of the variable that holds the key", p.Name))
+		}
+	}
+	return out
+}
+
+// CheckKeys returns an error naming each usable provider whose key (read with getenv) cannot be
+// sent as an HTTP header value (see KeyProblem): such a request could never succeed. The error names
+// the variable, never the value.
+func (c *Config) CheckKeys(getenv func(string) string) error {
+	var errs []string
+	for _, p := range c.Providers {
+		if !p.Available(getenv) {
+			continue
+		}
+		if problem := p.KeyProblem(getenv); problem != "" {
+			errs = append(errs, fmt.Sprintf("provider %s: the key in %s %s and cannot be sent in an HTTP header: remove it (a trailing newline from a key file, for instance)",
+				p.Name, redact.EnvName(p.APIKeyEnv), problem))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s", strings.Join(errs, "\n"))
+}
+
+// KeyProblem says what makes the provider's key unusable as an HTTP header value, a newline or
+// another control character ("has a control character (0x0a) at its end"), or "" when the key is
+// fine or unset. It never quotes the key.
+func (p *Provider) KeyProblem(getenv func(string) string) string {
+	key := p.APIKey(getenv)
+	// The rule of RFC 9110 field values (as net/http's httpguts.ValidHeaderFieldValue), for one value.
+	for i := 0; i < len(key); i++ {
+		if b := key[i]; (b < 0x20 && b != '\t') || b == 0x7f {
+			where := fmt.Sprintf("at byte %d of %d", i+1, len(key))
+			if i == len(key)-1 {
+				where = "at its end"
+			}
+			return fmt.Sprintf("has a control character (0x%02x) %s", b, where)
+		}
+	}
+	return ""
+}

@@ -129,6 +129,9 @@ func (c *Config) applyDefaults() {
 	if d.Timeout == 0 {
 		d.Timeout = Duration(120 * time.Second)
 	}
+	if d.DeadAfter == 0 {
+		d.DeadAfter = Duration(DefaultDeadAfter)
+	}
 	fillRetry(&d.Retry, Retry{MaxAttempts: 6, BaseDelay: Duration(time.Second), MaxDelay: Duration(60 * time.Second), Jitter: 0.25})
 	fillBreaker(&d.Breaker, Breaker{FailureThreshold: 5, OpenFor: Duration(30 * time.Second)})
 	for _, p := range c.Providers { // a provider's override inherits what it leaves out from defaults

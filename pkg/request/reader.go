@@ -87,7 +87,11 @@ func (r *Reader) Next() (*Request, error) {
 		}
 		// b keeps its surrounding whitespace and any \r of CRLF: the JSON decoder skips them, and byte
 		// offsets in syntax errors then count from the start of the line.
-		req, ferr := parseLine(b, r.line)
+		ferr := invalidUTF8(b)
+		var req *Request
+		if ferr == nil {
+			req, ferr = parseLine(b, r.line)
+		}
 		if ferr != nil {
 			return nil, &LineError{File: r.name, Line: r.line, Field: ferr.field, Msg: ferr.msg, Err: ferr.err}
 		}

@@ -21,8 +21,26 @@ import (
 // removed. When nothing needs removing, the file is not rewritten (removed is 0). Memory is
 // bounded as for Scan (two streaming passes). Nothing may write the file while Compact runs; a
 // change between the passes is detected where possible and reported as an error.
+//
+// Compact never replaces a file another process holds: a symlinked path is compacted at its target,
+// under the output's lock (see Lock), and when another process holds that lock Compact returns a
+// *LockedError without touching anything. A caller holding the lock itself uses OutputLock.Compact
+// (Compact also accepts a lock held by this process).
 func Compact(path string, format Format, keep func(id string) bool) (removed int, err error) {
-	return compact(path, format, keep, compactHooks{})
+	target, err := resolve(path)
+	if err != nil {
+		return 0, fmt.Errorf("results: compact %s: %w", path, err)
+	}
+	l, err := acquire(target, holderPrefix()+", compacting")
+	var locked *LockedError
+	if errors.As(err, &locked) && heldByUs(target+".lock") {
+		return compact(target, format, keep, compactHooks{})
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer l.Unlock()
+	return compact(target, format, keep, compactHooks{})
 }
 
 // compactHooks lets tests interfere with a compaction midway.

@@ -37,8 +37,10 @@ type Result struct {
 	// FinishedAt when its result was decided. Reports place each result in time by them.
 	StartedAt  string `json:"started_at,omitempty"`
 	FinishedAt string `json:"finished_at,omitempty"`
-	// Via says how the answer was obtained: "realtime", "batch" or "cache" ("" = realtime).
-	Via string `json:"via,omitempty"`
+	// Via says how the answer was obtained: "batch" for answers of provider batch jobs, "cache"
+	// for the response cache's; empty = realtime.
+	Via     string `json:"via,omitempty"`
+	BatchID string `json:"batch_id,omitempty"` // the provider batch job that answered
 	// Cached marks an answer served from the response cache: nothing was sent, CostUSD is 0 and
 	// CachedCostUSD is what the answer cost when it was bought.
 	Cached        bool    `json:"cached,omitempty"`

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/money"
+	"github.com/llmbatch/llmbatch/pkg/redact"
 )
 
 // Writer appends result lines to an output. Each Write marshals one Result into one complete line
@@ -71,6 +72,13 @@ func (w *Writer) Write(r *Result) error {
 	}
 	if err := validate(r); err != nil {
 		return fmt.Errorf("results: %s: %w", w.name, err)
+	}
+	if r.Error != nil { // an error message may quote the URL called, with a key in it
+		if msg := redact.String(r.Error.Message); msg != r.Error.Message {
+			masked, info := *r, *r.Error
+			info.Message, masked.Error = msg, &info
+			r = &masked
+		}
 	}
 	r.CostUSD = money.Round(r.CostUSD)
 	var v any = r

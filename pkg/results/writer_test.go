@@ -310,3 +310,19 @@ func TestParseFormat(t *testing.T) {
 		t.Errorf("Set: %v %v", f, err)
 	}
 }
+
+func TestWriteMasksCredentialsInErrorMessages(t *testing.T) {
+	for _, format := range []Format{FormatDefault, FormatOpenAI} {
+		path := outPath(t)
+		r := errResult("a", "h1", 0)
+		r.Error.Message = `Post "https://gw.example/v1/chat/completions?key=sk-secret-1": dial tcp: connection refused`
+		writeResults(t, path, format, r)
+		got := string(readFile(t, path))
+		if strings.Contains(got, "sk-secret-1") || !strings.Contains(got, "key=REDACTED") {
+			t.Errorf("%s: line %q", format, got)
+		}
+		if !strings.Contains(r.Error.Message, "sk-secret-1") {
+			t.Errorf("%s: the caller's result was modified", format)
+		}
+	}
+}

@@ -66,6 +66,10 @@ type Breaker struct {
 	failures   int       // consecutive lane failures while closed
 	openedAt   time.Time // the last transition to open
 	inFlight   int       // permits of the current generation not yet reported
+	// The current run of failures: opens since the last success, and the first lane failure after it
+	// (zero when the last outcome was a success). A dispatcher uses them to call a lane dead.
+	opens        int
+	failingSince time.Time
 }
 
 // NewBreaker returns a closed breaker for the named lane, reading time from now (time.Now when nil).
@@ -127,17 +131,35 @@ func (b *Breaker) report(gen uint64, err error) {
 	case err != nil && !retry.Classify(err).LaneFailure():
 		// excluded: neither success nor failure; a half-open slot is free again
 	case err == nil:
-		b.failures = 0
+		b.failures, b.opens, b.failingSince = 0, 0, time.Time{}
 		if state == StateHalfOpen {
 			b.setLocked(StateClosed, now)
 		}
 	case state == StateHalfOpen:
+		b.failedLocked(now)
 		b.setLocked(StateOpen, now)
 	default:
+		b.failedLocked(now)
 		if b.failures++; b.failures >= b.threshold {
 			b.setLocked(StateOpen, now)
 		}
 	}
+}
+
+// failedLocked notes a lane failure in the current run of failures.
+func (b *Breaker) failedLocked(now time.Time) {
+	if b.failingSince.IsZero() {
+		b.failingSince = now
+	}
+}
+
+// Streak returns the current run of failures: how many times the breaker has opened since the last
+// success, and when the first lane failure after that success came (zero when the last outcome
+// was a success or no failure came yet).
+func (b *Breaker) Streak() (opens int, failingSince time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.opens, b.failingSince
 }
 
 // currentLocked returns the state at now, turning an open breaker whose period is over half-open.
@@ -155,6 +177,7 @@ func (b *Breaker) setLocked(s State, now time.Time) {
 	b.failures, b.inFlight = 0, 0
 	if s == StateOpen {
 		b.openedAt = now
+		b.opens++
 	}
 }
 

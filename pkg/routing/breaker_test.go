@@ -384,3 +384,29 @@ func TestBreakerConcurrent(t *testing.T) {
 		wantState(t, b, StateClosed)
 	})
 }
+
+// TestBreakerStreak: opens and the start of the failure run accumulate until a success.
+func TestBreakerStreak(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := NewBreaker("lane", cfg(2, 10*time.Second), nil)
+		if n, since := b.Streak(); n != 0 || !since.IsZero() {
+			t.Fatalf("new breaker streak %d since %v", n, since)
+		}
+		start := time.Now()
+		attempt(t, b, errServer)
+		time.Sleep(time.Second)
+		attempt(t, b, errServer) // opens
+		for range 2 {            // two failed trials: two more opens
+			time.Sleep(time.Until(b.OpenUntil()))
+			attempt(t, b, errServer)
+		}
+		if n, since := b.Streak(); n != 3 || !since.Equal(start) {
+			t.Fatalf("streak %d since +%v, want 3 opens since the first failure", n, since.Sub(start))
+		}
+		time.Sleep(time.Until(b.OpenUntil()))
+		attempt(t, b, nil)
+		if n, since := b.Streak(); n != 0 || !since.IsZero() {
+			t.Fatalf("after a success: streak %d since %v", n, since)
+		}
+	})
+}

@@ -86,6 +86,8 @@ func (p *Planner) why(it *Item, ch *Choice, a Assignment, start model.Category, 
 	}
 	if a.Escalated {
 		parts = append(parts, fmt.Sprintf("escalated from %s: %s", start, escalationReason(ch.Excluded, start, it)))
+	} else if pm == "" && a.Category < start {
+		parts = append(parts, downReason(ch.Excluded, start, a.Category, it))
 	}
 	l := p.lanes[a.Lane]
 	shared := ""

@@ -250,6 +250,9 @@ func (p *Planner) decide(it *Item, ch *Choice) Assignment {
 				break
 			}
 		}
+		if len(p.cand) == 0 { // too large for every model from its category up: any that fits
+			used = p.fitBelow(it, start, ch, pm, pp)
+		}
 	}
 	if len(p.cand) == 0 {
 		if ch != nil {

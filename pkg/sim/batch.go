@@ -14,16 +14,14 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/config"
 )
 
-// Batch endpoints (see BatchDoc). A batch is accepted whole at creation, each line parsed and checked
-// like a realtime request (the same answers, the same 400s); its lines then finish evenly over the
+// Batch endpoints. A batch is accepted whole at creation, each line parsed and checked like a
+// realtime request (the same answers, the same 400s); its lines then finish evenly over the
 // provider's sim.batch.turnaround: line i of n at created + turnaround·(i+1)/n. When the batch ends
 // (turnaround, the completion window, or a cancel), each line is settled once: answered, errored
 // (sim.batch.errored, drawn per batch id and custom_id), expired (sim.batch.expired, or unfinished at
 // the window) or canceled (unfinished at the cancel). Batch lines are not rate limited: provider batch
 // queues sit outside the realtime limits; instead sim.batch.enqueued_tokens caps, per model, the
-// tokens (prompt + max_tokens) of unfinished batches.
-//
-// BatchDoc lists the endpoints:
+// tokens (prompt + max_tokens) of unfinished batches. The endpoints:
 //
 //	OpenAI     POST /v1/files (multipart, purpose=batch)      GET /v1/files/{id}/content
 //	           POST /v1/batches   GET /v1/batches[?after=&limit=]   GET /v1/batches/{id}   POST /v1/batches/{id}/cancel
@@ -31,7 +29,6 @@ import (
 //	           GET /v1/messages/batches/{id}   GET /v1/messages/batches/{id}/results   POST /v1/messages/batches/{id}/cancel
 //	Gemini     POST /v1beta/models/{model}:batchGenerateContent (inline requests)
 //	           GET /v1beta/batches[?pageSize=&pageToken=]   GET /v1beta/batches/{id}   POST /v1beta/batches/{id}:cancel
-const BatchDoc = "see the package documentation of batch.go"
 
 // Line outcomes, settled once when a batch ends.
 const (

@@ -188,8 +188,9 @@ func (s *Server) geminiOperation(b *simBatch, now time.Time) map[string]any {
 func (s *Server) writeGeminiOperation(w http.ResponseWriter, b *simBatch, now time.Time) {
 	s.batches.mu.Lock()
 	op := s.geminiOperation(b, now)
+	ended := b.ended // once true, b's outcomes no longer change
 	s.batches.mu.Unlock()
-	if !b.ended {
+	if !ended {
 		writeJSON(w, http.StatusOK, mustJSON(op))
 		return
 	}

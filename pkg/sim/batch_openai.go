@@ -281,8 +281,9 @@ func (s *Server) fileContent(w http.ResponseWriter, id string, now time.Time) {
 	} else if bid, ok := strings.CutPrefix(id, "file-err-"); ok {
 		b, errs = st.byID[bid], true
 	}
+	ready := b != nil && b.ended && b.failure == nil // once ended, b's outcomes no longer change
 	st.mu.Unlock()
-	if b == nil || !b.ended || b.failure != nil {
+	if !ready {
 		writeError(w, apiOpenAI, &apiError{status: http.StatusNotFound, msg: "No such File object: " + id}, now, true)
 		return
 	}

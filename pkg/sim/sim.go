@@ -10,6 +10,9 @@
 //	POST /v1beta/models/{model}:generateContent   Gemini (key ignored)
 //	GET  /v1/models                               models served (cheap health probe)
 //
+// and the three APIs' batch endpoints (OpenAI files and batches, Anthropic message batches, Gemini
+// batchGenerateContent operations) with the behaviour of sim.batch: see batch.go.
+//
 // Base URLs in providers.yaml follow the SDK conventions (see BaseURL). Every model of every provider
 // answers on all three APIs; a provider's sim.api names the wire format its clients are expected to
 // use and breaks routing ties (below).

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 
 	"github.com/llmbatch/llmbatch/pkg/request"
@@ -36,8 +37,15 @@ const (
 //   - there are tools, tool calls or a response_format other than text: their compact JSON is counted,
 //     which is close to, and usually above, what the API renders them as.
 //
-// Message texts and JSON values are counted through the Calculator's cache.
+// Message texts and JSON values are counted through the Calculator's cache. Texts beyond the bounds
+// of CountContext are estimated (exact false).
 func (c *Calculator) Input(req *request.Request, encoding string) (n int, exact bool) {
+	return c.InputContext(context.Background(), req, encoding)
+}
+
+// InputContext is Input that stops early once ctx is done, returning an estimate marked inexact
+// (the caller checks ctx.Err()); see CountContext.
+func (c *Calculator) InputContext(ctx context.Context, req *request.Request, encoding string) (n int, exact bool) {
 	id, exact := resolve(encoding)
 	add := func(k int, x bool) {
 		n += k
@@ -47,42 +55,42 @@ func (c *Calculator) Input(req *request.Request, encoding string) (n int, exact 
 	for i := range req.Messages {
 		m := &req.Messages[i]
 		n += tokensPerMessage
-		add(c.cachedCount(id, m.Role))
-		add(c.content(id, m.Content))
+		add(c.cachedCount(ctx, id, m.Role))
+		add(c.content(ctx, id, m.Content))
 		if m.Name != "" {
-			add(c.cachedCount(id, m.Name))
+			add(c.cachedCount(ctx, id, m.Name))
 			n += tokensPerName
 		}
 		if m.ToolCallID != "" {
-			add(c.cachedCount(id, m.ToolCallID))
+			add(c.cachedCount(ctx, id, m.ToolCallID))
 			exact = false
 		}
 		if present(m.ToolCalls) {
-			add(c.cachedJSON(id, m.ToolCalls))
+			add(c.cachedJSON(ctx, id, m.ToolCalls))
 			exact = false
 		}
 	}
 	if present(req.Tools) {
-		add(c.cachedJSON(id, req.Tools))
+		add(c.cachedJSON(ctx, id, req.Tools))
 		exact = false
 	}
 	if present(req.ResponseFormat) && !plainText(req.ResponseFormat) {
-		add(c.cachedJSON(id, req.ResponseFormat))
+		add(c.cachedJSON(ctx, id, req.ResponseFormat))
 		exact = false
 	}
 	return n, exact
 }
 
 // content counts one message content.
-func (c *Calculator) content(id encodingID, ct request.Content) (int, bool) {
+func (c *Calculator) content(ctx context.Context, id encodingID, ct request.Content) (int, bool) {
 	if ct.Parts == nil {
-		return c.cachedCount(id, ct.Text)
+		return c.cachedCount(ctx, id, ct.Text)
 	}
 	n, exact := 0, len(ct.Parts) <= 1
 	for _, p := range ct.Parts {
 		switch p.Type {
 		case "text", "input_text":
-			k, x := c.cachedCount(id, p.Text)
+			k, x := c.cachedCount(ctx, id, p.Text)
 			n, exact = n+k, exact && x
 		case "image_url", "input_image", "image":
 			n, exact = n+imageTokens(p.Raw), false
@@ -111,7 +119,7 @@ func imageTokens(raw json.RawMessage) int {
 
 // cachedJSON counts a JSON value in compact form, through the cache (tools and response formats are
 // usually the same on every line).
-func (c *Calculator) cachedJSON(id encodingID, raw json.RawMessage) (int, bool) {
+func (c *Calculator) cachedJSON(ctx context.Context, id encodingID, raw json.RawMessage) (int, bool) {
 	k := c.cache.keyBytes(id, kindJSON, raw)
 	if v, ok := c.cache.get(k); ok {
 		return v.n, v.exact
@@ -121,8 +129,10 @@ func (c *Calculator) cachedJSON(id encodingID, raw json.RawMessage) (int, bool) 
 	if err := json.Compact(&buf, raw); err == nil {
 		text = buf.String()
 	}
-	n, exact := c.count(id, text)
-	c.cache.put(k, entry{n: n, exact: exact})
+	n, exact := c.count(ctx, id, text)
+	if ctx.Err() == nil {
+		c.cache.put(k, entry{n: n, exact: exact})
+	}
 	return n, exact
 }
 

@@ -9,11 +9,14 @@
 // The tokeniser uses tiktoken's vocabularies (embedded by tiktoken-go-loader) with its own
 // pre-tokeniser and merge loop: tiktoken-go gives the same counts but at about 3 MB/s on two cores
 // with a quadratic worst case, while this runs at tens of MB/s per core with an O(n log n) worst case.
+// Beyond MaxExactText per text or MaxExactPiece per run without whitespace, counts are estimates
+// (marked inexact), so a hostile input costs milliseconds and megabytes, not seconds and gigabytes.
 // The tests hold it to tiktoken-go on every vector, on random text and under fuzzing, and to
 // js-tiktoken's counts in testdata/tokens/vectors.json.
 package tokens
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"unicode/utf8"
@@ -95,19 +98,45 @@ func (c *Calculator) Warm() error {
 
 // Count returns the number of tokens of text in the named encoding (cl100k_base, or o200k_base for
 // any other name), with special tokens such as "<|endoftext|>" counted as the ordinary text they are
-// in a prompt. It equals len(EncodeOrdinary(text)) of tiktoken (and tiktoken-go, which replaces
-// invalid UTF-8 by U+FFFD first, as this does). Its cost is O(n log n) at worst: pathological input
-// such as 100 KB of one letter, on which tiktoken's merge loop is quadratic and takes seconds, takes
-// tens of milliseconds. Count does not use the cache; Input does.
+// in a prompt. Within the bounds below it equals len(EncodeOrdinary(text)) of tiktoken (and
+// tiktoken-go, which replaces invalid UTF-8 by U+FFFD first, as this does); beyond them it is an
+// estimate (CountContext says which). Count does not use the cache; Input does.
 func (c *Calculator) Count(encoding, text string) int {
-	id, _ := resolve(encoding)
-	n, _ := c.count(id, text)
+	n, _ := c.CountContext(context.Background(), encoding, text)
 	return n
 }
 
-// count tokenises text, reporting whether the count is exact (false only if the encoding could not
-// be built and a bytes/4 estimate was used).
-func (c *Calculator) count(id encodingID, text string) (int, bool) {
+// CountContext is Count that also reports whether the count is exact and stops early, returning
+// an estimate marked inexact, once ctx is done (the caller checks ctx.Err()). It checks ctx at least
+// every checkEvery bytes, so cancelling acts within milliseconds even on a hostile text.
+//
+// The work per text is bounded: a text longer than MaxExactText is estimated from evenly spaced
+// samples, and a piece without whitespace longer than MaxExactPiece (50 MB of one letter, a base64
+// blob) is estimated from its beginning; both are marked inexact. Exact BPE on such input would take
+// seconds and a dozen bytes of memory per byte of text.
+func (c *Calculator) CountContext(ctx context.Context, encoding, text string) (n int, exact bool) {
+	id, _ := resolve(encoding)
+	return c.count(ctx, id, text)
+}
+
+// Bounds on exact counting (see CountContext).
+const (
+	// MaxExactText is the longest text counted exactly, 8 MiB: about two million tokens, beyond every
+	// context window but the largest, so only texts no model can take are estimated.
+	MaxExactText = 8 << 20
+	// MaxExactPiece is the longest pre-tokenised piece (a run without whitespace) counted exactly.
+	// Real words are far shorter; the bound keeps one piece's merge work to milliseconds.
+	MaxExactPiece = 64 << 10
+	// textSamples windows of sampleBytes each make the estimate of a text beyond MaxExactText.
+	textSamples = 16
+	sampleBytes = 32 << 10
+	// checkEvery is how many bytes of text are counted between two looks at the context.
+	checkEvery = 256 << 10
+)
+
+// count tokenises text, reporting whether the count is exact (false for an estimate: the text or a
+// piece of it beyond the bounds, ctx done midway, or an encoding that could not be built).
+func (c *Calculator) count(ctx context.Context, id encodingID, text string) (int, bool) {
 	if text == "" {
 		return 0, true
 	}
@@ -115,20 +144,87 @@ func (c *Calculator) count(id encodingID, text string) (int, bool) {
 	if err != nil {
 		return (len(text) + 3) / 4, false
 	}
+	if len(text) > MaxExactText {
+		return estimateText(ctx, enc, text), false
+	}
 	if !utf8.ValidString(text) {
 		text = string([]rune(text)) // each invalid byte becomes U+FFFD, as in tiktoken-go
 	}
-	n := 0
-	for p := 0; p < len(text); {
-		end := enc.next(text, p)
-		n += countPiece(enc.ranks, text[p:end])
-		p = end
-	}
-	return n, true
+	return countText(ctx, enc, text)
 }
 
-// cachedCount is count through the cache: a system prompt shared by a million requests is tokenised once.
-func (c *Calculator) cachedCount(id encodingID, text string) (int, bool) {
+// countText counts text exactly, estimating pieces beyond MaxExactPiece and, once ctx is done, the
+// rest of the text at four bytes per token.
+func countText(ctx context.Context, enc *encoding, text string) (int, bool) {
+	n, exact := 0, true
+	check := checkEvery
+	for p := 0; p < len(text); {
+		if p >= check {
+			if ctx.Err() != nil {
+				return n + (len(text)-p+3)/4, false
+			}
+			check = p + checkEvery
+		}
+		end := enc.next(text, p)
+		if end-p > MaxExactPiece {
+			n += estimatePiece(enc, text[p:end])
+			exact = false
+		} else {
+			n += countPiece(enc.ranks, text[p:end])
+		}
+		p = end
+	}
+	return n, exact
+}
+
+// estimatePiece estimates a long piece from its first MaxExactPiece bytes, scaled to its length.
+func estimatePiece(enc *encoding, piece string) int {
+	head := piece[:runeStart(piece, MaxExactPiece)]
+	if head == "" {
+		return (len(piece) + 3) / 4
+	}
+	k := countPiece(enc.ranks, head)
+	return int((int64(k)*int64(len(piece)) + int64(len(head)) - 1) / int64(len(head)))
+}
+
+// estimateText estimates a text beyond MaxExactText from textSamples evenly spaced windows of
+// sampleBytes, counted as countText does, scaled to the text's length.
+func estimateText(ctx context.Context, enc *encoding, text string) int {
+	counted, bytes := 0, 0
+	stride := len(text) / textSamples
+	for i := range textSamples {
+		if ctx.Err() != nil {
+			break
+		}
+		from := runeStart(text, i*stride)
+		to := runeStart(text, min(from+sampleBytes, len(text)))
+		w := text[from:to]
+		if !utf8.ValidString(w) {
+			w = string([]rune(w))
+		}
+		k, _ := countText(ctx, enc, w)
+		counted, bytes = counted+k, bytes+to-from
+	}
+	if bytes == 0 {
+		return (len(text) + 3) / 4
+	}
+	return int((int64(counted)*int64(len(text)) + int64(bytes) - 1) / int64(bytes))
+}
+
+// runeStart moves offset i of s back to the start of the rune it falls in (at most 3 bytes).
+func runeStart(s string, i int) int {
+	if i >= len(s) {
+		return len(s)
+	}
+	for j := 0; j < utf8.UTFMax && i > 0 && !utf8.RuneStart(s[i]); j++ {
+		i--
+	}
+	return i
+}
+
+// cachedCount is count through the cache: a system prompt shared by a million requests is tokenised
+// once. A count cut short by ctx is not cached.
+func (c *Calculator) cachedCount(ctx context.Context, id encodingID, text string) (int, bool) {
 	if text == "" {
 		return 0, true
 	}
@@ -136,7 +232,9 @@ func (c *Calculator) cachedCount(id encodingID, text string) (int, bool) {
 	if v, ok := c.cache.get(k); ok {
 		return v.n, v.exact
 	}
-	n, exact := c.count(id, text)
-	c.cache.put(k, entry{n: n, exact: exact})
+	n, exact := c.count(ctx, id, text)
+	if ctx.Err() == nil {
+		c.cache.put(k, entry{n: n, exact: exact})
+	}
 	return n, exact
 }

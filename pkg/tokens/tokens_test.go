@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -70,7 +71,7 @@ func TestCountMatchesTiktoken(t *testing.T) {
 	for _, s := range v.Strings {
 		for _, enc := range v.Encodings {
 			id, _ := resolve(enc)
-			n, exact := c.count(id, s.Text)
+			n, exact := c.count(context.Background(), id, s.Text)
 			if want := s.Counts[enc]; n != want || !exact {
 				t.Errorf("%s %s: got %d (exact %v), want %d exactly", enc, short(s.Text), n, exact, want)
 			}
@@ -88,7 +89,7 @@ func TestCountPathological(t *testing.T) {
 	for _, g := range v.Generated {
 		text := strings.Repeat(g.Unit, g.Times)
 		for _, enc := range v.Encodings {
-			if n, exact := c.count(mustResolve(enc), text); n != g.Counts[enc] || !exact {
+			if n, exact := c.count(context.Background(), mustResolve(enc), text); n != g.Counts[enc] || !exact {
 				t.Errorf("%s %d×%q: %d tokens (exact %v), want %d", enc, g.Times, g.Unit, n, exact, g.Counts[enc])
 			}
 		}

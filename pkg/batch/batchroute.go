@@ -1,0 +1,336 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/llmbatch/llmbatch/pkg/batchapi"
+	"github.com/llmbatch/llmbatch/pkg/batchjournal"
+	"github.com/llmbatch/llmbatch/pkg/batchrun"
+	"github.com/llmbatch/llmbatch/pkg/config"
+	"github.com/llmbatch/llmbatch/pkg/provider"
+	"github.com/llmbatch/llmbatch/pkg/provider/adapters"
+	"github.com/llmbatch/llmbatch/pkg/request"
+	"github.com/llmbatch/llmbatch/pkg/results"
+	"github.com/llmbatch/llmbatch/pkg/retry"
+	"github.com/llmbatch/llmbatch/pkg/sim"
+	"github.com/llmbatch/llmbatch/pkg/tokens"
+)
+
+// Routes of `run --via`.
+const (
+	ViaRealtime = "realtime" // every prompt through the realtime APIs (the default)
+	ViaBatch    = "batch"    // prompts of lanes whose provider has batch enabled go as provider batch jobs
+	ViaAuto     = "auto"     // batch where the provider's expected turnaround fits --deadline (or always without one)
+)
+
+// batchRoute sends the prompts of batch-enabled lanes as provider batch jobs (pkg/batchrun), one
+// runner per lane, journaled in OUT.jsonl.batches. Its answers join the realtime ones in the output
+// with via "batch", the job's batch_id and the batch price.
+type batchRoute struct {
+	e     *engine
+	j     *batchjournal.Journal
+	live  map[string]*batchLane // prompt id → lane of the live chunk holding it (from the journal)
+	lanes map[*target]*batchLane
+	fed   chan struct{} // closed once the producer has read the whole input
+	wg    sync.WaitGroup
+
+	mu  sync.Mutex
+	err error // first runner failure
+}
+
+// batchLane is one lane's runner and the prompts it still owes a result.
+type batchLane struct {
+	r        *batchRoute
+	l        *target
+	client   batchapi.Client
+	discount float64
+	in       chan batchrun.Prompt
+
+	mu      sync.Mutex
+	pending map[string]*pendingPrompt
+	arrived chan struct{} // closed and replaced whenever a prompt is added
+	written chan struct{} // closed once the last result handed to the writer is written; nil = none
+}
+
+type pendingPrompt struct {
+	req  *request.Request
+	preq *provider.Request
+	est  float64 // budget reservation (worst case at the batch price)
+	sent time.Time
+}
+
+// batchEnabled reports whether p may take batch jobs.
+func batchEnabled(p *config.Provider) bool { return p.Batch != nil && p.Batch.Enabled }
+
+// newBatchRoute opens the journal and starts a runner for every batch-enabled lane (each first
+// resumes its live chunks). It returns nil for --via realtime.
+func newBatchRoute(e *engine, o *Options) (*batchRoute, error) {
+	if o.Via == "" || o.Via == ViaRealtime {
+		return nil, nil
+	}
+	if o.Output == "-" {
+		return nil, usageErr(errors.New("--via batch needs an output file (its journal lives next to it): pass -o FILE"))
+	}
+	path := batchjournal.Path(o.Output)
+	if o.Fresh {
+		if _, err := os.Stat(path); err == nil {
+			if err := os.Rename(path, path+".old"); err != nil {
+				return nil, usageErr(fmt.Errorf("--fresh: %w", err))
+			}
+		}
+	}
+	j, st, err := batchjournal.Open(path, o.Now)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	r := &batchRoute{e: e, j: j, live: map[string]*batchLane{}, lanes: map[*target]*batchLane{}, fed: make(chan struct{})}
+	clients := map[string]batchapi.Client{}
+	for _, l := range e.targets {
+		p, _ := o.Config.Lookup(l.prov.name, l.sel.Name)
+		if p == nil || !batchEnabled(p) {
+			continue
+		}
+		c := clients[p.Name]
+		if c == nil {
+			var rt http.RoundTripper
+			if o.Transport != nil {
+				rt = o.Transport(p)
+			}
+			if rt == nil && p.Type == config.TypeSim {
+				rt = sim.NewProvider(p, sim.Options{Now: o.Now}).Transport()
+			}
+			if c, err = batchapi.New(p, batchapi.Options{Client: adapters.NewHTTPClient(4, rt), Getenv: o.Getenv, Now: o.Now}); err != nil {
+				_ = j.Close()
+				return nil, usageErr(err)
+			}
+			clients[p.Name] = c
+		}
+		r.lanes[l] = &batchLane{r: r, l: l, client: c, discount: p.Batch.DiscountOrDefault(),
+			in: make(chan batchrun.Prompt), pending: map[string]*pendingPrompt{}, arrived: make(chan struct{})}
+	}
+	for _, c := range st.Live() {
+		for l, bl := range r.lanes {
+			if l.prov.name == c.Provider && l.sel.Name == c.Model {
+				for _, id := range c.IDs {
+					r.live[id] = bl
+				}
+			}
+		}
+	}
+	return r, nil
+}
+
+// wants returns the batch lane that takes j, or nil when j goes realtime. A prompt sitting in a live
+// chunk always goes back to that chunk's lane, so it is never in two live jobs.
+func (r *batchRoute) wants(j *job) *batchLane {
+	if bl := r.live[j.req.ID]; bl != nil {
+		return bl
+	}
+	if j.planErr != nil || len(j.targets) == 0 {
+		return nil
+	}
+	bl := r.lanes[j.targets[0]]
+	if bl == nil {
+		return nil
+	}
+	if r.e.opts.Via == ViaAuto {
+		p, _ := r.e.opts.Config.Lookup(bl.l.prov.name, bl.l.sel.Name)
+		if d := r.e.opts.Select.Deadline; d > 0 && p.Batch.Turnaround.D() > d {
+			return nil
+		}
+	}
+	return bl
+}
+
+// start launches the lane runners; they end when the producer closes their input and their jobs
+// are downloaded, or when ctx ends (the provider jobs then stay live for the next run).
+func (r *batchRoute) start(ctx context.Context) {
+	for _, bl := range r.lanes {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := bl.run(ctx); err != nil && ctx.Err() == nil {
+				r.mu.Lock()
+				if r.err == nil {
+					r.err = err
+				}
+				r.mu.Unlock()
+				r.e.log.Error("batch route failed", "lane", bl.l.name(), "error", err)
+				r.e.halt(err)
+			}
+		}()
+	}
+}
+
+// add hands j's prompt to its batch lane, reserving its worst-case batch cost in the budget.
+func (r *batchRoute) add(ctx context.Context, bl *batchLane, j *job) error {
+	l := bl.l
+	in, _ := j.item.Input(l.sel)
+	est := tokens.Cost(l.cfg, max(in, j.charEstimate), j.expectedOutput(l)) * (1 - bl.discount)
+	if err := r.e.budget.reserve(ctx, est); err != nil {
+		if errors.Is(err, errBudget) {
+			r.e.hitBudget()
+		}
+		return err
+	}
+	p := &pendingPrompt{req: j.req, preq: j.providerRequest(l), est: est, sent: r.e.now()}
+	bl.mu.Lock()
+	bl.pending[j.req.ID] = p
+	close(bl.arrived)
+	bl.arrived = make(chan struct{})
+	bl.mu.Unlock()
+	select {
+	case bl.in <- batchrun.Prompt{ID: j.req.ID, Request: p.preq, Tokens: int64(j.admitTokens(l, in))}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// inputDone tells the runners that no more prompts come.
+func (r *batchRoute) inputDone() {
+	close(r.fed)
+	for _, bl := range r.lanes {
+		close(bl.in)
+	}
+}
+
+// wait waits for the runners and closes the journal.
+func (r *batchRoute) wait() error {
+	r.wg.Wait()
+	if err := r.j.Close(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+func (bl *batchLane) run(ctx context.Context) error {
+	p, _ := bl.r.e.opts.Config.Lookup(bl.l.prov.name, bl.l.sel.Name)
+	o := batchrun.Options{Journal: bl.r.j, Client: bl.client, Provider: bl.l.prov.name, Model: bl.l.sel.Name,
+		Caps: batchapi.Caps{MaxRequests: p.Batch.MaxRequests, MaxBytes: int64(p.Batch.MaxBytes)},
+		Poll: batchapi.PollPolicy{First: p.Batch.Poll.D()}, Jobs: 4,
+		// A failed line goes out again in a new job as often as the retry policy allows attempts.
+		MaxRounds: bl.r.e.opts.Config.RetryFor(p).MaxAttempts,
+		Lookup: func(id string) (batchrun.Prompt, error) {
+			pp := bl.get(ctx, id)
+			if pp == nil {
+				return batchrun.Prompt{}, fmt.Errorf("prompt %q is in a batch job but not in the input", id)
+			}
+			return batchrun.Prompt{ID: id, Request: pp.preq}, nil
+		},
+		OnResult: bl.deliver(ctx),
+		Flush: func(ctx context.Context) error {
+			bl.mu.Lock()
+			w := bl.written
+			bl.mu.Unlock()
+			if w == nil {
+				return nil
+			}
+			// The writer takes results in order, so the last one written means all were.
+			select {
+			case <-w:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+	}
+	if limit := p.Batch.EnqueuedTokens[bl.l.sel.Name]; limit > 0 {
+		o.Caps.MaxTokens = limit
+		o.Gate = batchapi.NewGate(limit)
+	}
+	return batchrun.Run(ctx, o, func(yield func(batchrun.Prompt) error) error {
+		for {
+			select {
+			case p, ok := <-bl.in:
+				if !ok {
+					return nil
+				}
+				if err := yield(p); err != nil {
+					return err
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	})
+}
+
+// get returns the pending prompt of id, waiting for the producer to reach it when a resumed job
+// answers before the input got there; nil once the whole input was read without it.
+func (bl *batchLane) get(ctx context.Context, id string) *pendingPrompt {
+	for {
+		bl.mu.Lock()
+		p, arrived := bl.pending[id], bl.arrived
+		bl.mu.Unlock()
+		if p != nil {
+			return p
+		}
+		select {
+		case <-arrived:
+		case <-bl.r.fed:
+			bl.mu.Lock()
+			p = bl.pending[id]
+			bl.mu.Unlock()
+			return p
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// deliver turns each line of a downloaded job into a result line.
+func (bl *batchLane) deliver(ctx context.Context) func(string, batchapi.Result, *batchapi.Job) error {
+	return func(id string, res batchapi.Result, job *batchapi.Job) error {
+		p := bl.get(ctx, id)
+		if p == nil {
+			// Answered in the output already (or no longer in the input): nothing to write.
+			return nil
+		}
+		bl.mu.Lock()
+		delete(bl.pending, id)
+		bl.mu.Unlock()
+		l, e := bl.l, bl.r.e
+		var r *results.Result
+		if res.Outcome == batchapi.LineOK {
+			u := res.Response.Usage
+			cost := batchapi.Cost(l.cfg, u.InputTokens, u.OutputTokens, bl.discount)
+			e.budget.settle(p.est, cost)
+			r = &results.Result{CustomID: p.req.ID, Status: results.StatusOK, Provider: l.prov.name, Model: l.sel.Name,
+				Content: res.Response.Content, ToolCalls: res.Response.ToolCalls, FinishReason: res.Response.FinishReason,
+				Usage: &u, CostUSD: cost, Attempts: 1, LatencyMS: e.now().Sub(p.sent).Milliseconds(),
+				RequestHash: p.req.Hash, RequestID: res.Response.RequestID, Metadata: p.req.Metadata,
+				Via: ViaBatch, BatchID: job.ID, StartedAt: results.Timestamp(p.sent), FinishedAt: results.Timestamp(e.now())}
+		} else {
+			e.budget.settle(p.est, 0)
+			c := retry.Classify(res.Err)
+			r = &results.Result{CustomID: p.req.ID, Status: results.StatusError, Provider: l.prov.name, Model: l.sel.Name,
+				Attempts: 1, RequestHash: p.req.Hash, Metadata: p.req.Metadata, Via: ViaBatch, BatchID: job.ID,
+				Error:     &results.ErrorInfo{Type: string(c.Type), Message: c.Message, StatusCode: c.StatusCode},
+				StartedAt: results.Timestamp(p.sent), FinishedAt: results.Timestamp(e.now())}
+		}
+		if e.cache != nil {
+			e.cache.Store(p.req, r) // a batch answer is as good as a realtime one
+		}
+		written := make(chan struct{})
+		e.acks.Store(r, written)
+		bl.mu.Lock()
+		bl.written = written
+		bl.mu.Unlock()
+		select {
+		case e.results <- finishedPrompt{r: r}:
+			return nil
+		case <-ctx.Done():
+			e.acks.Delete(r)
+			return ctx.Err()
+		}
+	}
+}
