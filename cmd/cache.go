@@ -23,17 +23,27 @@ type CacheFlags struct {
 
 func (c *CacheFlags) register(fl *pflag.FlagSet, dryRun bool) {
 	if dryRun {
-		fl.StringVar(&c.Mode, "cache", "on", "count prompts the response cache answers at no cost: on | off | read | always (always also counts sampled requests)")
+		fl.StringVar(&c.Mode, "cache", "", "count prompts the response cache answers at no cost, `on|off|read|always` (default on, else $LLMBATCH_CACHE); always also counts sampled requests")
 	} else {
-		fl.StringVar(&c.Mode, "cache", "on", "response cache: on (sampled requests, temperature > 0 without seed, are not cached) | off | read (never write) | always")
+		fl.StringVar(&c.Mode, "cache", "", "response cache, `on|off|read|always` (default on, else $LLMBATCH_CACHE): on leaves out sampled requests (temperature > 0, no seed), read never writes")
 		fl.StringVar(&c.MaxSize, "cache-max-size", "", "size cap of the response cache; the least recently used answers go first (default 1GiB)")
 	}
 	fl.DurationVar(&c.TTL, "cache-ttl", 0, "cached answers older than this are not used (default: no expiry)")
 }
 
-// options parses the flags.
-func (c *CacheFlags) options(now func() time.Time) (cache.Mode, cache.Options, error) {
-	m, err := cache.ParseMode(c.Mode)
+// options parses the flags; without --cache the mode comes from $LLMBATCH_CACHE, else on.
+func (c *CacheFlags) options(getenv func(string) string, now func() time.Time) (cache.Mode, cache.Options, error) {
+	mode := c.Mode
+	if mode == "" && getenv != nil {
+		if env := getenv("LLMBATCH_CACHE"); env != "" {
+			m, err := cache.ParseMode(env)
+			if err != nil {
+				return m, cache.Options{}, fmt.Errorf("$LLMBATCH_CACHE=%q: want on, off, read or always", env)
+			}
+			mode = env
+		}
+	}
+	m, err := cache.ParseMode(mode)
 	if err != nil {
 		return m, cache.Options{}, err
 	}

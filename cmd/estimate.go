@@ -175,7 +175,7 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	if opts.MaxCost < 0 {
 		return usageErr(fmt.Errorf("--max-cost must not be negative (got %v)", opts.MaxCost))
 	}
-	cacheMode, cacheOpts, err := opts.Cache.options(opts.Now)
+	cacheMode, cacheOpts, err := opts.Cache.options(opts.Getenv, opts.Now)
 	if err != nil {
 		return usageErr(err)
 	}

@@ -123,7 +123,7 @@ func runOptions(o *RunOptions) (batch.Options, error) {
 	if err != nil {
 		return batch.Options{}, usageErr(err)
 	}
-	cacheMode, cacheOpts, err := o.Cache.options(f.Now)
+	cacheMode, cacheOpts, err := o.Cache.options(f.Getenv, f.Now)
 	if err != nil {
 		return batch.Options{}, usageErr(err)
 	}

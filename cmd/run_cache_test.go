@@ -292,7 +292,7 @@ providers:
 	input := filepath.Join(dir, "prompts.jsonl")
 	os.WriteFile(input, prompts, 0o644)
 	home := filepath.Join(dir, "cache")
-	env := append(os.Environ(), "XDG_CACHE_HOME="+home)
+	env := append(os.Environ(), "XDG_CACHE_HOME="+home, "LLMBATCH_CACHE=on") // TestMain turns it off for children
 	var wg sync.WaitGroup
 	outs := []string{filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")}
 	errs := make([]string, 2)
