@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -15,6 +16,8 @@ type budget struct {
 	holders  int     // reservations not yet settled
 	// settled is closed (and replaced) by every settle, waking reservations that wait for room.
 	settled chan struct{}
+	// shared, when set, keeps the cap for all the job's processes; spent still sums this process's.
+	shared SharedBudget
 }
 
 // reserve claims est USD for one attempt. While requests in flight hold reservations that may yet
@@ -23,6 +26,13 @@ type budget struct {
 func (b *budget) reserve(ctx context.Context, est float64) error {
 	if b.limit <= 0 {
 		return nil
+	}
+	if b.shared != nil {
+		err := b.shared.Reserve(ctx, est)
+		if errors.Is(err, ErrBudgetReached) {
+			return errBudget
+		}
+		return err
 	}
 	for {
 		b.mu.Lock()
@@ -55,6 +65,10 @@ func (b *budget) settle(est, actual float64) {
 	defer b.mu.Unlock()
 	b.spent += actual
 	if b.limit <= 0 {
+		return
+	}
+	if b.shared != nil {
+		b.shared.Settle(est, actual)
 		return
 	}
 	b.reserved -= est

@@ -49,6 +49,10 @@ type Options struct {
 	Transport func(p *config.Provider) http.RoundTripper
 	// Limits keeps the lanes' rate limits; nil = in-process (see LimitStore).
 	Limits LimitStore
+	// Budget keeps the MaxCost cap when processes share it; nil = this process's alone.
+	Budget SharedBudget
+	// Shard, when set (N > 1), restricts the run to the prompts of shard I of N (--shard i/n).
+	Shard request.Shard
 	// Dispatch returns the dispatcher of a provider; nil = one request per prompt (see Dispatcher).
 	Dispatch func(p *config.Provider, api provider.Provider) Dispatcher
 	// Cache, when set, opens the response cache for the run, given the lanes ("provider/model") the
@@ -117,7 +121,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	checkCtx, stopWatching := untilStopped(ctx, o.Stop) // nothing is sent yet: a stop acts at once
 	p, err := Prepare(checkCtx, PrepareOptions{Config: o.Config, Select: o.Select, Getenv: o.Getenv,
-		Input: o.Input, Stdin: o.Stdin, Warn: o.Warn, Done: done})
+		Input: o.Input, Stdin: o.Stdin, Warn: o.Warn, Done: done, Shard: o.Shard})
 	if stopWatching() {
 		if p != nil {
 			p.Close()
@@ -241,6 +245,7 @@ type engine struct {
 	// deadAfter bounds how long a prompt waits on lanes that are all unusable (defaults.dead_after).
 	deadAfter time.Duration
 	budget    budget
+	speedMu   sync.Mutex // --prefer speed: a job's choice of lane and its reservation there are one step
 
 	source Source
 	known  ResultSource  // nil = nothing known
@@ -269,7 +274,7 @@ var errStopped = errors.New("stopped")
 // newEngine builds the engine over lanes; o has its defaults set.
 func newEngine(o Options, targets []*target) *engine {
 	e := &engine{opts: o, now: o.Now, log: o.Logger, rand: o.Rand, targets: targets, deadAfter: config.DefaultDeadAfter,
-		slots: make(chan struct{}, o.Concurrency), budget: budget{limit: o.MaxCost}}
+		slots: make(chan struct{}, o.Concurrency), budget: budget{limit: o.MaxCost, shared: o.Budget}}
 	if o.Config != nil && o.Config.Defaults.DeadAfter > 0 {
 		e.deadAfter = o.Config.Defaults.DeadAfter.D()
 	}
@@ -460,6 +465,7 @@ func (e *engine) record(f finishedPrompt) {
 		e.display.Add(o)
 	}
 	if e.opts.Summary != nil {
+		o.RateLimited = 0 // counted as they came, under the lane that sent them (job.attempt)
 		e.opts.Summary.Add(o)
 	}
 }

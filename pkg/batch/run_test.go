@@ -239,10 +239,17 @@ func TestRunFailsWhatCannotSucceed(t *testing.T) {
 		if err != nil || rep.Failed != 6 {
 			t.Fatalf("%+v, %v", rep, err)
 		}
+		// A prompt may fail without an attempt of its own: once the lane is dead (its breaker opened
+		// again and again with no success), waiting prompts get the lane's last failure.
+		sent := 0
 		for id, res := range r.byID() {
-			if res.Status != results.StatusError || res.Error.Type != "server_error" || len(res.AttemptLog) == 0 {
+			if res.Status != results.StatusError || res.Error.Type != "server_error" || len(res.AttemptLog) != res.Attempts {
 				t.Errorf("%s: %+v", id, res)
 			}
+			sent += res.Attempts
+		}
+		if sent == 0 {
+			t.Error("no prompt was sent: the failures were not the provider's")
 		}
 	})
 }
@@ -263,6 +270,46 @@ func TestRunRateLimitedLaneCatchesUp(t *testing.T) {
 		}
 		if got := len(r.byID()); got != 30 {
 			t.Fatalf("%d lines", got)
+		}
+	})
+}
+
+// TestRunSummaryCountsEvery429: the summary's 429 column is every 429 the provider sent, in a run
+// stopped while prompts still wait on the lane and in the resumed run that finishes them.
+func TestRunSummaryCountsEvery429(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, fmt.Sprintf(oneProvider, ", rpm: 600", ", limits: {o-small: {rpm: 20, hide_headers: true}}"), 40)
+		srv := sim.New(r.cfg, sim.Options{Now: time.Now, Seed: 1})
+		sent := 0
+		for run := range 2 {
+			o := r.options()
+			o.Transport = func(*config.Provider) http.RoundTripper { return srv.Transport() }
+			o.Summary = progress.NewSummary(time.Now)
+			if run == 0 {
+				stop := make(chan struct{})
+				o.Stop = stop
+				go func() {
+					time.Sleep(30 * time.Second)
+					close(stop)
+				}()
+			}
+			rep, err := batch.Run(context.Background(), o)
+			if err != nil {
+				t.Fatalf("run %d: %+v, %v", run, rep, err)
+			}
+			got := srv.Stats()["only/o-small"].RateLimited - sent
+			sent += got
+			t.Logf("run %d: %d ok, %d remaining, %d 429s from the simulator, %d in the summary", run, rep.OK, rep.Remaining, got,
+				o.Summary.JSON().RateLimited)
+			if run == 0 && (rep.Remaining == 0 || got == 0) {
+				t.Fatalf("run 0 was not stopped with 429s behind it: %+v, %d 429s", rep, got)
+			}
+			if n := o.Summary.JSON().RateLimited; n != got {
+				t.Errorf("run %d: the summary counts %d 429s, the simulator sent %d", run, n, got)
+			}
+		}
+		if len(r.byID()) != 40 {
+			t.Fatalf("%d lines after the resumed run", len(r.byID()))
 		}
 	})
 }
@@ -525,4 +572,42 @@ type refused struct{}
 
 func (refused) RoundTrip(*http.Request) (*http.Response, error) {
 	return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+}
+
+// TestRunViaBatch: with Via batch, a batch-enabled lane's prompts go as provider batch jobs
+// (failed and expired lines sent again in new jobs) and come back marked via batch, at the batch
+// price, each with its job's id; a second run finds them answered and sends nothing.
+func TestRunViaBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, `
+defaults: {concurrency: 16, timeout: 60s}
+providers:
+  - name: sb
+    type: sim
+    batch: {enabled: true, poll: 30s, turnaround: 24h}
+    models:
+      - {name: m, category: small, input_per_mtok: 0.15, output_per_mtok: 0.6, max_output_tokens: 4096}
+    sim: {api: anthropic, batch: {turnaround: 20m, errored: 0.1, expired: 0.05}}
+`, 120)
+		o := r.options()
+		o.Via = batch.ViaBatch
+		rep, err := batch.Run(context.Background(), o)
+		if err != nil || rep.OK != 120 {
+			t.Fatalf("%+v, %v", rep, err)
+		}
+		jobs := map[string]bool{}
+		for id, res := range r.byID() {
+			if res.Status != results.StatusOK || res.Via != "batch" || res.BatchID == "" {
+				t.Fatalf("%s: %+v", id, res)
+			}
+			jobs[res.BatchID] = true
+		}
+		if len(jobs) < 2 {
+			t.Errorf("answers from %d jobs: failed lines should have gone out again in a new job", len(jobs))
+		}
+		rep, err = batch.Run(context.Background(), o)
+		if err != nil || rep.Skipped != 120 || rep.OK != 0 {
+			t.Fatalf("rerun: %+v, %v", rep, err)
+		}
+	})
 }

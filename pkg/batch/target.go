@@ -39,6 +39,9 @@ type target struct {
 	deadLogged  atomic.Bool
 	// reasoning models get max_completion_tokens from the OpenAI adapter.
 	reasoning bool
+	// now is the run's clock; breakerShared the last open-until published (time.Time).
+	now           func() time.Time
+	breakerShared atomic.Value
 }
 
 // providerState is what the lanes of one provider share.
@@ -83,12 +86,42 @@ func (p *providerState) disabledReason() string {
 	return ""
 }
 
+// limiterReserver returns the lane's limiter as a reserver when it is one (false for a nil lane).
+func (l *target) limiterReserver() (reserver, bool) {
+	if l == nil {
+		return nil, false
+	}
+	r, ok := l.limits.(reserver)
+	return r, ok
+}
+
 // name is "provider/model", the lane's key in logs and the summary.
 func (l *target) name() string { return l.sel.String() }
 
 // usable reports whether the lane may take a request now.
 func (l *target) usable() bool {
-	return !l.exhausted.Load() && l.prov.disabledReason() == "" && l.breaker.State() != routing.StateOpen
+	return !l.exhausted.Load() && l.prov.disabledReason() == "" && l.breaker.State() != routing.StateOpen &&
+		!l.sharedBreakerOpen()
+}
+
+// sharedBreakerOpen reports whether another process sharing the lane published an open breaker.
+func (l *target) sharedBreakerOpen() bool {
+	sb, ok := l.limits.(BreakerSharer)
+	return ok && l.now != nil && sb.BreakerOpenUntil().After(l.now())
+}
+
+// shareBreaker publishes the breaker's opening (once per opening) when the lane is shared.
+func (l *target) shareBreaker() {
+	sb, ok := l.limits.(BreakerSharer)
+	if !ok || l.breaker.State() != routing.StateOpen {
+		return
+	}
+	until := l.breaker.OpenUntil()
+	if prev, _ := l.breakerShared.Load().(time.Time); !until.After(prev) {
+		return
+	}
+	l.breakerShared.Store(until)
+	sb.PublishBreaker(until)
 }
 
 // buildTargets wraps every selector lane whose provider has an adapter in apis with its live state.
@@ -116,12 +149,15 @@ func buildTargets(cfg *config.Config, sels []*selector.Lane, apis map[string]pro
 			provs[p.Name] = ps
 		}
 		key := sl.String()
+		window, quantum := config.EnforcementFor(p, m)
 		targets = append(targets, &target{
 			sel: sl, cfg: m, prov: ps,
-			limits:    store.Limiter(key, ratelimit.Limits{RPM: m.RPM, TPM: m.TPM, RPD: m.RPD, TPD: m.TPD}),
+			limits: store.Limiter(key, ratelimit.Limits{RPM: m.RPM, TPM: m.TPM, RPD: m.RPD, TPD: m.TPD,
+				Window: window, Quantum: quantum}),
 			breaker:   routing.NewBreaker(key, cfg.BreakerFor(p), now),
 			health:    routing.NewHealth(routing.HealthConfig{Cooldown: cfg.BreakerFor(p).OpenFor.D()}),
 			reasoning: sl.Category == model.Reasoning,
+			now:       now,
 		})
 	}
 	if len(targets) == 0 {
