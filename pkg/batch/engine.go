@@ -142,7 +142,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	e := newEngine(o, targets)
 	e.source, e.known = p.source(), out.known
-	if e.route, err = newBatchRoute(e, &o); err != nil {
+	if e.route, err = newBatchRoute(e, &o, p.Input); err != nil {
 		_ = out.close()
 		return nil, err
 	}
