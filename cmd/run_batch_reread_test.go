@@ -49,7 +49,9 @@ func TestRunViaBatchNoticesAChangedInput(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newSimRun(t, batchConfig("openai", "{turnaround: 10m, errored: 0.5}"), 100, 40)
 		done := make(chan int)
-		go func() { done <- s.exec(nil, "run", s.input, "-c", s.cfgPath, "-o", s.output, "--via", "batch", "--quiet") }()
+		go func() {
+			done <- s.exec(nil, "run", s.input, "-c", s.cfgPath, "-o", s.output, "--via", "batch", "--quiet")
+		}()
 		time.Sleep(5 * time.Minute) // the first job is running
 		ids := make([]string, 0, len(s.prompts))
 		for id := range s.prompts {
