@@ -68,5 +68,6 @@ bench-batch: build
 	$(BIN) sim prompts 200000 > testdata/out/batch200k.jsonl
 	$(BIN) sim serve --addr 127.0.0.1:8089 --config testdata/batch.bench.sim.yaml > /dev/null & pid=$$!; \
 	  trap "kill $$pid" EXIT; sleep 1; \
+	  export XDG_STATE_HOME=testdata/out/state; \
 	  if [ -x /usr/bin/time ]; then /usr/bin/time -f 'wall %es, peak RSS %M KiB' $(BIN) run testdata/out/batch200k.jsonl -c testdata/batch.bench.client.yaml --via batch --fresh --quiet; \
 	  else time $(BIN) run testdata/out/batch200k.jsonl -c testdata/batch.bench.client.yaml --via batch --fresh --quiet; fi
