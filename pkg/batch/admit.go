@@ -51,7 +51,24 @@ type settlement struct {
 // what the earlier steps took and says why. ctx ends the rate-limit wait early (a recovered lane);
 // the run's halt ends every wait.
 func (e *engine) admit(ctx context.Context, l *target, tokens int, cost float64) (*admission, refusal) {
-	ticket, err := l.limits.Wait(ctx, tokens)
+	return e.admitHeld(ctx, l, tokens, cost, nil, nil)
+}
+
+// admitHeld is admit with the slot the job reserved on l when it chose the lane (held; heldErr the
+// reservation's failure): it waits for that slot instead of reserving again.
+func (e *engine) admitHeld(ctx context.Context, l *target, tokens int, cost float64, held heldTicket, heldErr error) (*admission, refusal) {
+	var ticket Ticket
+	var err error
+	switch {
+	case heldErr != nil:
+		err = heldErr
+	case held != nil:
+		if err = held.Wait(ctx); err == nil {
+			ticket = held
+		}
+	default:
+		ticket, err = l.limits.Wait(ctx, tokens)
+	}
 	switch {
 	case errors.Is(err, ratelimit.ErrDailyExhausted):
 		if !l.exhausted.Swap(true) {

@@ -230,6 +230,7 @@ type engine struct {
 	// deadAfter bounds how long a prompt waits on lanes that are all unusable (defaults.dead_after).
 	deadAfter time.Duration
 	budget    budget
+	speedMu   sync.Mutex // --prefer speed: a job's choice of lane and its reservation there are one step
 
 	source Source
 	known  ResultSource // nil = nothing known
@@ -445,6 +446,7 @@ func (e *engine) record(f finishedPrompt) {
 		e.display.Add(o)
 	}
 	if e.opts.Summary != nil {
+		o.RateLimited = 0 // counted as they came, under the lane that sent them (job.attempt)
 		e.opts.Summary.Add(o)
 	}
 }

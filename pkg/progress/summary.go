@@ -86,6 +86,21 @@ func (s *Summary) Add(o Outcome) {
 	st.retries += o.Retries
 }
 
+// AddRateLimited records n 429 answers lane (provider, model) received, whatever became of their
+// prompts (answered there or on another lane, failed, or left for a resumed run): the 429 column
+// counts every 429 of the run under the lane that sent it. Outcome.RateLimited adds to the same count.
+func (s *Summary) AddRateLimited(provider, model string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := laneKey{provider, model}
+	st := s.lanes[k]
+	if st == nil {
+		st = &laneStats{}
+		s.lanes[k] = st
+	}
+	st.rateLimited += n
+}
+
 // SetCeiling records a lane's theoretical ceiling in requests per second (min(RPM, TPM/tokens per
 // request)/60; see ratelimit.Limits.Ceiling), so the report can show the share of what the limits
 // allowed that the run achieved. A ceiling of 0 means unknown.
