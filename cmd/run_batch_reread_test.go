@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/llmbatch/llmbatch/pkg/batchjournal"
 )
 
 // TestRunViaBatchRereadsPromptsFromStdin: the batch route keeps no prompt text in memory but reads
@@ -79,6 +81,43 @@ func TestRunViaBatchNoticesAChangedInput(t *testing.T) {
 		}
 		if st := s.stats("sb/m"); st.BatchLines != 100 || ok == 0 {
 			t.Errorf("sim stats %+v, %d ok lines: want only the first job's 100 lines sent", st, ok)
+		}
+	})
+}
+
+// TestRunViaBatchRetriedChunksCountTheirTokens: failed lines planned again in a new job are read
+// again from the input with their token cost, so every chunk of the journal, retries included,
+// counts against the enqueued-token limit (a retry chunk of 0 tokens could overfill it).
+func TestRunViaBatchRetriedChunksCountTheirTokens(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := strings.Replace(batchConfig("anthropic", "{turnaround: 10m, errored: 0.2, enqueued_tokens: 20000}"),
+			"turnaround: 24h}", "turnaround: 24h, enqueued_tokens: {m: 20000}}", 1)
+		s := newSimRun(t, cfg, 200, 40)
+		s.runOK("--via", "batch")
+		st, err := batchjournal.Read(batchjournal.Path(s.output))
+		if err != nil {
+			t.Fatal(err)
+		}
+		planned := map[string]int{}
+		for _, c := range st.Chunks {
+			if c.Tokens <= 0 || c.Tokens > 20000 {
+				t.Errorf("chunk %s of %d prompts counts %d tokens", c.ID, len(c.IDs), c.Tokens)
+			}
+			for _, id := range c.IDs {
+				planned[id]++
+			}
+		}
+		retried := 0
+		for _, n := range planned {
+			if n > 1 {
+				retried++
+			}
+		}
+		if retried == 0 {
+			t.Errorf("no prompt was planned twice: the test needs failed lines sent again")
+		}
+		if sst := s.stats("sb/m"); sst.BatchOK != 200 || sst.BatchDuplicateLive != 0 {
+			t.Errorf("sim stats %+v", sst)
 		}
 	})
 }

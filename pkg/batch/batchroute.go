@@ -83,6 +83,7 @@ type pendingPrompt struct {
 	line     int
 	off      int64
 	est      float64 // budget reservation (worst case at the batch price)
+	tokens   int64   // what it counts against the enqueued-token limit (prompt estimate + max tokens)
 	sent     int64   // when it was handed to the lane, Unix nanoseconds (smaller than a time.Time)
 }
 
@@ -220,7 +221,8 @@ func (r *batchRoute) add(ctx context.Context, bl *batchLane, j *job) error {
 		}
 		return err
 	}
-	p := &pendingPrompt{id: j.req.ID, metadata: j.req.Metadata, line: j.req.Line, off: j.req.Offset, est: est, sent: r.e.now().UnixNano()}
+	p := &pendingPrompt{id: j.req.ID, metadata: j.req.Metadata, line: j.req.Line, off: j.req.Offset, est: est,
+		tokens: int64(j.admitTokens(l, in)), sent: r.e.now().UnixNano()}
 	h, err := hex.DecodeString(j.req.Hash)
 	if err != nil || len(h) != len(p.hash) {
 		return fmt.Errorf("batch route: prompt %q: request hash %q is not a hex sha256", j.req.ID, j.req.Hash)
@@ -232,7 +234,7 @@ func (r *batchRoute) add(ctx context.Context, bl *batchLane, j *job) error {
 	bl.arrived = make(chan struct{})
 	bl.mu.Unlock()
 	select {
-	case bl.in <- batchrun.Prompt{ID: j.req.ID, Request: j.providerRequest(l), Tokens: int64(j.admitTokens(l, in))}:
+	case bl.in <- batchrun.Prompt{ID: j.req.ID, Request: j.providerRequest(l), Tokens: p.tokens}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -279,7 +281,7 @@ func (bl *batchLane) run(ctx context.Context) error {
 			if err != nil {
 				return batchrun.Prompt{}, err
 			}
-			return batchrun.Prompt{ID: id, Request: providerRequest(req, bl.l)}, nil
+			return batchrun.Prompt{ID: id, Request: providerRequest(req, bl.l), Tokens: pp.tokens}, nil
 		},
 		OnResult: bl.deliver(ctx),
 		OnPoll:   bl.showJob,
