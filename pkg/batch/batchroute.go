@@ -117,8 +117,9 @@ func newBatchRoute(e *engine, o *Options, in *request.Input) (*batchRoute, error
 	histPath := batchplan.HistoryPath(o.Getenv)
 	hist, err := batchplan.Load(histPath, "")
 	if err != nil {
-		_ = j.Close()
-		return nil, err
+		// The history only refines the expected turnaround: without it the config's stands.
+		e.log.Warn("batch turnaround history not read; using the configured turnaround", "error", err)
+		hist = batchplan.NewHistory()
 	}
 	for _, s := range batchplan.Samples(st) {
 		hist.Add(s)
@@ -152,6 +153,7 @@ func newBatchRoute(e *engine, o *Options, in *request.Input) (*batchRoute, error
 				rt = sim.NewProvider(p, sim.Options{Now: o.Now}).Transport()
 			}
 			if c, err = batchapi.New(p, batchapi.Options{Client: adapters.NewHTTPClient(4, rt), Getenv: o.Getenv, Now: o.Now}); err != nil {
+				_ = f.Close()
 				_ = j.Close()
 				return nil, usageErr(err)
 			}
