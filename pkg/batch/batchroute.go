@@ -68,8 +68,9 @@ type batchLane struct {
 
 	mu      sync.Mutex
 	pending map[string]*pendingPrompt
-	arrived chan struct{} // closed and replaced whenever a prompt is added
-	written chan struct{} // closed once the last result handed to the writer is written; nil = none
+	arrived chan struct{}              // closed and replaced whenever a prompt is added
+	written chan struct{}              // closed once the last result handed to the writer is written; nil = none
+	states  map[string]batchapi.Status // last logged state of each live job (when no display draws)
 }
 
 // pendingPrompt is what a lane keeps of a prompt until its result arrives: what the result line
@@ -338,11 +339,28 @@ func (r *batchRoute) reread(p *pendingPrompt) (*request.Request, error) {
 	return req, nil
 }
 
-// showJob puts a polled job's state, counts and age in the progress display.
+// showJob puts a polled job's state, counts and age in the progress display; without a drawn
+// display (no terminal, --progress never) each new state of a job is an info log line instead, so
+// an unattended run still says what its jobs are doing.
 func (bl *batchLane) showJob(chunk string, j *batchapi.Job) {
-	if d := bl.r.e.display; d != nil {
+	if d := bl.r.e.display; d != nil && d.Enabled() {
 		d.Job(progress.Job{Key: chunk, Lane: bl.l.name(), ID: j.ID, State: string(j.Status), Ended: j.Status.Ended(),
 			Total: j.Total, Done: j.Done, Failed: j.Failed, Created: j.CreatedAt})
+		return
+	}
+	bl.mu.Lock()
+	if bl.states == nil {
+		bl.states = map[string]batchapi.Status{}
+	}
+	changed := bl.states[chunk] != j.Status
+	bl.states[chunk] = j.Status
+	if j.Status.Ended() {
+		delete(bl.states, chunk)
+	}
+	bl.mu.Unlock()
+	if changed {
+		bl.r.e.log.Info("batch job", "chunk", chunk, "lane", bl.l.name(), "batch_id", j.ID, "state", string(j.Status),
+			"done", j.Done, "total", j.Total, "failed", j.Failed)
 	}
 }
 
