@@ -44,6 +44,7 @@ type EstimateOptions struct {
 	// Transport and Now are the Factory's, for --sample's requests.
 	Transport func(p *config.Provider) http.RoundTripper
 	Now       func() time.Time
+	Cache     CacheFlags
 }
 
 // NewCmdEstimate builds the `estimate` command: what a run would cost and how long it would take,
@@ -77,6 +78,7 @@ func NewCmdEstimate(f *Factory) *cobra.Command {
 	c.Flags().StringVar(&opts.Calibrate, "calibrate", "", "results `FILE` of similar prompts to take the expected output and latency from")
 	opts.Selection.register(c.Flags())
 	registerVia(c.Flags(), &opts.Via)
+	opts.Cache.register(c.Flags(), true)
 	completeConfig(c)
 	completeJSONL(c)
 	completeValues(c, "prefer", "cost", "speed")
@@ -163,6 +165,10 @@ type estimateJSON struct {
 	OverBudget  bool             `json:"over_budget"`
 	Alternative estimatePlanJSON `json:"alternative"`
 	Warnings    []string         `json:"warnings"`
+	// CacheHits are the prompts the response cache answers (at $0, left out of the figures);
+	// CacheSavedUSD what they cost when bought.
+	CacheHits     int     `json:"cache_hits"`
+	CacheSavedUSD float64 `json:"cache_saved_usd"`
 }
 
 func estimateRun(ctx context.Context, opts *EstimateOptions) error {
@@ -180,6 +186,10 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		return usageErr(fmt.Errorf("--max-cost must not be negative (got %v)", opts.MaxCost))
 	}
 	if err := batchplan.CheckVia(opts.Via); err != nil {
+		return usageErr(err)
+	}
+	cacheMode, cacheOpts, err := opts.Cache.options(opts.Getenv, opts.Now)
+	if err != nil {
 		return usageErr(err)
 	}
 	cfg, err := opts.Config()
@@ -218,7 +228,19 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		tallies[as.Lane].Add(as.Input, reserve, it.Category, estimate.First(evs, l.Provider, l.Name).MeanOutput(l.Provider, l.Name))
 	}
 	var unserved []error
+	// Prompts the response cache answers cost nothing and take no time: they are counted apart.
+	responses := openCacheSource(opts.Getenv, cacheMode, cacheOpts, pinnedLanes(lanes, sel), func(err error) {
+		fmt.Fprintf(opts.IO.ErrOut, "warning: %s: %v\n", cacheWarning, err)
+	})
+	defer responses.Close()
+	var hits int
+	var saved float64
 	err = chk.Analyze(ctx, opts.Workers, func(a *batch.Analyzed) error {
+		if e, hit := responses.Lookup(a.Req); hit {
+			hits++
+			saved += e.CostUSD
+			return nil
+		}
 		it := &a.Item
 		reserve := it.OutputTokens // at most: max_tokens, else the category's default (tokens.OutputTokens)
 		if it.MaxOutputTokens > 0 {
@@ -250,7 +272,8 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	ptot, otot := estimate.Total(pe), estimate.Total(oe)
 
 	out := estimateJSON{Input: in.Name(), estimatePlanJSON: planJSON(s, pe, ptot), Alternative: planJSON(as, oe, otot),
-		MaxCostUSD: money.Round(opts.MaxCost), OverBudget: opts.MaxCost > 0 && ptot.Expected.CostUSD > opts.MaxCost, Warnings: chk.Warnings}
+		MaxCostUSD: money.Round(opts.MaxCost), OverBudget: opts.MaxCost > 0 && ptot.Expected.CostUSD > opts.MaxCost, Warnings: chk.Warnings,
+		CacheHits: hits, CacheSavedUSD: money.Round(saved)}
 	addRoutes(&out.estimatePlanJSON, s, opts.Via, routes, pe, pr)
 	addRoutes(&out.Alternative, as, opts.Via, routes, oe, or)
 	if out.Warnings == nil {
@@ -265,6 +288,9 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		printEstimate(w, in.Name(), s, pe, ptot, otot, evs)
 		if opts.Via != "" && opts.Via != batchplan.ViaRealtime {
 			printRoutes(w, out.estimatePlanJSON)
+		}
+		if hits > 0 {
+			fmt.Fprintf(w, "\n%d prompts are answered from the response cache at $0 (not in the figures above; they cost %s when bought)\n", hits, usd(saved))
 		}
 	}
 	if ferr := w.Flush(); err == nil {

@@ -399,6 +399,7 @@ func (bl *batchLane) deliver(ctx context.Context) func(string, batchapi.Result, 
 		delete(bl.pending, id)
 		bl.mu.Unlock()
 		l, e := bl.l, bl.r.e
+		sent := time.Unix(0, p.sent)
 		var r *results.Result
 		if res.Outcome == batchapi.LineOK {
 			u := res.Response.Usage
@@ -406,15 +407,23 @@ func (bl *batchLane) deliver(ctx context.Context) func(string, batchapi.Result, 
 			e.budget.settle(p.est, cost)
 			r = &results.Result{CustomID: p.id, Status: results.StatusOK, Provider: l.prov.name, Model: l.sel.Name,
 				Content: res.Response.Content, ToolCalls: res.Response.ToolCalls, FinishReason: res.Response.FinishReason,
-				Usage: &u, CostUSD: cost, Attempts: 1, LatencyMS: e.now().Sub(time.Unix(0, p.sent)).Milliseconds(),
+				Usage: &u, CostUSD: cost, Attempts: 1, LatencyMS: e.now().Sub(sent).Milliseconds(),
 				RequestHash: p.requestHash(), RequestID: res.Response.RequestID, Metadata: p.metadata,
-				Via: ViaBatch, BatchID: job.ID}
+				Via: ViaBatch, BatchID: job.ID, StartedAt: results.Timestamp(sent), FinishedAt: results.Timestamp(e.now())}
 		} else {
 			e.budget.settle(p.est, 0)
 			c := retry.Classify(res.Err)
 			r = &results.Result{CustomID: p.id, Status: results.StatusError, Provider: l.prov.name, Model: l.sel.Name,
 				Attempts: 1, RequestHash: p.requestHash(), Metadata: p.metadata, Via: ViaBatch, BatchID: job.ID,
-				Error: &results.ErrorInfo{Type: string(c.Type), Message: c.Message, StatusCode: c.StatusCode}}
+				Error:     &results.ErrorInfo{Type: string(c.Type), Message: c.Message, StatusCode: c.StatusCode},
+				StartedAt: results.Timestamp(sent), FinishedAt: results.Timestamp(e.now())}
+		}
+		if e.cache != nil && r.Status == results.StatusOK {
+			// A batch answer is as good as a realtime one. The cache keys on the request, which the
+			// lane did not keep: read it again (a changed input only loses this cache entry).
+			if req, err := bl.r.reread(p); err == nil {
+				e.cache.Store(req, r)
+			}
 		}
 		written := make(chan struct{})
 		e.acks.Store(r, written)
