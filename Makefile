@@ -4,7 +4,7 @@ STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 STATICCHECK_VERSION ?= v0.8.2
 BIN         ?= bin/llmbatch
 
-.PHONY: build test lint tools bench bench-run bench-estimate bench-loopback demo clean
+.PHONY: build test lint tools bench bench-run bench-estimate bench-loopback bench-batch demo clean
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN) .  # -buildvcs: `llmbatch version` names the git revision even when GOFLAGS turns stamping off
@@ -58,3 +58,15 @@ bench-loopback: build
 	$(BIN) sim serve --addr 127.0.0.1:8089 --config testdata/loopback.sim.yaml & pid=$$!; \
 	  trap "kill $$pid" EXIT; sleep 1; \
 	  LLMBATCH_LOOPBACK_ADDR=127.0.0.1:8089 $(GO) test -count=1 -run TestLoopbackPacing -v ./cmd/ | grep -E 'loopback HTTP|^(---|ok|FAIL)'
+
+# Batch mode at scale: 200,000 prompts through `run --via batch` (four 50,000-line OpenAI batch jobs)
+# against `llmbatch sim serve` on loopback; prints the client's wall time and peak RSS (the simulator,
+# which holds every uploaded file and its results, runs in its own process). About half a minute.
+bench-batch: build
+	mkdir -p testdata/out
+	$(BIN) sim prompts 200000 > testdata/out/batch200k.jsonl
+	$(BIN) sim serve --addr 127.0.0.1:8089 --config testdata/batch.bench.sim.yaml > /dev/null & pid=$$!; \
+	  trap "kill $$pid" EXIT; sleep 1; \
+	  export XDG_STATE_HOME=testdata/out/state; \
+	  if [ -x /usr/bin/time ]; then /usr/bin/time -f 'wall %es, peak RSS %M KiB' $(BIN) run testdata/out/batch200k.jsonl -c testdata/batch.bench.client.yaml --via batch --fresh --quiet; \
+	  else time $(BIN) run testdata/out/batch200k.jsonl -c testdata/batch.bench.client.yaml --via batch --fresh --quiet; fi

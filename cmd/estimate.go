@@ -310,6 +310,10 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	if !s.DeadlineMet {
 		fmt.Fprintf(opts.IO.ErrOut, "warning: no assignment meets the %s deadline: the best found takes %s\n", s.Deadline, wall(s.WallTime))
 	}
+	if d := sel.Deadline; d > 0 && out.Routes.Batch.Prompts > 0 && out.Routes.Batch.Expected.WallTimeSeconds > d.Seconds() {
+		fmt.Fprintf(opts.IO.ErrOut, "warning: the batch jobs are expected to take %s, past the %s deadline (--via auto sends such models realtime)\n",
+			wallSeconds(out.Routes.Batch.Expected.WallTimeSeconds), d)
+	}
 	return unservedError(s.Unassigned, unserved)
 }
 

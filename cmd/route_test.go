@@ -236,3 +236,16 @@ func TestRunLearnsTurnaround(t *testing.T) {
 		}
 	})
 }
+
+// TestEstimateViaBatchWarnsOfTheDeadline: --via batch sends batch-enabled models as batch jobs even
+// when their turnaround misses the deadline, and estimate says so.
+func TestEstimateViaBatchWarnsOfTheDeadline(t *testing.T) {
+	f, input, cfg, stdout, stderr := batchSimJob(t)
+	got := estimateJSONOf(t, f, stdout, input, "-c", cfg, "--via", "batch", "--deadline", "30s")
+	if got.Routes.Realtime.Prompts != 0 || got.Routes.Batch.Expected.WallTimeSeconds != 300 {
+		t.Errorf("routes %+v: want every prompt batch, sim-gemini's learned 5m setting the wall time", got.Routes)
+	}
+	if !strings.Contains(stderr.String(), "warning: the batch jobs are expected to take 5m0s, past the 30s deadline") {
+		t.Errorf("stderr: %s", stderr)
+	}
+}

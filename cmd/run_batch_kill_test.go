@@ -49,6 +49,8 @@ providers:
 		t.Fatal(err)
 	}
 	input := write("prompts.jsonl", string(prompts))
+	// The runs learn batch turnarounds into a history under the test's directory, not the user's.
+	env := append(os.Environ(), "XDG_STATE_HOME="+filepath.Join(dir, "state"))
 	texts := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(prompts)), "\n") {
 		var p struct{ ID, Prompt string }
@@ -78,6 +80,7 @@ providers:
 				journal := output + ".batches"
 				args := []string{"run", input, "-c", cfg, "-o", output, "--via", "batch", "--quiet"}
 				cmd := exec.Command(bin, args...)
+				cmd.Env = env
 				var stderr bytes.Buffer
 				cmd.Stderr = &stderr
 				if err := cmd.Start(); err != nil {
@@ -117,6 +120,7 @@ providers:
 				}
 				t.Logf("killed at %s: %d lines in the output", at, cp.Lines)
 				resume := exec.Command(bin, args...)
+				resume.Env = env
 				if out, err := resume.CombinedOutput(); err != nil {
 					t.Fatalf("resume: %v\n%s", err, out)
 				}

@@ -43,3 +43,27 @@ func emulateScreen(out string) []string {
 	}
 	return lines
 }
+
+// TestRunViaBatchLogsJobsWithoutABar: with no bar (stderr not a terminal), each new state of a job
+// is an info log line, so an unattended run still says what its jobs are doing.
+func TestRunViaBatchLogsJobsWithoutABar(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSimRun(t, batchConfig("anthropic", "{turnaround: 10m}"), 30, 40)
+		code := Execute(context.Background(), s.factory(nil), []string{"run", s.input, "-c", s.cfgPath, "-o", s.output, "--via", "batch"})
+		if code != ExitOK {
+			t.Fatalf("exit %d: %s", code, s.stderr.String())
+		}
+		out := s.stderr.String()
+		for _, re := range []string{
+			`level=INFO msg="batch job" chunk=c1 lane=sb/m batch_id=\S+ state=in_progress done=0 total=30 failed=0`,
+			`level=INFO msg="batch job" chunk=c1 lane=sb/m batch_id=\S+ state=completed done=30 total=30 failed=0`,
+		} {
+			if !regexp.MustCompile(re).MatchString(out) {
+				t.Errorf("stderr lacks %s:\n%s", re, out)
+			}
+		}
+		if n := strings.Count(out, `msg="batch job"`); n != 2 {
+			t.Errorf("%d job log lines, want one per state:\n%s", n, out)
+		}
+	})
+}

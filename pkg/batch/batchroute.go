@@ -2,8 +2,12 @@ package batch
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"sync"
@@ -15,7 +19,6 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/batchrun"
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/progress"
-	"github.com/llmbatch/llmbatch/pkg/provider"
 	"github.com/llmbatch/llmbatch/pkg/provider/adapters"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
@@ -45,6 +48,10 @@ type batchRoute struct {
 	// jobs this run watches end are added to histPath when it ends.
 	hist     *batchplan.History
 	histPath string
+	// input is the input file, read again at each pending prompt's offset (see pendingPrompt).
+	input     *request.Rereader
+	inputName string
+	closeIn   func() error
 
 	mu  sync.Mutex
 	err error // first runner failure
@@ -61,23 +68,35 @@ type batchLane struct {
 
 	mu      sync.Mutex
 	pending map[string]*pendingPrompt
-	arrived chan struct{} // closed and replaced whenever a prompt is added
-	written chan struct{} // closed once the last result handed to the writer is written; nil = none
+	arrived chan struct{}              // closed and replaced whenever a prompt is added
+	written chan struct{}              // closed once the last result handed to the writer is written; nil = none
+	states  map[string]batchapi.Status // last logged state of each live job (when no display draws)
 }
 
+// pendingPrompt is what a lane keeps of a prompt until its result arrives: what the result line
+// needs and where the prompt sits in the input. The request itself is read again from the input
+// (request.Rereader) when a chunk is uploaded or a failed line is sent again, so a lane's memory does
+// not grow with its prompts' text (a 200,000-prompt job would otherwise hold every request).
 type pendingPrompt struct {
-	req  *request.Request
-	preq *provider.Request
-	est  float64 // budget reservation (worst case at the batch price)
-	sent time.Time
+	id       string
+	hash     [sha256.Size]byte // request_hash, decoded: half the size of its hex
+	metadata json.RawMessage
+	line     int
+	off      int64
+	est      float64 // budget reservation (worst case at the batch price)
+	tokens   int64   // what it counts against the enqueued-token limit (prompt estimate + max tokens)
+	sent     int64   // when it was handed to the lane, Unix nanoseconds (smaller than a time.Time)
 }
+
+// requestHash is p's request_hash as result lines carry it.
+func (p *pendingPrompt) requestHash() string { return hex.EncodeToString(p.hash[:]) }
 
 // batchEnabled reports whether p may take batch jobs.
 func batchEnabled(p *config.Provider) bool { return p.Batch != nil && p.Batch.Enabled }
 
 // newBatchRoute opens the journal and starts a runner for every batch-enabled lane (each first
 // resumes its live chunks). It returns nil for --via realtime.
-func newBatchRoute(e *engine, o *Options) (*batchRoute, error) {
+func newBatchRoute(e *engine, o *Options, in *request.Input) (*batchRoute, error) {
 	if o.Via == "" || o.Via == ViaRealtime {
 		return nil, nil
 	}
@@ -99,14 +118,26 @@ func newBatchRoute(e *engine, o *Options) (*batchRoute, error) {
 	histPath := batchplan.HistoryPath(o.Getenv)
 	hist, err := batchplan.Load(histPath, "")
 	if err != nil {
-		_ = j.Close()
-		return nil, err
+		// The history only refines the expected turnaround: without it the config's stands.
+		e.log.Warn("batch turnaround history not read; using the configured turnaround", "error", err)
+		hist = batchplan.NewHistory()
 	}
 	for _, s := range batchplan.Samples(st) {
 		hist.Add(s)
 	}
+	f, err := in.Open()
+	if err != nil {
+		_ = j.Close()
+		return nil, err
+	}
+	ra, ok := f.(io.ReaderAt)
+	if !ok {
+		_ = f.Close()
+		_ = j.Close()
+		return nil, fmt.Errorf("batch route: input %s cannot be read at an offset", in.Name())
+	}
 	r := &batchRoute{e: e, j: j, live: map[string]*batchLane{}, lanes: map[*target]*batchLane{}, fed: make(chan struct{}),
-		hist: hist, histPath: histPath}
+		hist: hist, histPath: histPath, input: request.NewRereader(ra, in.Name()), inputName: in.Name(), closeIn: f.Close}
 	clients := map[string]batchapi.Client{}
 	for _, l := range e.targets {
 		p, _ := o.Config.Lookup(l.prov.name, l.sel.Name)
@@ -123,6 +154,7 @@ func newBatchRoute(e *engine, o *Options) (*batchRoute, error) {
 				rt = sim.NewProvider(p, sim.Options{Now: o.Now}).Transport()
 			}
 			if c, err = batchapi.New(p, batchapi.Options{Client: adapters.NewHTTPClient(4, rt), Getenv: o.Getenv, Now: o.Now}); err != nil {
+				_ = f.Close()
 				_ = j.Close()
 				return nil, usageErr(err)
 			}
@@ -192,14 +224,20 @@ func (r *batchRoute) add(ctx context.Context, bl *batchLane, j *job) error {
 		}
 		return err
 	}
-	p := &pendingPrompt{req: j.req, preq: j.providerRequest(l), est: est, sent: r.e.now()}
+	p := &pendingPrompt{id: j.req.ID, metadata: j.req.Metadata, line: j.req.Line, off: j.req.Offset, est: est,
+		tokens: int64(j.admitTokens(l, in)), sent: r.e.now().UnixNano()}
+	h, err := hex.DecodeString(j.req.Hash)
+	if err != nil || len(h) != len(p.hash) {
+		return fmt.Errorf("batch route: prompt %q: request hash %q is not a hex sha256", j.req.ID, j.req.Hash)
+	}
+	copy(p.hash[:], h)
 	bl.mu.Lock()
 	bl.pending[j.req.ID] = p
 	close(bl.arrived)
 	bl.arrived = make(chan struct{})
 	bl.mu.Unlock()
 	select {
-	case bl.in <- batchrun.Prompt{ID: j.req.ID, Request: p.preq, Tokens: int64(j.admitTokens(l, in))}:
+	case bl.in <- batchrun.Prompt{ID: j.req.ID, Request: j.providerRequest(l), Tokens: p.tokens}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -221,6 +259,7 @@ func (r *batchRoute) wait() error {
 	if err := r.hist.AppendFile(r.histPath, batchplan.Samples(r.j.State())); err != nil {
 		r.e.log.Warn("batch turnaround history not updated", "error", err)
 	}
+	_ = r.closeIn() // read-only: nothing to lose
 	if err := r.j.Close(); err != nil {
 		return err
 	}
@@ -241,7 +280,11 @@ func (bl *batchLane) run(ctx context.Context) error {
 			if pp == nil {
 				return batchrun.Prompt{}, fmt.Errorf("prompt %q is in a batch job but not in the input", id)
 			}
-			return batchrun.Prompt{ID: id, Request: pp.preq}, nil
+			req, err := bl.r.reread(pp)
+			if err != nil {
+				return batchrun.Prompt{}, err
+			}
+			return batchrun.Prompt{ID: id, Request: providerRequest(req, bl.l), Tokens: pp.tokens}, nil
 		},
 		OnResult: bl.deliver(ctx),
 		OnPoll:   bl.showJob,
@@ -282,11 +325,42 @@ func (bl *batchLane) run(ctx context.Context) error {
 	})
 }
 
-// showJob puts a polled job's state, counts and age in the progress display.
+// reread reads a pending prompt's request again from the input and checks that it is the one that
+// was read first (same id and request hash), so a changed input never sends another prompt under
+// this id.
+func (r *batchRoute) reread(p *pendingPrompt) (*request.Request, error) {
+	req, err := r.input.Read(p.off, p.line)
+	if err != nil {
+		return nil, fmt.Errorf("batch route: read prompt %q again: %w", p.id, err)
+	}
+	if req.ID != p.id || req.Hash != p.requestHash() {
+		return nil, fmt.Errorf("batch route: %s:%d: the input changed during the run (prompt %q is not what was read first); run the same command again", r.inputName, p.line, p.id)
+	}
+	return req, nil
+}
+
+// showJob puts a polled job's state, counts and age in the progress display; without a drawn
+// display (no terminal, --progress never) each new state of a job is an info log line instead, so
+// an unattended run still says what its jobs are doing.
 func (bl *batchLane) showJob(chunk string, j *batchapi.Job) {
-	if d := bl.r.e.display; d != nil {
+	if d := bl.r.e.display; d != nil && d.Enabled() {
 		d.Job(progress.Job{Key: chunk, Lane: bl.l.name(), ID: j.ID, State: string(j.Status), Ended: j.Status.Ended(),
 			Total: j.Total, Done: j.Done, Failed: j.Failed, Created: j.CreatedAt})
+		return
+	}
+	bl.mu.Lock()
+	if bl.states == nil {
+		bl.states = map[string]batchapi.Status{}
+	}
+	changed := bl.states[chunk] != j.Status
+	bl.states[chunk] = j.Status
+	if j.Status.Ended() {
+		delete(bl.states, chunk)
+	}
+	bl.mu.Unlock()
+	if changed {
+		bl.r.e.log.Info("batch job", "chunk", chunk, "lane", bl.l.name(), "batch_id", j.ID, "state", string(j.Status),
+			"done", j.Done, "total", j.Total, "failed", j.Failed)
 	}
 }
 
@@ -325,26 +399,31 @@ func (bl *batchLane) deliver(ctx context.Context) func(string, batchapi.Result, 
 		delete(bl.pending, id)
 		bl.mu.Unlock()
 		l, e := bl.l, bl.r.e
+		sent := time.Unix(0, p.sent)
 		var r *results.Result
 		if res.Outcome == batchapi.LineOK {
 			u := res.Response.Usage
 			cost := batchapi.Cost(l.cfg, u.InputTokens, u.OutputTokens, bl.discount)
 			e.budget.settle(p.est, cost)
-			r = &results.Result{CustomID: p.req.ID, Status: results.StatusOK, Provider: l.prov.name, Model: l.sel.Name,
+			r = &results.Result{CustomID: p.id, Status: results.StatusOK, Provider: l.prov.name, Model: l.sel.Name,
 				Content: res.Response.Content, ToolCalls: res.Response.ToolCalls, FinishReason: res.Response.FinishReason,
-				Usage: &u, CostUSD: cost, Attempts: 1, LatencyMS: e.now().Sub(p.sent).Milliseconds(),
-				RequestHash: p.req.Hash, RequestID: res.Response.RequestID, Metadata: p.req.Metadata,
-				Via: ViaBatch, BatchID: job.ID, StartedAt: results.Timestamp(p.sent), FinishedAt: results.Timestamp(e.now())}
+				Usage: &u, CostUSD: cost, Attempts: 1, LatencyMS: e.now().Sub(sent).Milliseconds(),
+				RequestHash: p.requestHash(), RequestID: res.Response.RequestID, Metadata: p.metadata,
+				Via: ViaBatch, BatchID: job.ID, StartedAt: results.Timestamp(sent), FinishedAt: results.Timestamp(e.now())}
 		} else {
 			e.budget.settle(p.est, 0)
 			c := retry.Classify(res.Err)
-			r = &results.Result{CustomID: p.req.ID, Status: results.StatusError, Provider: l.prov.name, Model: l.sel.Name,
-				Attempts: 1, RequestHash: p.req.Hash, Metadata: p.req.Metadata, Via: ViaBatch, BatchID: job.ID,
+			r = &results.Result{CustomID: p.id, Status: results.StatusError, Provider: l.prov.name, Model: l.sel.Name,
+				Attempts: 1, RequestHash: p.requestHash(), Metadata: p.metadata, Via: ViaBatch, BatchID: job.ID,
 				Error:     &results.ErrorInfo{Type: string(c.Type), Message: c.Message, StatusCode: c.StatusCode},
-				StartedAt: results.Timestamp(p.sent), FinishedAt: results.Timestamp(e.now())}
+				StartedAt: results.Timestamp(sent), FinishedAt: results.Timestamp(e.now())}
 		}
-		if e.cache != nil {
-			e.cache.Store(p.req, r) // a batch answer is as good as a realtime one
+		if e.cache != nil && r.Status == results.StatusOK {
+			// A batch answer is as good as a realtime one. The cache keys on the request, which the
+			// lane did not keep: read it again (a changed input only loses this cache entry).
+			if req, err := bl.r.reread(p); err == nil {
+				e.cache.Store(req, r)
+			}
 		}
 		written := make(chan struct{})
 		e.acks.Store(r, written)

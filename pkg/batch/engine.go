@@ -157,7 +157,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			e.known, e.cache = firstKnown{out.known, c}, c
 		}
 	}
-	if e.route, err = newBatchRoute(e, &o); err != nil {
+	if e.route, err = newBatchRoute(e, &o, p.Input); err != nil {
 		_ = out.close()
 		return nil, err
 	}

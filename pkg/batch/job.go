@@ -444,8 +444,10 @@ func (j *job) recordSuccess(l *target) {
 	}
 }
 
-func (j *job) providerRequest(l *target) *provider.Request {
-	r := j.req
+func (j *job) providerRequest(l *target) *provider.Request { return providerRequest(j.req, l) }
+
+// providerRequest is r as lane l's API is sent it.
+func providerRequest(r *request.Request, l *target) *provider.Request {
 	model := l.sel.Name
 	return &provider.Request{Model: model, Messages: r.Messages, MaxTokens: r.MaxTokens,
 		Temperature: r.Temperature, TopP: r.TopP, Stop: r.Stop, ResponseFormat: r.ResponseFormat,

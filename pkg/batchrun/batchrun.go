@@ -39,8 +39,9 @@ type Options struct {
 	Jobs int
 	// MaxRounds bounds how often a retryable failed line is sent again in a new job; 3 when 0.
 	MaxRounds int
-	// Lookup returns the prompt of an id: chunks are streamed to the provider by re-reading their
-	// prompts, so a chunk's requests are never all held in memory.
+	// Lookup returns the prompt of an id, with its Tokens: chunks are streamed to the provider and
+	// failed lines planned again by re-reading their prompts, so a chunk's requests are never all
+	// held in memory.
 	Lookup func(id string) (Prompt, error)
 	// OnResult receives every line of every downloaded job with its prompt id, before the job is
 	// recorded as downloaded: a crash in between delivers the job's lines again on the next run
@@ -121,7 +122,11 @@ func Run(ctx context.Context, o Options, prompts func(yield func(Prompt) error) 
 		g, gctx = errgroup.WithContext(ctx)
 		r.g, r.ctx = g, gctx
 		if err := r.plan(gctx, func(yield func(Prompt) error) error {
-			for _, p := range retry {
+			for _, id := range retry {
+				p, err := r.o.Lookup(id)
+				if err != nil {
+					return err
+				}
 				if err := yield(p); err != nil {
 					return err
 				}
@@ -142,7 +147,7 @@ type runner struct {
 
 	mu      sync.Mutex
 	rounds  map[string]int
-	retries []Prompt
+	retries []string   // ids of failed lines for the next round
 	deliver sync.Mutex // OnResult one call at a time
 }
 
@@ -278,12 +283,9 @@ func (r *runner) retry(id string, res batchapi.Result, job *batchapi.Job) error 
 		again := r.rounds[id] < r.o.MaxRounds
 		r.mu.Unlock()
 		if again {
-			p, err := r.o.Lookup(id)
-			if err != nil {
-				return err
-			}
+			// Only the id is kept: the prompt is looked up again when the next round plans it.
 			r.mu.Lock()
-			r.retries = append(r.retries, p)
+			r.retries = append(r.retries, id)
 			r.mu.Unlock()
 			return nil
 		}
@@ -293,7 +295,7 @@ func (r *runner) retry(id string, res batchapi.Result, job *batchapi.Job) error 
 	return r.o.OnResult(id, res, job)
 }
 
-func (r *runner) takeRetries() []Prompt {
+func (r *runner) takeRetries() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := r.retries

@@ -69,6 +69,14 @@ func (d *Display) Job(j Job) {
 	d.noteDrawn()
 }
 
+// Enabled reports whether the display draws (a bar, and the job lines of Job); a caller shows
+// batch jobs another way (logs) when it does not.
+func (d *Display) Enabled() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.bar != nil && !d.finished
+}
+
 // jobLine is a job's state for a line of its own.
 func jobLine(v *jobView, now time.Time) string {
 	var b strings.Builder

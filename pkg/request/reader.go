@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"sync"
 )
 
 // DefaultMaxLineBytes is the longest input line a Reader accepts unless told otherwise. DESIGN §2 requires
@@ -49,6 +51,7 @@ type Reader struct {
 	br   *bufio.Reader
 	buf  []byte // accumulates a line longer than br's buffer
 	line int    // number of the line read last
+	off  int64  // bytes consumed: the offset of the next line
 	err  error  // sticky: io.EOF or a read error
 }
 
@@ -65,6 +68,7 @@ func (r *Reader) Next() (*Request, error) {
 		if r.err != nil {
 			return nil, r.err
 		}
+		start := r.off
 		b, tooLong, err := r.readLine()
 		if err != nil {
 			if err != io.EOF {
@@ -95,8 +99,46 @@ func (r *Reader) Next() (*Request, error) {
 		if ferr != nil {
 			return nil, &LineError{File: r.name, Line: r.line, Field: ferr.field, Msg: ferr.msg, Err: ferr.err}
 		}
+		req.Offset = start
 		return req, nil
 	}
+}
+
+// Rereader reads requests of one input again from their Line and Offset (as Reader set them),
+// exactly as Reader read them the first time, so a caller need not keep them in memory. It reuses
+// one buffer for every read and is safe for concurrent use (reads are serialised).
+type Rereader struct {
+	mu   sync.Mutex
+	ra   io.ReaderAt
+	name string
+	r    *Reader
+}
+
+// NewRereader returns a Rereader over the input ra; name prefixes errors, as for NewReader.
+func NewRereader(ra io.ReaderAt, name string) *Rereader {
+	// A small buffer: typical lines fit, longer ones are read on into r.buf as by Next.
+	return &Rereader{ra: ra, name: name,
+		r: &Reader{MaxLineBytes: DefaultMaxLineBytes, name: name, br: bufio.NewReaderSize(nil, 4<<10)}}
+}
+
+// Read returns the request of line number line, which starts at byte offset off. A blank line
+// there, or none, is an error: the input changed.
+func (x *Rereader) Read(off int64, line int) (*Request, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	r := x.r
+	r.br.Reset(io.NewSectionReader(x.ra, off, math.MaxInt64-off))
+	r.line, r.off, r.err = line-1, off, nil
+	req, err := r.Next()
+	switch {
+	case err == io.EOF:
+		return nil, fmt.Errorf("%s:%d: no request at byte %d (the input changed during the run?)", x.name, line, off)
+	case err != nil:
+		return nil, err
+	case req.Line != line:
+		return nil, fmt.Errorf("%s:%d: a blank line at byte %d (the input changed during the run?)", x.name, line, off)
+	}
+	return req, nil
 }
 
 // readLine returns the next line without its '\n'. The slice is valid until the next call. When the
@@ -112,6 +154,7 @@ func (r *Reader) readLine() (line []byte, tooLong int, err error) {
 		chunk, err := r.br.ReadSlice('\n')
 		total += len(chunk)
 		if err == nil && len(r.buf) == 0 && total-1 <= r.MaxLineBytes {
+			r.off += int64(total)
 			return chunk[:len(chunk)-1], 0, nil // the common case: the whole line sits in br's buffer
 		}
 		if total-countNewline(chunk) <= r.MaxLineBytes {
@@ -123,6 +166,7 @@ func (r *Reader) readLine() (line []byte, tooLong int, err error) {
 		case err == bufio.ErrBufferFull:
 			continue
 		case err == nil, errors.Is(err, io.EOF) && total > 0:
+			r.off += int64(total)
 			n := total - countNewline(chunk)
 			if n > r.MaxLineBytes {
 				return nil, n, nil

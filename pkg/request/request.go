@@ -21,9 +21,12 @@ const (
 
 // Request is one prompt of the batch, independent of its input shape.
 type Request struct {
-	ID    string // custom_id / id; "line-N" when absent
-	Line  int    // 1-based line number in the input file
-	Shape Shape
+	ID   string // custom_id / id; "line-N" when absent
+	Line int    // 1-based line number in the input file
+	// Offset is the byte offset of the line's start in the input (Reader sets it): a Rereader reads the
+	// request again from there, so a caller need not keep it in memory.
+	Offset int64
+	Shape  Shape
 
 	Model          string    // model pinned by the request itself; "" = let the selector choose
 	Messages       []Message // at least one
