@@ -357,7 +357,7 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 		if e.known != nil {
 			if r, skip := e.known.Known(req); skip {
 				if r != nil {
-					e.results <- finishedPrompt{r: r} // counted as ok or failed when written
+					e.results <- finishedPrompt{r: r} // counted as ok or failed when written; nothing was sent
 				} else {
 					rep.Skipped++
 				}
@@ -383,9 +383,9 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 		go func() {
 			defer jobs.Done()
 			defer func() { <-window }()
-			if r := j.run(); r != nil {
-				e.results <- finishedPrompt{r: r, rateLimited: j.throttled}
-			}
+			// An unfinished prompt (stop, budget) still reports the 429s and retries it met: the
+			// summary counts every request this run sent.
+			e.results <- finishedPrompt{r: j.run(), rateLimited: j.throttled, retries: max(j.attempts-1, 0)}
 		}()
 		return nil
 	})
@@ -401,6 +401,10 @@ func (e *engine) writeLoop(rep *Report) error {
 	var werr error
 	for f := range e.results {
 		r := f.r
+		if r == nil {
+			e.record(f) // unfinished: its 429s and retries only
+			continue
+		}
 		if werr != nil {
 			continue // drain: nothing more is written after a failure
 		}
@@ -422,17 +426,28 @@ func (e *engine) writeLoop(rep *Report) error {
 	return werr
 }
 
-// finishedPrompt is a prompt's result on its way to the writer, with the 429s it met (for the summary).
+// finishedPrompt is a prompt's result on its way to the writer, with the 429s and retries it met in
+// this run (for the summary). A nil r is a prompt left unfinished (stop, budget): nothing is written
+// for it, but the requests it sent are counted.
 type finishedPrompt struct {
 	r           *results.Result
-	rateLimited int
+	rateLimited int // 429 answers received in this run
+	retries     int // requests sent in this run after the first
 }
 
-// record feeds the progress display and summary with one finished prompt.
+// record feeds the progress display and summary with one finished (or unfinished) prompt. The
+// counts come from the run, not the result line: a line from the cache or an earlier run sent
+// nothing now.
 func (e *engine) record(f finishedPrompt) {
 	r := f.r
+	if r == nil {
+		if e.opts.Summary != nil && (f.rateLimited > 0 || f.retries > 0) {
+			e.opts.Summary.Add(progress.Outcome{Unfinished: true, RateLimited: f.rateLimited, Retries: f.retries})
+		}
+		return
+	}
 	o := progress.Outcome{Provider: r.Provider, Model: r.Model, OK: r.Status == results.StatusOK,
-		CostUSD: r.CostUSD, Latency: time.Duration(r.LatencyMS) * time.Millisecond, Retries: max(r.Attempts-1, 0),
+		CostUSD: r.CostUSD, Latency: time.Duration(r.LatencyMS) * time.Millisecond, Retries: f.retries,
 		RateLimited: f.rateLimited}
 	if r.Usage != nil {
 		o.InputTokens, o.OutputTokens = r.Usage.InputTokens, r.Usage.OutputTokens

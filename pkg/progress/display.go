@@ -28,8 +28,11 @@ type Outcome struct {
 	OutputTokens int
 	CostUSD      float64
 	Latency      time.Duration // of the final attempt
-	Retries      int           // attempts after the first
-	RateLimited  int           // 429 answers received for this prompt
+	Retries      int           // requests sent in this run after the prompt's first
+	RateLimited  int           // 429 answers received for this prompt in this run
+	// Unfinished marks a prompt the run left without a result (stopped, or left for the budget):
+	// only its Retries and RateLimited count, in the totals; it is neither ok nor failed.
+	Unfinished bool
 }
 
 // Options configure a Display.
@@ -131,6 +134,9 @@ func (d *Display) clear() {
 
 // Add records one finished prompt and redraws the bar (at most once per throttle interval).
 func (d *Display) Add(o Outcome) {
+	if o.Unfinished {
+		return
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.done++
