@@ -14,7 +14,7 @@ type refusal int
 
 const (
 	admitted  refusal = iota
-	rStopped          // the run is stopping or the budget is spent: leave the prompt for resume
+	rStopped          // the run is stopping, or the prompt's worst case does not fit the budget: leave it for resume
 	rQuota            // the lane's daily quota is spent (the lane is marked exhausted)
 	rTooLarge         // the request exceeds the lane's token limit: another lane must take it
 	rMoved            // choose again at once: a lane recovered, this breaker opened, or the provider was disabled
@@ -29,6 +29,7 @@ type admission struct {
 	target *target
 	ticket Ticket
 	cost   float64 // USD reserved in the budget
+	maxOut int     // output tokens the reservation covers
 	tokens int     // what the limiter admitted
 	permit func(error)
 }
@@ -51,6 +52,12 @@ type settlement struct {
 // what the earlier steps took and says why. ctx ends the rate-limit wait early (a recovered lane);
 // the run's halt ends every wait.
 func (e *engine) admit(ctx context.Context, l *target, tokens int, cost float64) (*admission, refusal) {
+	return e.admitUpTo(ctx, l, tokens, price{base: cost})
+}
+
+// admitUpTo is admit with a cost of p: the budget step reserves for as many output tokens as fit,
+// from p.lo to p.hi (see budget.reserveUpTo), and the admission's maxOut says how many.
+func (e *engine) admitUpTo(ctx context.Context, l *target, tokens int, p price) (*admission, refusal) {
 	ticket, err := l.limits.Wait(ctx, tokens)
 	switch {
 	case errors.Is(err, ratelimit.ErrDailyExhausted):
@@ -65,10 +72,11 @@ func (e *engine) admit(ctx context.Context, l *target, tokens int, cost float64)
 	case err != nil:
 		return nil, rStopped
 	}
-	if err := e.budget.reserve(e.halted, cost); err != nil {
+	maxOut, cost, err := e.budget.reserveUpTo(e.halted, p)
+	if err != nil {
 		ticket.Cancel()
 		if errors.Is(err, errBudget) {
-			e.hitBudget()
+			e.leaveForBudget(l, p.at(p.lo))
 		}
 		return nil, rStopped
 	}
@@ -92,7 +100,7 @@ func (e *engine) admit(ctx context.Context, l *target, tokens int, cost float64)
 	}
 	l.admitted.Add(1)
 	l.admittedTokens.Add(int64(tokens))
-	return &admission{e: e, target: l, ticket: ticket, cost: cost, tokens: tokens, permit: permit}, admitted
+	return &admission{e: e, target: l, ticket: ticket, cost: cost, maxOut: maxOut, tokens: tokens, permit: permit}, admitted
 }
 
 // finish settles the admission with how its request ended and releases everything it holds. A

@@ -10,10 +10,10 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/config"
+	"github.com/llmbatch/llmbatch/pkg/money"
 	"github.com/llmbatch/llmbatch/pkg/progress"
 	"github.com/llmbatch/llmbatch/pkg/provider"
 	"github.com/llmbatch/llmbatch/pkg/request"
@@ -71,15 +71,25 @@ type Source func(ctx context.Context, yield func(req *request.Request, item sele
 
 // Report is what a run did.
 type Report struct {
-	Prompts     int // prompts read
-	Skipped     int // already done in the existing output
-	OK          int
-	Failed      int
-	Remaining   int     // prompts without a result line (interrupt, budget)
-	CostUSD     float64 // settled
-	Budget      bool    // dispatch stopped because --max-cost was reached
-	Interrupted bool
-	Elapsed     time.Duration
+	Prompts   int // prompts read
+	Skipped   int // already done in the existing output
+	OK        int
+	Failed    int
+	Remaining int     // prompts without a result line (interrupt, budget)
+	CostUSD   float64 // settled in this run
+	// PriorCostUSD is the spend recorded in the resumed output by earlier runs: with CostUSD it is
+	// what the job spent, which --max-cost caps.
+	PriorCostUSD float64
+	// Budget is set when prompts were left unsent because their worst-case cost did not fit the
+	// --max-cost cap beside what was spent: BudgetLeft of them, BudgetLeftUSD their worst cases
+	// together, so a cap of PriorCostUSD + CostUSD + BudgetLeftUSD lets them all run;
+	// BudgetLeastUSD is the smallest of those worst cases (each was larger than what remained).
+	Budget         bool
+	BudgetLeft     int
+	BudgetLeftUSD  float64
+	BudgetLeastUSD float64
+	Interrupted    bool
+	Elapsed        time.Duration
 }
 
 // ErrWrite wraps a failure to write the output: the run stops at once.
@@ -138,6 +148,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	e := newEngine(o, targets)
 	e.source, e.known = p.source(), out.known
+	if cp != nil && out.known != nil {
+		e.budget.prior = cp.CostUSD // --max-cost is the job's cap (DESIGN §8)
+	}
 	if e.route, err = newBatchRoute(e, &o); err != nil {
 		_ = out.close()
 		return nil, err
@@ -243,7 +256,7 @@ type engine struct {
 	halt      context.CancelCauseFunc
 	wire      context.Context
 	results   chan finishedPrompt
-	budgetHit atomic.Bool
+	leftover  leftover // prompts left unsent by the budget
 	recovered recovery // a lane came back: jobs queued on fallback lanes choose again
 }
 
@@ -331,8 +344,10 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 
 	e.reportCeilings()
 	rep.CostUSD = e.budget.total()
+	rep.PriorCostUSD = e.budget.prior
 	rep.Elapsed = e.now().Sub(start)
-	rep.Budget = e.budgetHit.Load()
+	rep.BudgetLeft, rep.BudgetLeftUSD, rep.BudgetLeastUSD = e.leftover.get()
+	rep.Budget = rep.BudgetLeft > 0
 	rep.Remaining = rep.Prompts - rep.Skipped - rep.OK - rep.Failed
 	cause := context.Cause(e.halted)
 	rep.Interrupted = errors.Is(cause, errStopped) || ctx.Err() != nil
@@ -460,12 +475,12 @@ func (e *engine) record(f finishedPrompt) {
 	}
 }
 
-// hitBudget stops dispatch because the next request would break the cost cap.
-func (e *engine) hitBudget() {
-	if e.budgetHit.CompareAndSwap(false, true) {
-		e.log.Warn("budget reached: no more requests are sent", "max_cost_usd", e.opts.MaxCost)
-		e.halt(errBudget)
-	}
+// leaveForBudget leaves a prompt unsent because its worst case on lane l, est USD, does not fit the
+// cost cap beside what is spent; the run goes on with the prompts that fit.
+func (e *engine) leaveForBudget(l *target, est float64) {
+	e.leftover.add(est)
+	e.log.Warn("budget: prompt left unsent, its worst case does not fit what remains of --max-cost",
+		"lane", l.name(), "worst_case_usd", money.Round(est), "max_cost_usd", e.opts.MaxCost)
 }
 
 // jitter draws from the injected random source; math/rand's sources are not goroutine-safe.

@@ -294,6 +294,25 @@ func (j *job) expectedOutput(l *target) int {
 	return j.item.OutputTokens
 }
 
+// budgetFloorTokens is the least max_tokens a request without one is sent with when the model's
+// maximum does not fit what remains of --max-cost (an answer cut shorter than this is not worth
+// paying for); below it the prompt waits, or is left unsent.
+const budgetFloorTokens = 4096
+
+// price is the budget's view of one attempt on lane l with in prompt tokens. The budget reserves for
+// the larger input count: a provider may bill more than our tokenizer counts (an estimate for some
+// models; runs of whitespace), and the cap must hold whatever it bills. The output is the request's
+// max_tokens; a request without one may produce the model's maximum, and may be sent with a lower
+// max_tokens, down to budgetFloorTokens, when the maximum does not fit.
+func (j *job) price(l *target, in int) price {
+	hi := j.expectedOutput(l)
+	p := price{base: tokens.Cost(l.cfg, max(in, j.charEstimate), 0), unit: tokens.Cost(l.cfg, 0, 1), lo: hi, hi: hi}
+	if j.req.MaxTokens <= 0 {
+		p.lo = min(hi, budgetFloorTokens)
+	}
+	return p
+}
+
 // charEstimate is the providers' character-based prompt estimate: 4 characters a token plus the
 // per-message overhead.
 func charEstimate(req *request.Request) int {
@@ -307,12 +326,10 @@ func charEstimate(req *request.Request) int {
 // attempt makes one try on lane l: admission, the request, and its settlement.
 func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	in, _ := j.item.Input(l.sel)
-	// The budget reserves for the larger input count too: a provider may bill more than our tokenizer
-	// counts (an estimate for some models; runs of whitespace), and the cap must hold whatever it bills.
-	estCost := tokens.Cost(l.cfg, max(in, j.charEstimate), j.expectedOutput(l))
 	tokensIn := j.admitTokens(l, in)
+	cost := j.price(l, in)
 	ctx, stop := j.waitContext(l)
-	a, why := j.e.admit(ctx, l, tokensIn, estCost)
+	a, why := j.e.admitUpTo(ctx, l, tokensIn, cost)
 	stop()
 	switch why {
 	case rQuota, rBusy:
@@ -328,7 +345,13 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	j.attempts++
 	started := j.e.now()
 	sendCtx, cancel := context.WithTimeout(j.e.wire, l.prov.timeout)
-	resp, err := l.prov.send.Send(sendCtx, j.providerRequest(l))
+	preq := j.providerRequest(l)
+	if a.maxOut < cost.hi {
+		// No max_tokens of its own and the model's maximum does not fit the budget: the request asks
+		// for no more than the budget reserved, so the cap holds whatever the model writes.
+		preq.MaxTokens = a.maxOut
+	}
+	resp, err := l.prov.send.Send(sendCtx, preq)
 	cancel()
 	latency := j.e.now().Sub(started)
 	if err == nil {
