@@ -16,8 +16,11 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/money"
 	"github.com/llmbatch/llmbatch/pkg/progress"
 	"github.com/llmbatch/llmbatch/pkg/provider"
+	"github.com/llmbatch/llmbatch/pkg/redact"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
+	"github.com/llmbatch/llmbatch/pkg/retry"
+	"github.com/llmbatch/llmbatch/pkg/routing"
 	"github.com/llmbatch/llmbatch/pkg/selector"
 )
 
@@ -472,6 +475,30 @@ func (e *engine) record(f finishedPrompt) {
 	}
 	if e.opts.Summary != nil {
 		e.opts.Summary.Add(o)
+	}
+}
+
+// showFailure warns, at default verbosity, of a request that got no answer at the network level
+// (refused, reset, DNS, timeout): the provider, where its requests go and the error. The message
+// names the provider, so the logger's fold (progress.FoldHandler) keeps one line per provider per
+// window however many prompts hit it. Auth failures disable the provider and say so there.
+func (e *engine) showFailure(l *target, c retry.Class) {
+	if c.Type != retry.TypeNetwork && c.Type != retry.TypeTimeout {
+		return
+	}
+	e.log.Warn("provider "+l.prov.name+" not answering: "+string(c.Type)+" error", "provider", l.prov.name,
+		"address", l.prov.addr, "error", redact.String(c.Message))
+}
+
+// showBreaker says when lane l's breaker has opened (after an attempt failed with c) and when it
+// has closed again (after a success, c nil): once per change, whatever the number of prompts.
+func (e *engine) showBreaker(l *target, c *retry.Class) {
+	switch st := l.breaker.State(); {
+	case c != nil && st == routing.StateOpen && l.shownOpen.CompareAndSwap(false, true):
+		e.log.Warn("breaker opened on "+l.name()+": no requests to it until it answers a trial", "lane", l.name(),
+			"trial_at", l.breaker.OpenUntil().Format("15:04:05"), "last_error", string(c.Type))
+	case c == nil && st == routing.StateClosed && l.shownOpen.CompareAndSwap(true, false):
+		e.log.Info("breaker closed on "+l.name()+": it answers again", "lane", l.name())
 	}
 }
 

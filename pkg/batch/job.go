@@ -8,6 +8,7 @@ import (
 
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/provider"
+	"github.com/llmbatch/llmbatch/pkg/redact"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
 	"github.com/llmbatch/llmbatch/pkg/retry"
@@ -131,7 +132,7 @@ func (j *job) run() *results.Result {
 		case retry.Disable:
 			if l.prov.disable(class) {
 				j.e.log.Warn("provider disabled for the rest of the run", "provider", l.prov.name,
-					"error", string(class.Type), "message", class.Message)
+					"address", l.prov.addr, "error", string(class.Type), "message", redact.String(class.Message))
 			}
 		}
 		if len(j.log) > 0 {
@@ -357,6 +358,7 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	if err == nil {
 		cost := tokens.Cost(l.cfg, resp.Usage.InputTokens, resp.Usage.OutputTokens)
 		a.finish(settlement{limits: resp.Limits, tokens: resp.Usage.InputTokens + resp.Usage.OutputTokens, cost: cost})
+		j.e.showBreaker(l, nil)
 		j.recordSuccess(l)
 		j.logAttempt(l, started, "")
 		return j.ok(l, resp, cost, latency), retry.Class{}, finished
@@ -372,6 +374,8 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 		l.health.Record(false, j.e.now())
 		l.lastFailure.Store(&class)
 	}
+	j.e.showFailure(l, class)
+	j.e.showBreaker(l, &class)
 	if class.Type == retry.TypeCanceled {
 		return nil, class, stopped
 	}
