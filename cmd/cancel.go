@@ -13,6 +13,7 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/batchjournal"
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/provider/adapters"
+	"github.com/llmbatch/llmbatch/pkg/results"
 )
 
 // NewCmdCancel builds `llmbatch cancel OUT.jsonl`: it cancels the live provider batch jobs recorded
@@ -29,7 +30,11 @@ func NewCmdCancel(f *Factory) *cobra.Command {
 	}
 	loadConfig := configFlag(f, c)
 	c.RunE = dryRunE(f, &output, func(ctx context.Context) error {
-		path := batchjournal.Path(output)
+		target, err := results.Resolve(output) // run keeps the journal next to a symlinked output's target
+		if err != nil {
+			return usageErr(err)
+		}
+		path := batchjournal.Path(target)
 		if _, err := os.Stat(path); err != nil {
 			return usageErr(fmt.Errorf("%s: no batch journal (was the run started with --via batch or auto?): %w", path, err))
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/llmbatch/llmbatch/pkg/batch"
+	"github.com/llmbatch/llmbatch/pkg/batchplan"
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/estimate"
 	"github.com/llmbatch/llmbatch/pkg/money"
@@ -38,6 +39,8 @@ type EstimateOptions struct {
 	Calibrate string
 	// Sample is how many prompts --sample sends first (0 = none); their results go to Output.
 	Sample int
+	// Via is the route as run --via would take it: realtime | batch | auto.
+	Via string
 	// Transport and Now are the Factory's, for --sample's requests.
 	Transport func(p *config.Provider) http.RoundTripper
 	Now       func() time.Time
@@ -61,7 +64,8 @@ func NewCmdEstimate(f *Factory) *cobra.Command {
 			"a guess only where it rests on an assumed latency.",
 		Example: `  llmbatch estimate prompts.jsonl -c providers.yaml
   llmbatch estimate prompts.jsonl --prefer speed --json
-  llmbatch estimate prompts.jsonl --deadline 30m --max-cost 10`,
+  llmbatch estimate prompts.jsonl --deadline 30m --max-cost 10
+  llmbatch estimate prompts.jsonl --via auto --deadline 2h    # which lanes go as batch jobs, both prices`,
 		Args: exactArgs(1, "INPUT.jsonl"),
 	}
 	c.RunE = dryRunE(f, &opts.Input, func(ctx context.Context) error { return estimateRun(ctx, opts) })
@@ -72,9 +76,11 @@ func NewCmdEstimate(f *Factory) *cobra.Command {
 	c.Flags().IntVar(&opts.Sample, "sample", 0, "send `N` prompts drawn across the models first, write their results to the output (run will not send them again) and extrapolate from them")
 	c.Flags().StringVar(&opts.Calibrate, "calibrate", "", "results `FILE` of similar prompts to take the expected output and latency from")
 	opts.Selection.register(c.Flags())
+	registerVia(c.Flags(), &opts.Via)
 	completeConfig(c)
 	completeJSONL(c)
 	completeValues(c, "prefer", "cost", "speed")
+	completeValues(c, "via", "realtime", "batch", "auto")
 	if err := c.MarkFlagFilename("calibrate", "jsonl"); err != nil {
 		panic(err)
 	}
@@ -121,6 +127,8 @@ type estimateModelJSON struct {
 	// measured the latency (0: an assumed latency).
 	Results        int `json:"expected_from_results"`
 	LatencyResults int `json:"latency_from_results"`
+	// The lane's route under --via; cost and wall time above are at that route.
+	laneRouteJSON
 }
 
 // estimatePlanJSON is the outcome of one policy.
@@ -143,6 +151,8 @@ type estimatePlanJSON struct {
 	ExpectedFrom     estimate.Source     `json:"expected_from"`
 	Results          int                 `json:"expected_from_results"`
 	Models           []estimateModelJSON `json:"models"`
+	// Routes is the split between batch and realtime under --via, and the all-realtime figures.
+	Routes *routesJSON `json:"routes"`
 }
 
 // estimateJSON is the `estimate --json` object.
@@ -168,6 +178,9 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	}
 	if opts.MaxCost < 0 {
 		return usageErr(fmt.Errorf("--max-cost must not be negative (got %v)", opts.MaxCost))
+	}
+	if err := batchplan.CheckVia(opts.Via); err != nil {
+		return usageErr(err)
 	}
 	cfg, err := opts.Config()
 	if err != nil {
@@ -227,11 +240,19 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		return err
 	}
 	s, as := primary.Summary(), other.Summary()
-	pe, oe := laneEstimates(lanes, pt, evs), laneEstimates(lanes, ot, evs)
+	routes, err := laneRoutes(cfg, lanes, opts.Via, sel.Deadline, opts.Getenv, estimateOutput(opts))
+	if err != nil {
+		return err
+	}
+	// pr, or: every lane through the realtime APIs; pe, oe: at the lanes' routes.
+	pr, or := laneEstimates(lanes, pt, evs), laneEstimates(lanes, ot, evs)
+	pe, oe := routed(cfg, lanes, pr, pt, routes), routed(cfg, lanes, or, ot, routes)
 	ptot, otot := estimate.Total(pe), estimate.Total(oe)
 
 	out := estimateJSON{Input: in.Name(), estimatePlanJSON: planJSON(s, pe, ptot), Alternative: planJSON(as, oe, otot),
 		MaxCostUSD: money.Round(opts.MaxCost), OverBudget: opts.MaxCost > 0 && ptot.Expected.CostUSD > opts.MaxCost, Warnings: chk.Warnings}
+	addRoutes(&out.estimatePlanJSON, s, opts.Via, routes, pe, pr)
+	addRoutes(&out.Alternative, as, opts.Via, routes, oe, or)
 	if out.Warnings == nil {
 		out.Warnings = []string{}
 	}
@@ -242,6 +263,9 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		err = enc.Encode(out)
 	} else {
 		printEstimate(w, in.Name(), s, pe, ptot, otot, evs)
+		if opts.Via != "" && opts.Via != batchplan.ViaRealtime {
+			printRoutes(w, out.estimatePlanJSON)
+		}
 	}
 	if ferr := w.Flush(); err == nil {
 		err = ferr

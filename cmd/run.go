@@ -17,7 +17,9 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/batch"
 	"github.com/llmbatch/llmbatch/pkg/progress"
 	"github.com/llmbatch/llmbatch/pkg/redact"
+	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
+	"github.com/llmbatch/llmbatch/pkg/shared"
 )
 
 // RunOptions are the inputs of `llmbatch run`.
@@ -36,6 +38,9 @@ type RunOptions struct {
 	LogFormat   string // text | json
 	Verbose     bool
 	Via         string // realtime | batch | auto
+	Shared      string // --shared Redis URL ("" = config shared.url, else $LLMBATCH_REDIS_URL, else none)
+	Shard       string // --shard i/n
+	Job         string // --job NAME: the shared budget's name (default the output's file name)
 }
 
 // NewCmdRun builds the `run` command. runF, when set, receives the parsed options instead of
@@ -54,7 +59,8 @@ An existing output is resumed: prompts with a current ok line are not sent again
   cat prompts.jsonl | llmbatch run - -o - --progress never > results.jsonl
   llmbatch run prompts.jsonl --model gpt-4o-mini --format openai
   llmbatch run prompts.jsonl --via batch            # provider batch jobs: half price, within 24h
-  llmbatch run prompts.jsonl --via auto --deadline 2h`,
+  llmbatch run prompts.jsonl --via auto --deadline 2h
+  llmbatch run prompts.jsonl --shared redis://127.0.0.1:6379/0 --shard 1/3 -o part1.jsonl`,
 		Args: exactArgs(1, "INPUT.jsonl"),
 		RunE: func(c *cobra.Command, args []string) error {
 			o.Input = args[0]
@@ -78,6 +84,9 @@ An existing output is resumed: prompts with a current ok line are not sent again
 	fl.StringVar(&o.Progress, "progress", "auto", "progress bar, `auto|always|never`: auto draws it only when stderr is a terminal")
 	fl.BoolVar(&o.Quiet, "quiet", false, "no progress bar, summary or info logs")
 	fl.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr, `text|json`")
+	fl.StringVar(&o.Shared, "shared", "", "share rate limits, learned limits, pauses and the --max-cost budget with other processes through this Redis, `redis://host:6379/0` (rediss:// for TLS; default: config shared.url, else $LLMBATCH_REDIS_URL)")
+	fl.StringVar(&o.Shard, "shard", "", "take only shard `i/n` of the prompts (1-based, by id hash): --shard 1/3 … --shard 3/3")
+	fl.StringVar(&o.Job, "job", "", "the job's `NAME` for the shared --max-cost budget (default: the output's file name)")
 	completeConfig(c)
 	completeJSONL(c)
 	completeValues(c, "format", "default", "openai")
@@ -118,8 +127,13 @@ func runOptions(o *RunOptions) (batch.Options, error) {
 	if outPath == "" {
 		outPath = defaultOutput(o.Input)
 	}
+	shard, err := request.ParseShard(o.Shard)
+	if err != nil {
+		return batch.Options{}, usageErr(err)
+	}
 	showBar := !o.Quiet && (o.Progress == "always" || (o.Progress == "auto" && f.IO.ErrIsTerminal))
 	return batch.Options{
+		Shard:  shard,
 		Config: cfg, Select: sel, Getenv: f.Getenv, Input: o.Input, Stdin: f.IO.In,
 		Output: outPath, Stdout: f.IO.Out, Fresh: o.Fresh, Format: o.Format,
 		Concurrency: o.Concurrency, MaxCost: o.MaxCost, Verbose: o.Verbose, Via: o.Via,
@@ -142,6 +156,11 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	if err != nil {
 		return err
 	}
+	closeShared, err := joinShared(ctx, o, &bo)
+	if err != nil {
+		return err
+	}
+	defer closeShared()
 	stop := make(chan struct{})
 	runCtx, hardStop := context.WithCancel(ctx)
 	defer hardStop()
@@ -228,6 +247,15 @@ func resumeCommand(o *RunOptions, outPath string) string {
 	}
 	if o.Via != "" && o.Via != batch.ViaRealtime {
 		args = append(args, "--via "+o.Via)
+	}
+	if o.Shared != "" {
+		args = append(args, "--shared", shellQuote(shared.Redact(o.Shared)))
+	}
+	if o.Shard != "" {
+		args = append(args, "--shard", shellQuote(o.Shard))
+	}
+	if o.Job != "" {
+		args = append(args, "--job", shellQuote(o.Job))
 	}
 	return strings.Join(args, " ")
 }

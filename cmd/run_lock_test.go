@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/results"
 )
@@ -324,4 +325,41 @@ func dirNames(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// TestCancelFindsTheJournalOfASymlinkedOutput: run --via batch keeps its journal next to the
+// symlinked output's target; `llmbatch cancel LINK` resolves the link the same way and cancels the
+// live jobs, and the resume through the link completes the batch.
+func TestCancelFindsTheJournalOfASymlinkedOutput(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSimRun(t, batchConfig("openai", "{turnaround: 2h}"), 50, 40)
+		target := filepath.Join(s.dir, "store", "out.jsonl")
+		if err := os.Mkdir(filepath.Dir(target), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join("store", "out.jsonl"), s.output); err != nil {
+			t.Fatal(err)
+		}
+		sigs := make(chan os.Signal, 1)
+		done := make(chan int)
+		go func() { done <- s.exec(sigs, "run", s.input, "-c", s.cfgPath, "-o", s.output, "--via", "batch") }()
+		time.Sleep(time.Hour)
+		sigs <- os.Interrupt
+		if code := <-done; code != ExitInterrupted {
+			t.Fatalf("exit %d: %s", code, s.stderr.String())
+		}
+		if _, err := os.Stat(target + ".batches"); err != nil {
+			t.Fatalf("no journal next to the target: %v", err)
+		}
+		if code := s.exec(nil, "cancel", s.output, "-c", s.cfgPath); code != ExitOK {
+			t.Fatalf("cancel through the link: exit %d\n%s%s", code, s.stdout.String(), s.stderr.String())
+		}
+		if code := s.exec(nil, "run", s.input, "-c", s.cfgPath, "-o", s.output, "--via", "batch"); code != ExitOK {
+			t.Fatalf("resume: exit %d: %s", code, s.stderr.String())
+		}
+		s.allOK()
+		if fi, err := os.Lstat(s.output); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("the output is no longer a symlink: %v", err)
+		}
+	})
 }

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/llmbatch/llmbatch/pkg/batch"
+	"github.com/llmbatch/llmbatch/pkg/batchplan"
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/model"
 	"github.com/llmbatch/llmbatch/pkg/money"
@@ -27,7 +29,8 @@ type SelectOptions struct {
 	JSON      bool
 	Explain   bool
 	Selection SelectionFlags
-	Workers   int // analysis goroutines; 0 = GOMAXPROCS
+	Via       string // realtime | batch | auto, as run --via
+	Workers   int    // analysis goroutines; 0 = GOMAXPROCS
 }
 
 // NewCmdSelect builds the `select` command: the model each prompt would be sent to, and why.
@@ -41,7 +44,8 @@ func NewCmdSelect(f *Factory) *cobra.Command {
 			"why: the analyser's reason, the rule that picked the model, and the models ruled out.",
 		Example: `  llmbatch select prompts.jsonl -c providers.yaml
   llmbatch select prompts.jsonl --explain
-  llmbatch select prompts.jsonl --json --prefer speed | jq .model`,
+  llmbatch select prompts.jsonl --json --prefer speed | jq .model
+  llmbatch select prompts.jsonl --via auto --deadline 2h`,
 		Args: exactArgs(1, "INPUT.jsonl"),
 	}
 	c.RunE = dryRunE(f, &opts.Input, func(ctx context.Context) error { return selectRun(ctx, opts) })
@@ -49,28 +53,35 @@ func NewCmdSelect(f *Factory) *cobra.Command {
 	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON line per prompt")
 	c.Flags().BoolVar(&opts.Explain, "explain", false, "say why each model was chosen and which were ruled out")
 	opts.Selection.register(c.Flags())
+	registerVia(c.Flags(), &opts.Via)
 	completeConfig(c)
 	completeJSONL(c)
 	completeValues(c, "prefer", "cost", "speed")
+	completeValues(c, "via", "realtime", "batch", "auto")
 	return c
 }
 
 // selectJSON is one `select --json` line.
 type selectJSON struct {
-	CustomID     string   `json:"custom_id"`
-	Line         int      `json:"line"`
-	Category     string   `json:"category"`      // the prompt's own category (analyser or hint)
-	LaneCategory string   `json:"lane_category"` // the category of the chosen model
-	Escalated    bool     `json:"escalated"`
-	Complexity   float64  `json:"complexity"`
-	Provider     string   `json:"provider"`
-	Model        string   `json:"model"`
-	InputTokens  int      `json:"input_tokens"` // as the chosen model's API counts them, chat overhead included
-	OutputTokens int      `json:"output_tokens"`
-	CostUSD      float64  `json:"cost_usd"`
-	ExactTokens  bool     `json:"exact_tokens"`
-	Alternatives []string `json:"alternatives,omitempty"` // failover candidates, cheapest first
-	Error        string   `json:"error,omitempty"`
+	CustomID     string  `json:"custom_id"`
+	Line         int     `json:"line"`
+	Category     string  `json:"category"`      // the prompt's own category (analyser or hint)
+	LaneCategory string  `json:"lane_category"` // the category of the chosen model
+	Escalated    bool    `json:"escalated"`
+	Complexity   float64 `json:"complexity"`
+	Provider     string  `json:"provider"`
+	Model        string  `json:"model"`
+	InputTokens  int     `json:"input_tokens"` // as the chosen model's API counts them, chat overhead included
+	OutputTokens int     `json:"output_tokens"`
+	CostUSD      float64 `json:"cost_usd"` // at the route's price: the batch discount on the batch route
+	ExactTokens  bool    `json:"exact_tokens"`
+	// Route is where run --via would send the prompt (realtime | batch), RealtimeCostUSD its cost
+	// through the realtime API, TurnaroundSeconds the expected batch turnaround on the batch route.
+	Route             string   `json:"route"`
+	RealtimeCostUSD   float64  `json:"realtime_cost_usd"`
+	TurnaroundSeconds float64  `json:"turnaround_seconds,omitempty"`
+	Alternatives      []string `json:"alternatives,omitempty"` // failover candidates, cheapest first
+	Error             string   `json:"error,omitempty"`
 
 	// with --explain
 	Analysis string         `json:"analysis,omitempty"`
@@ -103,11 +114,16 @@ func selectRun(ctx context.Context, opts *SelectOptions) error {
 	}
 	defer chk.Close()
 	lanes, in := chk.Lanes, chk.Input
+	routes, err := laneRoutes(cfg, lanes, opts.Via, sel.Deadline, opts.Getenv, "")
+	if err != nil {
+		return err
+	}
 
 	planner := selector.NewPlanner(lanes, sel)
 	w := bufio.NewWriter(opts.IO.Out)
 	enc := json.NewEncoder(w)
 	rows := newSelectTable(w, lanes)
+	rows.routes = opts.Via != "" && opts.Via != batchplan.ViaRealtime
 	if !opts.JSON {
 		rows.header()
 	}
@@ -121,7 +137,7 @@ func selectRun(ctx context.Context, opts *SelectOptions) error {
 		if perr != nil && len(unserved) < request.MaxReportedErrors {
 			unserved = append(unserved, fmt.Errorf("%s:%d: %s", in.Name(), a.Req.Line, perr))
 		}
-		line := selectLine(a, as, perr, planner, opts.Explain, ch)
+		line := selectLine(a, as, perr, planner, opts.Explain, ch, routes)
 		if opts.JSON {
 			return enc.Encode(line)
 		}
@@ -131,9 +147,9 @@ func selectRun(ctx context.Context, opts *SelectOptions) error {
 	if err == nil && !opts.JSON {
 		s := planner.Summary()
 		fmt.Fprintf(w, "\nPer model (--prefer %s%s):\n", s.Prefer, deadlineNote(s))
-		printLaneTable(w, s)
-		fmt.Fprintf(w, "Wall time at most %s", wall(s.WallTime))
-		if s.WallTimeGuess {
+		wt, batchWall := printLaneTable(w, s, routeTable{cfg: cfg, via: opts.Via, routes: routes})
+		fmt.Fprintf(w, "Wall time at most %s", wall(wt))
+		if s.WallTimeGuess && !batchWall {
 			fmt.Fprint(w, " (a guess: no known limits for the slowest model)")
 		}
 		fmt.Fprintln(w, "; ~ marks estimated input tokens, * free tier; llmbatch estimate shows the expected figures.")
@@ -148,7 +164,8 @@ func selectRun(ctx context.Context, opts *SelectOptions) error {
 }
 
 // selectLine builds the report of one prompt.
-func selectLine(a *batch.Analyzed, as selector.Assignment, perr error, p *selector.Planner, explain bool, ch selector.Choice) selectJSON {
+func selectLine(a *batch.Analyzed, as selector.Assignment, perr error, p *selector.Planner, explain bool, ch selector.Choice,
+	routes []batchplan.Decision) selectJSON {
 	it := &a.Item
 	line := selectJSON{CustomID: it.ID, Line: a.Req.Line, Category: catName(it.Category), Complexity: round2(it.Complexity),
 		OutputTokens: it.OutputTokens}
@@ -158,7 +175,12 @@ func selectLine(a *batch.Analyzed, as selector.Assignment, perr error, p *select
 		l := p.Lanes()[as.Lane]
 		line.LaneCategory, line.Escalated = as.Category.String(), as.Escalated
 		line.Provider, line.Model = l.Provider, l.Name
-		line.InputTokens, line.ExactTokens, line.CostUSD = as.Input, as.Exact, money.Round(as.Cost)
+		d := routes[as.Lane]
+		line.InputTokens, line.ExactTokens = as.Input, as.Exact
+		line.Route, line.RealtimeCostUSD, line.CostUSD = string(d.Route), money.Round(as.Cost), money.Round(d.Price(as.Cost))
+		if d.Route == batchplan.Batch {
+			line.TurnaroundSeconds = d.Turnaround.Expected.Seconds()
+		}
 		for _, i := range p.Group(as.Group) {
 			if i != as.Lane {
 				line.Alternatives = append(line.Alternatives, p.Lanes()[i].String())
@@ -174,9 +196,22 @@ func selectLine(a *batch.Analyzed, as selector.Assignment, perr error, p *select
 	return line
 }
 
+// routeTable is what the lane table needs to show routes: the decisions by lane index; with via
+// realtime (or empty) the table has no route columns.
+type routeTable struct {
+	cfg    *config.Config
+	via    string
+	routes []batchplan.Decision
+}
+
+func (r routeTable) shown() bool { return r.via != "" && r.via != batchplan.ViaRealtime }
+
 // printLaneTable writes the per-model totals and the overall total of a plan: output, cost and wall
-// time at most (every prompt using its max_tokens); estimate shows the expected figures too.
-func printLaneTable(w io.Writer, s selector.Summary) {
+// time at most (every prompt using its max_tokens); estimate shows the expected figures too. With
+// --via batch|auto it adds each lane's route: a batch lane's cost is at the batch discount and its
+// wall time is its jobs' expected turnaround.
+// It returns the plan's wall time and whether a batch lane sets it.
+func printLaneTable(w io.Writer, s selector.Summary, rt routeTable) (time.Duration, bool) {
 	width := len("PROVIDER/MODEL")
 	for _, t := range s.Lanes {
 		if t.Prompts > 0 {
@@ -186,7 +221,11 @@ func printLaneTable(w io.Writer, s selector.Summary) {
 	const row = "%-*s  %-9s  %8s  %12s  %12s  %12s  %10s  %s"
 	line := func(args ...any) { fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf(row, args...), " ")) }
 	line(width, "PROVIDER/MODEL", "CATEGORY", "PROMPTS", "INPUT TOK", "OUT AT MOST", "COST AT MOST", "WALL AT MOST", "BOUND")
-	for _, t := range s.Lanes {
+	var cost, rtCost, batchCost, batchRealtime float64
+	var wallMax time.Duration
+	var batchPrompts int64
+	batchWall := false
+	for i, t := range s.Lanes {
 		if t.Prompts == 0 {
 			continue
 		}
@@ -202,13 +241,42 @@ func printLaneTable(w io.Writer, s selector.Summary) {
 		if t.Guess() {
 			bound += " (guess)"
 		}
-		line(width, t.Lane.String(), cat, num(t.Prompts), in, num(t.OutputTokens), usd(t.CostUSD), wall(t.WallTime), bound)
+		c, wt := t.CostUSD, t.WallTime
+		if rt.shown() {
+			d := rt.routes[i]
+			c = money.Round(d.Price(t.CostUSD))
+			if d.Route == batchplan.Batch {
+				wt = laneBatchWall(rt.cfg, s.Lanes[i].Lane, d, t.Prompts, t.InputTokens+t.OutputTokens)
+				bound = "batch, turnaround " + turnaroundNote(d)
+				batchPrompts += t.Prompts
+				batchCost += c
+				batchRealtime += t.CostUSD
+			} else {
+				bound = "realtime, " + bound
+				rtCost += c
+			}
+		}
+		cost += c
+		if wt >= wallMax {
+			wallMax, batchWall = wt, rt.shown() && rt.routes[i].Route == batchplan.Batch
+		}
+		line(width, t.Lane.String(), cat, num(t.Prompts), in, num(t.OutputTokens), usd(c), wall(wt), bound)
+	}
+	totCost, totWall := s.CostUSD, s.WallTime
+	if rt.shown() {
+		totCost, totWall = money.Round(cost), wallMax
 	}
 	in := num(s.InputTokens)
 	if s.EstimatedPrompts > 0 {
 		in = "~" + in
 	}
-	line(width, "TOTAL", "", num(s.Prompts-s.Unassigned), in, num(s.OutputTokens), usd(s.CostUSD), wall(s.WallTime), "")
+	line(width, "TOTAL", "", num(s.Prompts-s.Unassigned), in, num(s.OutputTokens), usd(totCost), wall(totWall), "")
+	if rt.shown() {
+		fmt.Fprintf(w, "Route (--via %s): %s prompts batch at %s (%s through realtime), %s realtime at %s.\n", rt.via,
+			num(batchPrompts), usd(money.Round(batchCost)), usd(money.Round(batchRealtime)),
+			num(s.Prompts-s.Unassigned-batchPrompts), usd(money.Round(rtCost)))
+	}
+	return totWall, batchWall
 }
 
 func catName(c model.Category) string {
@@ -224,6 +292,7 @@ func round2(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }
 type selectTable struct {
 	w                  io.Writer
 	provWidth, modelWd int
+	routes             bool // a ROUTE column (--via batch|auto)
 }
 
 func newSelectTable(w io.Writer, lanes []*selector.Lane) *selectTable {
@@ -235,10 +304,19 @@ func newSelectTable(w io.Writer, lanes []*selector.Lane) *selectTable {
 	return t
 }
 
-const selectRow = "%-20s  %-15s  %5s  %-*s  %-*s  %10s  %8s  %11s\n"
+const selectRow = "%-20s  %-15s  %5s  %-*s  %-*s  %10s  %8s  %11s"
+
+// end finishes a row: the route column when shown, then the newline.
+func (t *selectTable) end(route string) {
+	if t.routes {
+		fmt.Fprintf(t.w, "  %s", route)
+	}
+	fmt.Fprintln(t.w)
+}
 
 func (t *selectTable) header() {
 	fmt.Fprintf(t.w, selectRow, "ID", "CATEGORY", "CPLX", t.provWidth, "PROVIDER", t.modelWd, "MODEL", "INPUT TOK", "OUT TOK", "COST USD")
+	t.end("ROUTE")
 }
 
 func (t *selectTable) row(l selectJSON) {
@@ -248,6 +326,7 @@ func (t *selectTable) row(l selectJSON) {
 	}
 	if l.Error != "" {
 		fmt.Fprintf(t.w, selectRow, l.CustomID, cat, fmt.Sprintf("%.2f", l.Complexity), t.provWidth, "-", t.modelWd, "-", "-", "-", "-")
+		t.end("-")
 		fmt.Fprintf(t.w, "    error: %s\n", l.Error)
 	} else {
 		in := num(l.InputTokens)
@@ -256,6 +335,11 @@ func (t *selectTable) row(l selectJSON) {
 		}
 		fmt.Fprintf(t.w, selectRow, l.CustomID, cat, fmt.Sprintf("%.2f", l.Complexity), t.provWidth, l.Provider, t.modelWd, l.Model,
 			in, num(l.OutputTokens), usd(l.CostUSD))
+		route := l.Route
+		if l.TurnaroundSeconds > 0 {
+			route += fmt.Sprintf(" (~%s, realtime %s)", time.Duration(l.TurnaroundSeconds*float64(time.Second)), usd(l.RealtimeCostUSD))
+		}
+		t.end(route)
 	}
 	if l.Analysis != "" || l.Why != "" {
 		fmt.Fprintf(t.w, "    why: %s\n", strings.Join(nonEmpty(l.Analysis, l.Why), "; "))

@@ -113,6 +113,7 @@ func (a *admission) finish(s settlement) {
 	a.e = nil
 	e.release(l)
 	a.permit(s.err)
+	l.shareBreaker()
 	switch {
 	case s.err == nil:
 		l.limits.Observe(s.limits)

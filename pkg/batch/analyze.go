@@ -20,7 +20,9 @@ import (
 // the first error of reading or of fn, or when ctx is done. estimate and select plan from it; Run
 // sends from it.
 func (p *Prepared) Analyze(ctx context.Context, workers int, fn func(*Analyzed) error) error {
-	return analyzeInput(ctx, p.Input, newAnalyzer(p.Lanes), workers, fn)
+	an := newAnalyzer(p.Lanes)
+	an.shard = p.Shard
+	return analyzeInput(ctx, p.Input, an, workers, fn)
 }
 
 // Analyzed is one request after analysis, handed to the consumer in input order.
@@ -41,6 +43,8 @@ type analyzer struct {
 	profile func(req *request.Request, inputTokens int) (model.Category, float64, string)
 	// output returns the expected output tokens of a request served at a category.
 	output func(req *request.Request, cat model.Category) int
+	// shard keeps only its prompts (the zero Shard keeps all).
+	shard request.Shard
 }
 
 // newAnalyzer wires the token calculator and the request analyser for the encodings the lanes use.
@@ -94,6 +98,7 @@ func (a *analyzer) item(ctx context.Context, req *request.Request, index int) An
 // handed over in input order: the prompt source of Run.
 func (p *Prepared) source() Source {
 	an := newAnalyzer(p.Lanes)
+	an.shard = p.Shard
 	return func(ctx context.Context, yield func(*request.Request, selector.Item) error) error {
 		return analyzeInput(ctx, p.Input, an, 0, func(a *Analyzed) error { return yield(a.Req, a.Item) })
 	}
@@ -154,6 +159,9 @@ func analyzeInput(ctx context.Context, in *request.Input, a *analyzer, workers i
 			}
 			if err != nil {
 				return fmt.Errorf("read input: %w", err)
+			}
+			if !a.shard.Has(req.ID) {
+				continue
 			}
 			b.reqs = append(b.reqs, req)
 			index++

@@ -11,8 +11,10 @@ import (
 
 	"github.com/llmbatch/llmbatch/pkg/batchapi"
 	"github.com/llmbatch/llmbatch/pkg/batchjournal"
+	"github.com/llmbatch/llmbatch/pkg/batchplan"
 	"github.com/llmbatch/llmbatch/pkg/batchrun"
 	"github.com/llmbatch/llmbatch/pkg/config"
+	"github.com/llmbatch/llmbatch/pkg/progress"
 	"github.com/llmbatch/llmbatch/pkg/provider"
 	"github.com/llmbatch/llmbatch/pkg/provider/adapters"
 	"github.com/llmbatch/llmbatch/pkg/request"
@@ -24,9 +26,9 @@ import (
 
 // Routes of `run --via`.
 const (
-	ViaRealtime = "realtime" // every prompt through the realtime APIs (the default)
-	ViaBatch    = "batch"    // prompts of lanes whose provider has batch enabled go as provider batch jobs
-	ViaAuto     = "auto"     // batch where the provider's expected turnaround fits --deadline (or always without one)
+	ViaRealtime = batchplan.ViaRealtime // every prompt through the realtime APIs (the default)
+	ViaBatch    = batchplan.ViaBatch    // prompts of lanes whose provider has batch enabled go as provider batch jobs
+	ViaAuto     = batchplan.ViaAuto     // batch where the provider's expected turnaround fits --deadline (or always without one)
 )
 
 // batchRoute sends the prompts of batch-enabled lanes as provider batch jobs (pkg/batchrun), one
@@ -39,6 +41,10 @@ type batchRoute struct {
 	lanes map[*target]*batchLane
 	fed   chan struct{} // closed once the producer has read the whole input
 	wg    sync.WaitGroup
+	// hist is the turnaround of this machine's earlier jobs (histPath's and this journal's); the
+	// jobs this run watches end are added to histPath when it ends.
+	hist     *batchplan.History
+	histPath string
 
 	mu  sync.Mutex
 	err error // first runner failure
@@ -50,6 +56,7 @@ type batchLane struct {
 	l        *target
 	client   batchapi.Client
 	discount float64
+	decision batchplan.Decision // the lane's route under --via (auto: decided once, at the start)
 	in       chan batchrun.Prompt
 
 	mu      sync.Mutex
@@ -89,7 +96,17 @@ func newBatchRoute(e *engine, o *Options) (*batchRoute, error) {
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	r := &batchRoute{e: e, j: j, live: map[string]*batchLane{}, lanes: map[*target]*batchLane{}, fed: make(chan struct{})}
+	histPath := batchplan.HistoryPath(o.Getenv)
+	hist, err := batchplan.Load(histPath, "")
+	if err != nil {
+		_ = j.Close()
+		return nil, err
+	}
+	for _, s := range batchplan.Samples(st) {
+		hist.Add(s)
+	}
+	r := &batchRoute{e: e, j: j, live: map[string]*batchLane{}, lanes: map[*target]*batchLane{}, fed: make(chan struct{}),
+		hist: hist, histPath: histPath}
 	clients := map[string]batchapi.Client{}
 	for _, l := range e.targets {
 		p, _ := o.Config.Lookup(l.prov.name, l.sel.Name)
@@ -111,7 +128,9 @@ func newBatchRoute(e *engine, o *Options) (*batchRoute, error) {
 			}
 			clients[p.Name] = c
 		}
-		r.lanes[l] = &batchLane{r: r, l: l, client: c, discount: p.Batch.DiscountOrDefault(),
+		dec := batchplan.Decide(o.Via, p, o.Select.Deadline, hist.Turnaround(p))
+		e.log.Debug("batch route", "lane", l.name(), "route", string(dec.Route), "why", dec.Reason)
+		r.lanes[l] = &batchLane{r: r, l: l, client: c, discount: p.Batch.DiscountOrDefault(), decision: dec,
 			in: make(chan batchrun.Prompt), pending: map[string]*pendingPrompt{}, arrived: make(chan struct{})}
 	}
 	for _, c := range st.Live() {
@@ -136,14 +155,8 @@ func (r *batchRoute) wants(j *job) *batchLane {
 		return nil
 	}
 	bl := r.lanes[j.targets[0]]
-	if bl == nil {
+	if bl == nil || bl.decision.Route != batchplan.Batch {
 		return nil
-	}
-	if r.e.opts.Via == ViaAuto {
-		p, _ := r.e.opts.Config.Lookup(bl.l.prov.name, bl.l.sel.Name)
-		if d := r.e.opts.Select.Deadline; d > 0 && p.Batch.Turnaround.D() > d {
-			return nil
-		}
 	}
 	return bl
 }
@@ -201,9 +214,13 @@ func (r *batchRoute) inputDone() {
 	}
 }
 
-// wait waits for the runners and closes the journal.
+// wait waits for the runners, closes the journal and adds the turnaround of the jobs this run
+// watched end to the machine's history (a failure there only loses a hint: it is logged).
 func (r *batchRoute) wait() error {
 	r.wg.Wait()
+	if err := r.hist.AppendFile(r.histPath, batchplan.Samples(r.j.State())); err != nil {
+		r.e.log.Warn("batch turnaround history not updated", "error", err)
+	}
 	if err := r.j.Close(); err != nil {
 		return err
 	}
@@ -216,7 +233,7 @@ func (bl *batchLane) run(ctx context.Context) error {
 	p, _ := bl.r.e.opts.Config.Lookup(bl.l.prov.name, bl.l.sel.Name)
 	o := batchrun.Options{Journal: bl.r.j, Client: bl.client, Provider: bl.l.prov.name, Model: bl.l.sel.Name,
 		Caps: batchapi.Caps{MaxRequests: p.Batch.MaxRequests, MaxBytes: int64(p.Batch.MaxBytes)},
-		Poll: batchapi.PollPolicy{First: p.Batch.Poll.D()}, Jobs: 4,
+		Poll: batchapi.PollPolicy{First: p.Batch.Poll.D()}, Jobs: batchplan.LaneJobs,
 		// A failed line goes out again in a new job as often as the retry policy allows attempts.
 		MaxRounds: bl.r.e.opts.Config.RetryFor(p).MaxAttempts,
 		Lookup: func(id string) (batchrun.Prompt, error) {
@@ -227,6 +244,7 @@ func (bl *batchLane) run(ctx context.Context) error {
 			return batchrun.Prompt{ID: id, Request: pp.preq}, nil
 		},
 		OnResult: bl.deliver(ctx),
+		OnPoll:   bl.showJob,
 		Flush: func(ctx context.Context) error {
 			bl.mu.Lock()
 			w := bl.written
@@ -262,6 +280,14 @@ func (bl *batchLane) run(ctx context.Context) error {
 			}
 		}
 	})
+}
+
+// showJob puts a polled job's state, counts and age in the progress display.
+func (bl *batchLane) showJob(chunk string, j *batchapi.Job) {
+	if d := bl.r.e.display; d != nil {
+		d.Job(progress.Job{Key: chunk, Lane: bl.l.name(), ID: j.ID, State: string(j.Status), Ended: j.Status.Ended(),
+			Total: j.Total, Done: j.Done, Failed: j.Failed, Created: j.CreatedAt})
+	}
 }
 
 // get returns the pending prompt of id, waiting for the producer to reach it when a resumed job

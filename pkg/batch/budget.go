@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -17,6 +18,8 @@ type budget struct {
 	holders  int     // reservations not yet settled
 	// settled is closed (and replaced) by every settle, waking reservations that wait for room.
 	settled chan struct{}
+	// shared, when set, keeps the cap for all the job's processes; spent still sums this process's.
+	shared SharedBudget
 }
 
 // reserve claims est USD for one attempt: reserveUpTo with a fixed cost.
@@ -45,6 +48,13 @@ func (p price) at(n int) float64 { return p.base + p.unit*float64(n) }
 func (b *budget) reserveUpTo(ctx context.Context, p price) (int, float64, error) {
 	if b.limit <= 0 {
 		return p.hi, p.at(p.hi), nil
+	}
+	if b.shared != nil {
+		err := b.shared.Reserve(ctx, est)
+		if errors.Is(err, ErrBudgetReached) {
+			return errBudget
+		}
+		return err
 	}
 	for {
 		b.mu.Lock()
@@ -95,6 +105,10 @@ func (b *budget) settle(est, actual float64) {
 	defer b.mu.Unlock()
 	b.spent += actual
 	if b.limit <= 0 {
+		return
+	}
+	if b.shared != nil {
+		b.shared.Settle(est, actual)
 		return
 	}
 	b.reserved -= est

@@ -3,9 +3,9 @@
 //	Prepare      check pins, keys and the whole input (prepare.go)           → *UsageError, nothing sent
 //	Analyze      count tokens, categorise, stream in input order (analyze.go)
 //	ResultSource known already? resume scan today, response cache next (output.go)  → skip
-//	Planner      choose the prompt's targets, preferred first (job.go, pkg/selector)
+//	Planner      choose the prompt's targets, preferred first (job.go); Via batch: a job (batchroute.go)
 //	admit        rate-limit ticket → budget → slots → breaker, all or none (admit.go; Limiter seam)
-//	Dispatcher   send: one HTTP request per prompt today, provider batch jobs next (seams.go)
+//	Dispatcher   send: one HTTP request per prompt (seams.go)
 //	finish       settle and release all four; retry.Next picks again/other lane/fail (job.go)
 //	writer       one goroutine appends each result line; then compaction (engine.go, output.go)
 //

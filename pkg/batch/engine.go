@@ -52,6 +52,10 @@ type Options struct {
 	Transport func(p *config.Provider) http.RoundTripper
 	// Limits keeps the lanes' rate limits; nil = in-process (see LimitStore).
 	Limits LimitStore
+	// Budget keeps the MaxCost cap when processes share it; nil = this process's alone.
+	Budget SharedBudget
+	// Shard, when set (N > 1), restricts the run to the prompts of shard I of N (--shard i/n).
+	Shard request.Shard
 	// Dispatch returns the dispatcher of a provider; nil = one request per prompt (see Dispatcher).
 	Dispatch func(p *config.Provider, api provider.Provider) Dispatcher
 	// OpenOutput, when set, opens the output for appending instead of results.OpenAppend. Each
@@ -123,7 +127,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	checkCtx, stopWatching := untilStopped(ctx, o.Stop) // nothing is sent yet: a stop acts at once
 	p, err := Prepare(checkCtx, PrepareOptions{Config: o.Config, Select: o.Select, Getenv: o.Getenv,
-		Input: o.Input, Stdin: o.Stdin, Warn: o.Warn, Done: done})
+		Input: o.Input, Stdin: o.Stdin, Warn: o.Warn, Done: done, Shard: o.Shard})
 	if stopWatching() {
 		if p != nil {
 			p.Close()
@@ -269,7 +273,7 @@ var errStopped = errors.New("stopped")
 // newEngine builds the engine over lanes; o has its defaults set.
 func newEngine(o Options, targets []*target) *engine {
 	e := &engine{opts: o, now: o.Now, log: o.Logger, rand: o.Rand, targets: targets, deadAfter: config.DefaultDeadAfter,
-		slots: make(chan struct{}, o.Concurrency), budget: budget{limit: o.MaxCost}}
+		slots: make(chan struct{}, o.Concurrency), budget: budget{limit: o.MaxCost, shared: o.Budget}}
 	if o.Config != nil && o.Config.Defaults.DeadAfter > 0 {
 		e.deadAfter = o.Config.Defaults.DeadAfter.D()
 	}

@@ -41,6 +41,8 @@ type PrepareOptions struct {
 	// Done, when set, reports prompts that already have a current result (run's resume); the
 	// validation pass counts them into Prepared.Done, so progress can start there.
 	Done func(id, hash string) bool
+	// Shard, when set, keeps only the prompts of one shard (the whole input is still validated).
+	Shard request.Shard
 }
 
 // Prepared is a config and an input that passed every check: the selector's routes and an input
@@ -49,8 +51,9 @@ type Prepared struct {
 	Lanes    []*selector.Lane // one per configured (provider, model); unusable ones marked so, for --explain
 	Warnings []string         // providers skipped because their key is unset
 	Input    *request.Input
-	Prompts  int // requests in the input
+	Prompts  int // requests in the input (in the shard, with one)
 	Done     int // of them, those PrepareOptions.Done reports done
+	Shard    request.Shard
 }
 
 // Close releases the input (a spooled stdin copy).
@@ -81,13 +84,20 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Prepared, error) {
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	done := 0
+	done, inShard := 0, 0
 	count := func(req *request.Request) {
+		if !o.Shard.Has(req.ID) {
+			return
+		}
+		inShard++
 		if o.Done != nil && o.Done(req.ID, req.Hash) {
 			done++
 		}
 	}
 	n, errs := validateInput(ctx, in, routes, o.Select, count)
+	if o.Shard.N > 1 {
+		n = inShard
+	}
 	if ctx.Err() != nil {
 		in.Close()
 		return nil, ctx.Err()
@@ -96,7 +106,7 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Prepared, error) {
 		in.Close()
 		return nil, inputErrors(errs)
 	}
-	return &Prepared{Lanes: routes, Warnings: warnings, Input: in, Prompts: n, Done: done}, nil
+	return &Prepared{Lanes: routes, Warnings: warnings, Input: in, Prompts: n, Done: done, Shard: o.Shard}, nil
 }
 
 // SelectorLanes returns the selector's view of every configured (provider, model) and a warning for each

@@ -526,3 +526,41 @@ type refused struct{}
 func (refused) RoundTrip(*http.Request) (*http.Response, error) {
 	return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 }
+
+// TestRunViaBatch: with Via batch, a batch-enabled lane's prompts go as provider batch jobs
+// (failed and expired lines sent again in new jobs) and come back marked via batch, at the batch
+// price, each with its job's id; a second run finds them answered and sends nothing.
+func TestRunViaBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, `
+defaults: {concurrency: 16, timeout: 60s}
+providers:
+  - name: sb
+    type: sim
+    batch: {enabled: true, poll: 30s, turnaround: 24h}
+    models:
+      - {name: m, category: small, input_per_mtok: 0.15, output_per_mtok: 0.6, max_output_tokens: 4096}
+    sim: {api: anthropic, batch: {turnaround: 20m, errored: 0.1, expired: 0.05}}
+`, 120)
+		o := r.options()
+		o.Via = batch.ViaBatch
+		rep, err := batch.Run(context.Background(), o)
+		if err != nil || rep.OK != 120 {
+			t.Fatalf("%+v, %v", rep, err)
+		}
+		jobs := map[string]bool{}
+		for id, res := range r.byID() {
+			if res.Status != results.StatusOK || res.Via != "batch" || res.BatchID == "" {
+				t.Fatalf("%s: %+v", id, res)
+			}
+			jobs[res.BatchID] = true
+		}
+		if len(jobs) < 2 {
+			t.Errorf("answers from %d jobs: failed lines should have gone out again in a new job", len(jobs))
+		}
+		rep, err = batch.Run(context.Background(), o)
+		if err != nil || rep.Skipped != 120 || rep.OK != 0 {
+			t.Fatalf("rerun: %+v, %v", rep, err)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/provider"
@@ -11,8 +12,8 @@ import (
 // This file holds the seams the next modes plug into, each with today's code as its first
 // implementation (see the package doc for where each sits on a request's path):
 //   - LimitStore: where a lane's rate limits are kept; today in-process (ratelimit), next Redis.
-//   - Dispatcher: how a lane's admitted requests reach the provider; today one HTTP request per
-//     prompt, next provider batch jobs.
+//   - Dispatcher: how a lane's admitted requests reach the provider; one HTTP request per prompt.
+//     (Provider batch jobs take their prompts before admission instead: batchroute.go.)
 //   - ResultSource (output.go): answers checked before sending; today the resume scan, next a
 //     response cache.
 
@@ -62,9 +63,33 @@ func (l localLimiter) Wait(ctx context.Context, tokens int) (Ticket, error) {
 	return t, nil
 }
 
+// BreakerSharer is implemented by Limiters whose lane is shared with other processes (Redis): an
+// open circuit breaker is published, so every process keeps off the failing lane until it may be
+// tried again.
+type BreakerSharer interface {
+	// PublishBreaker says this process's breaker for the lane is open until until.
+	PublishBreaker(until time.Time)
+	// BreakerOpenUntil is the latest such time another process published (zero = none).
+	BreakerOpenUntil() time.Time
+}
+
+// SharedBudget is a --max-cost cap kept outside the process, so that several processes of one job
+// (`run --shared --job NAME`) never exceed it together; nil = the cap is this process's alone.
+type SharedBudget interface {
+	// Reserve claims est USD before a request is sent. It may wait for requests in flight
+	// (anywhere) to settle; it returns an error wrapping ErrBudgetReached when est does not fit
+	// beside what the job has spent, or ctx's error.
+	Reserve(ctx context.Context, est float64) error
+	// Settle replaces a reservation of est USD by the actual cost.
+	Settle(est, actual float64)
+}
+
+// ErrBudgetReached is what a SharedBudget's Reserve wraps when the job's cap is reached.
+var ErrBudgetReached = errors.New("budget reached")
+
 // Dispatcher sends the admitted requests of one provider's lanes and returns each answer. Today's
-// is realtime: one HTTP request per prompt through the provider's adapter. A provider batch-job
-// dispatcher plugs in here: it may collect requests and answer each when its job completes.
+// is realtime: one HTTP request per prompt through the provider's adapter; another transport of
+// single requests (a gateway, a recorder in tests) plugs in here.
 type Dispatcher interface {
 	Send(ctx context.Context, req *provider.Request) (*provider.Response, error)
 }

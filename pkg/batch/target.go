@@ -42,6 +42,9 @@ type target struct {
 	shownOpen atomic.Bool
 	// reasoning models get max_completion_tokens from the OpenAI adapter.
 	reasoning bool
+	// now is the run's clock; breakerShared the last open-until published (time.Time).
+	now           func() time.Time
+	breakerShared atomic.Value
 }
 
 // providerState is what the lanes of one provider share.
@@ -92,7 +95,28 @@ func (l *target) name() string { return l.sel.String() }
 
 // usable reports whether the lane may take a request now.
 func (l *target) usable() bool {
-	return !l.exhausted.Load() && l.prov.disabledReason() == "" && l.breaker.State() != routing.StateOpen
+	return !l.exhausted.Load() && l.prov.disabledReason() == "" && l.breaker.State() != routing.StateOpen &&
+		!l.sharedBreakerOpen()
+}
+
+// sharedBreakerOpen reports whether another process sharing the lane published an open breaker.
+func (l *target) sharedBreakerOpen() bool {
+	sb, ok := l.limits.(BreakerSharer)
+	return ok && l.now != nil && sb.BreakerOpenUntil().After(l.now())
+}
+
+// shareBreaker publishes the breaker's opening (once per opening) when the lane is shared.
+func (l *target) shareBreaker() {
+	sb, ok := l.limits.(BreakerSharer)
+	if !ok || l.breaker.State() != routing.StateOpen {
+		return
+	}
+	until := l.breaker.OpenUntil()
+	if prev, _ := l.breakerShared.Load().(time.Time); !until.After(prev) {
+		return
+	}
+	l.breakerShared.Store(until)
+	sb.PublishBreaker(until)
 }
 
 // buildTargets wraps every selector lane whose provider has an adapter in apis with its live state.
@@ -126,6 +150,7 @@ func buildTargets(cfg *config.Config, sels []*selector.Lane, apis map[string]pro
 			breaker:   routing.NewBreaker(key, cfg.BreakerFor(p), now),
 			health:    routing.NewHealth(routing.HealthConfig{Cooldown: cfg.BreakerFor(p).OpenFor.D()}),
 			reasoning: sl.Category == model.Reasoning,
+			now:       now,
 		})
 	}
 	if len(targets) == 0 {

@@ -51,9 +51,12 @@ type Record struct {
 	FileID   string    `json:"file_id,omitempty"`  // OpUploaded
 	BatchID  string    `json:"batch_id,omitempty"` // OpCreated
 	Status   string    `json:"status,omitempty"`   // OpEnded
-	OK       int       `json:"ok,omitempty"`       // OpDownloaded
-	Failed   int       `json:"failed,omitempty"`   // OpDownloaded
-	Reason   string    `json:"reason,omitempty"`   // OpAbandoned
+	// Watched (OpEnded) says this process polled the job while it ran and saw it end, so the time
+	// from OpCreated to this record is the job's turnaround (not a restart's delay).
+	Watched bool   `json:"watched,omitempty"`
+	OK      int    `json:"ok,omitempty"`     // OpDownloaded
+	Failed  int    `json:"failed,omitempty"` // OpDownloaded
+	Reason  string `json:"reason,omitempty"` // OpAbandoned
 }
 
 // Chunk is the replayed state of one chunk.
@@ -64,9 +67,14 @@ type Chunk struct {
 	PlannedAt           time.Time
 	SubmittedAt         time.Time // when OpSubmitting was recorded; zero = never sent
 	FileID, BatchID     string
-	Status              string // the provider status recorded at OpEnded
-	CancelRequested     bool
-	Done                bool // downloaded or abandoned: its prompts are no longer in a live job
+	Status              string    // the provider status recorded at OpEnded
+	CreatedAt           time.Time // when OpCreated was recorded; zero = not yet
+	EndedAt             time.Time // when OpEnded was recorded; zero = not yet
+	// Took is the job's turnaround, OpCreated to OpEnded, when the process that recorded the end
+	// watched the job run (Record.Watched); zero otherwise.
+	Took            time.Duration
+	CancelRequested bool
+	Done            bool // downloaded or abandoned: its prompts are no longer in a live job
 }
 
 // Live reports whether the chunk's prompts may sit in a provider job that has not been downloaded.
@@ -131,8 +139,12 @@ func (s *State) apply(r *Record) error {
 		c.FileID = r.FileID
 	case OpCreated:
 		c.BatchID = r.BatchID
+		c.CreatedAt = r.At
 	case OpEnded:
-		c.Status = r.Status
+		c.Status, c.EndedAt = r.Status, r.At
+		if r.Watched && !c.CreatedAt.IsZero() && r.At.After(c.CreatedAt) {
+			c.Took = r.At.Sub(c.CreatedAt)
+		}
 	case OpCancel:
 		c.CancelRequested = true
 	case OpDownloaded, OpAbandoned:
@@ -201,6 +213,19 @@ func Open(path string, now func() time.Time) (*Journal, *State, error) {
 		}
 	}
 	return j, st, nil
+}
+
+// Read replays the journal at path without opening it for appends (a torn last line is ignored, not
+// cut off): the state of another run's journal, or of one no run holds. A missing file is an error
+// satisfying errors.Is(err, fs.ErrNotExist).
+func Read(path string) (*State, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("batch journal: %w", err)
+	}
+	defer f.Close()
+	st, _, err := replay(path, f)
+	return st, err
 }
 
 // replay reads every complete line; it returns the state and the offset after the last good line.

@@ -223,7 +223,9 @@ func (r *runner) run(ctx context.Context, c *batchjournal.Chunk, job *batchapi.J
 			return fmt.Errorf("%s/%s: chunk %s: %w", r.o.Provider, r.o.Model, c.ID, err)
 		}
 	}
+	watched := false
 	if !job.Status.Ended() {
+		watched = true
 		id := job.ID
 		job, err = batchapi.Wait(ctx, r.o.Client, id, r.o.Poll, func(j *batchapi.Job) {
 			if r.o.OnPoll != nil {
@@ -234,7 +236,7 @@ func (r *runner) run(ctx context.Context, c *batchjournal.Chunk, job *batchapi.J
 			return fmt.Errorf("%s/%s: chunk %s: poll %s: %w", r.o.Provider, r.o.Model, c.ID, id, err)
 		}
 	}
-	if err := r.o.Journal.Append(batchjournal.Record{Op: batchjournal.OpEnded, Chunk: c.ID, Status: string(job.Status)}); err != nil {
+	if err := r.o.Journal.Append(batchjournal.Record{Op: batchjournal.OpEnded, Chunk: c.ID, Status: string(job.Status), Watched: watched}); err != nil {
 		return err
 	}
 	if job.Status == batchapi.Failed {

@@ -25,7 +25,15 @@ const (
 type Config struct {
 	Defaults  Defaults    `yaml:"defaults"`
 	Providers []*Provider `yaml:"providers"`
-	Path      string      `yaml:"-"`
+	// Shared names the Redis that processes share limits through (run --shared overrides it).
+	Shared Shared `yaml:"shared"`
+	Path   string `yaml:"-"`
+}
+
+// Shared is the config's shared: block. The URL must not hold a password (config files get
+// committed): that comes from the --shared URL or the environment.
+type Shared struct {
+	URL string `yaml:"url"` // redis://host:6379/0 or rediss://host:6380/0
 }
 
 // Defaults are the run-wide settings; each provider may override Timeout, Retry and Breaker.

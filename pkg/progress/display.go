@@ -79,6 +79,7 @@ type Display struct {
 	failed  int
 	tokens  int64
 	cost    float64
+	jobs    map[string]*jobView // live batch jobs by key (see Job)
 }
 
 // New returns a display of total prompts, opts.Done of them already done, writing to w (stderr).
@@ -218,6 +219,9 @@ func (d *Display) describe(now time.Time) string {
 	desc := "ETA " + eta
 	if d.failed > 0 {
 		desc += fmt.Sprintf(", %d failed", d.failed)
+	}
+	if j := d.jobsDesc(now); j != "" {
+		desc += ", " + j
 	}
 	desc += ", " + d.rates(elapsed)
 	if r := []rune(desc); d.descMax > 0 && len(r) > d.descMax {

@@ -170,6 +170,11 @@ func holderPrefix() string {
 	return "pid " + strconv.Itoa(os.Getpid()) + " on host " + host
 }
 
+// Resolve returns the file a possibly symlinked output path leads to, as Lock resolves it (also a
+// dangling link's target, and the directory's own links). Files kept next to an output (the batch
+// journal, the lock) live next to this path, so every command that names the output finds them.
+func Resolve(path string) (string, error) { return resolve(path) }
+
 // resolve follows path's symlinks (also a dangling one, whose target is still to be created) and
 // returns the file they lead to, with the directory's own symlinks resolved too.
 func resolve(path string) (string, error) {

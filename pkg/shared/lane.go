@@ -41,7 +41,20 @@ type Lane struct {
 	changed chan struct{}
 	// local runs the lane while Redis is unreachable, at this process's share of the last ceiling.
 	local *ratelimit.Limiter
+
+	// Probing: while no per-minute limit is known and this process has had no answer on the lane,
+	// at most probeTickets requests are out (see Wait). probed is closed at the first answer.
+	probe    chan struct{}
+	probed   chan struct{}
+	probeEnd sync.Once
 }
+
+// probeTickets bounds the requests a process sends on a lane before its first answer when no
+// per-minute limit is known yet. The engine takes a ticket before its in-flight slot, so without
+// this every queued prompt would be admitted at once, before the first response's headers could
+// tell the lane its limits; after the first answer the lane is paced by what it learned (or, with
+// no limit headers at all, by the engine's concurrency alone).
+const probeTickets = 4
 
 // view is the lane's shared state as the last reply showed it; durations are relative to at.
 type view struct {
@@ -62,7 +75,8 @@ func newLane(s *Store, id string, info LaneInfo, cfg ratelimit.Limits) *Lane {
 	if name == "" {
 		name = info.Provider + "/" + info.Model
 	}
-	l := &Lane{st: s, id: id, info: info, keys: laneKeys(id), cfg: cfg, name: name, changed: make(chan struct{})}
+	l := &Lane{st: s, id: id, info: info, keys: laneKeys(id), cfg: cfg, name: name, changed: make(chan struct{}),
+		probe: make(chan struct{}, probeTickets), probed: make(chan struct{})}
 	l.info.APIKey = "" // only the hash is kept, in id and fingerprint
 	l.info.Provider, l.info.BaseURL = info.Provider, normalizeBase(info.BaseURL)
 	l.keyFP = info.KeyFingerprint()
@@ -76,7 +90,30 @@ func newLane(s *Store, id string, info LaneInfo, cfg ratelimit.Limits) *Lane {
 			l.apply(r)
 		}
 	}
+	if cfg.RPM > 0 || cfg.TPM > 0 || l.v.lim.RPM > 0 || l.v.lim.TPM > 0 {
+		l.endProbe() // limits are known already: configured or learned by another process
+	}
 	return l
+}
+
+func (l *Lane) endProbe() { l.probeEnd.Do(func() { close(l.probed) }) }
+
+// enterProbe waits, while the lane probes, for one of the probe's tickets; it reports whether it
+// took one (to give back when the ticket finishes).
+func (l *Lane) enterProbe(ctx context.Context) (bool, error) {
+	select {
+	case <-l.probed:
+		return false, nil
+	default:
+	}
+	select {
+	case <-l.probed:
+		return false, nil
+	case l.probe <- struct{}{}:
+		return true, nil
+	case <-ctx.Done():
+		return false, fmt.Errorf("shared: %s: %w", l.name, ctx.Err())
+	}
 }
 
 // Name returns the lane's name.
@@ -242,6 +279,7 @@ type Ticket struct {
 	dayEnd int64  // the day period it was counted in
 	at     time.Time
 	tokens int
+	probe  bool // holds one of the lane's probe tickets
 	mu     sync.Mutex
 	done   bool
 }
@@ -275,7 +313,14 @@ func (l *Lane) Wait(ctx context.Context, tokens int) (*Ticket, error) {
 			}
 			return &Ticket{lane: l, local: lt, tokens: tokens}, nil
 		}
+		probe, err := l.enterProbe(ctx)
+		if err != nil {
+			return nil, err
+		}
 		r, err := l.call(ctx, "admit", tokens)
+		if err != nil || r.status != 0 {
+			l.leaveProbe(probe)
+		}
 		if errors.Is(err, errLost) {
 			continue // now local
 		}
@@ -290,12 +335,13 @@ func (l *Lane) Wait(ctx context.Context, tokens int) (*Ticket, error) {
 			return nil, fmt.Errorf("shared: %s: %w until %s", l.name, ratelimit.ErrDailyExhausted,
 				l.st.now().Add(time.Duration(r.state[15])*time.Millisecond).UTC().Format(time.RFC3339))
 		}
-		t := &Ticket{lane: l, member: r.member, dayEnd: r.dayEnd, at: l.st.now().Add(r.wait), tokens: tokens}
+		t := &Ticket{lane: l, member: r.member, dayEnd: r.dayEnd, at: l.st.now().Add(r.wait), tokens: tokens, probe: probe}
 		ok, err := l.await(ctx, t)
 		if ok {
 			return t, nil
 		}
 		t.release() // cancelled, past the deadline, or overtaken by a pause
+		l.leaveProbe(probe)
 		if err != nil {
 			return nil, err
 		}
@@ -350,6 +396,7 @@ func (t *Ticket) release() {
 	_, _ = t.lane.call(context.Background(), "cancel", t.member, t.tokens, t.dayEnd)
 }
 
+// finish marks the ticket done; false when it already was.
 func (t *Ticket) finish() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -360,6 +407,21 @@ func (t *Ticket) finish() bool {
 	return true
 }
 
+// settled ends the ticket's part in the probe: an answer (answered) ends the lane's probe, once
+// Redis has the headers it brought, and the probe ticket is given back.
+func (t *Ticket) settled(answered bool) {
+	if answered {
+		t.lane.endProbe()
+	}
+	t.lane.leaveProbe(t.probe)
+}
+
+func (l *Lane) leaveProbe(took bool) {
+	if took {
+		<-l.probe
+	}
+}
+
 // Settle records that the provider answered (any status but 429) after using actualTokens tokens
 // (0 = keep the estimate). An under-estimate is charged to the shared window and day; an
 // over-estimate is not refunded (providers count the admission estimate).
@@ -367,6 +429,7 @@ func (t *Ticket) Settle(actualTokens int) {
 	if !t.finish() {
 		return
 	}
+	defer t.settled(true)
 	if t.local != nil {
 		t.local.Settle(actualTokens)
 		return
@@ -428,6 +491,7 @@ func (t *Ticket) RateLimited(rl provider.RateLimits) {
 	if !t.finish() {
 		return
 	}
+	defer t.settled(true)
 	if t.local != nil {
 		t.local.RateLimited(rl)
 		return
@@ -446,6 +510,7 @@ func (t *Ticket) Cancel() {
 	if !t.finish() {
 		return
 	}
+	defer t.settled(false)
 	if t.local != nil {
 		t.local.Cancel()
 		return

@@ -383,3 +383,64 @@ func TestRedisLostFallsBackAndRejoins(t *testing.T) {
 		t.Errorf("after rejoining: %d requests in the window, RPM %d; want ≥ 20 seeded, 6,000", s.MinuteRequests, s.Limits.RPM)
 	}
 }
+
+func TestProbeBeforeTheFirstAnswer(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	l := open(t, srv.URL(), Options{}).Lane(testInfo(), ratelimit.Limits{}) // nothing known
+	got := make(chan *Ticket, 10)
+	for range 10 {
+		go func() {
+			tk, err := l.Wait(ctx, 10)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- tk
+		}()
+	}
+	first := make([]*Ticket, 0, probeTickets)
+	for range probeTickets {
+		first = append(first, <-got)
+	}
+	if _, err := l.call(ctx, "beat"); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.Snapshot().MinuteRequests; n != probeTickets {
+		t.Fatalf("%d requests admitted before the first answer, want the probe's %d", n, probeTickets)
+	}
+	// The first answer teaches 120 RPM (burst 2, then one per 508 ms): the other six are paced.
+	l.Observe(provider.RateLimits{HasRequests: true, LimitRequests: 120, RemainingRequests: 116})
+	first[0].Settle(10)
+	var rest []time.Time
+	for range 6 {
+		rest = append(rest, (<-got).At())
+	}
+	sort.Slice(rest, func(i, j int) bool { return rest[i].Before(rest[j]) })
+	if span := rest[5].Sub(rest[0]); span < 1500*time.Millisecond {
+		t.Errorf("six requests after learning 120 RPM span %v, want them paced (≥ 1.5 s)", span)
+	}
+}
+
+func TestBreakerStateIsShared(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	a := open(t, srv.URL(), Options{}).Lane(testInfo(), ratelimit.Limits{})
+	b := open(t, srv.URL(), Options{}).Lane(testInfo(), ratelimit.Limits{})
+	if !b.BreakerOpenUntil().IsZero() {
+		t.Fatal("a new lane's breaker is open")
+	}
+	a.PublishBreaker(time.Now().Add(30 * time.Second))
+	if _, err := b.call(ctx, "beat"); err != nil {
+		t.Fatal(err)
+	}
+	if until := b.BreakerOpenUntil(); until.Before(time.Now().Add(29 * time.Second)) {
+		t.Errorf("B sees the breaker open until %v, want about 30 s from now", until)
+	}
+	a.PublishBreaker(time.Time{}) // closed again
+	if _, err := b.call(ctx, "beat"); err != nil {
+		t.Fatal(err)
+	}
+	if !b.BreakerOpenUntil().IsZero() {
+		t.Error("B still sees the breaker open after A closed it")
+	}
+}

@@ -65,6 +65,7 @@ type Store struct {
 	job    string
 	log    *slog.Logger
 	now    func() time.Time
+	start  time.Time
 	lane   *redis.Script
 	budget *redis.Script
 
@@ -78,6 +79,8 @@ type Store struct {
 }
 
 var silenceRedisLog sync.Once
+
+func voidLogger() *logging.VoidLogger { return &logging.VoidLogger{} }
 
 // ErrUnreachable is wrapped by Open's error when the server does not answer.
 var ErrUnreachable = errors.New("redis unreachable")
@@ -100,8 +103,9 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	}
 	// go-redis's package-wide logger would print dial failures to stderr in its own format; they
 	// reach us as errors, which the Store reports once per outage with the password masked.
-	silenceRedisLog.Do(func() { redis.SetLogger(&logging.VoidLogger{}) })
+	silenceRedisLog.Do(func() { redis.SetLogger(voidLogger()) })
 	opts.DialTimeout = dialTimeout
+	opts.DialerRetries = 1 // a refused dial means Redis is gone: fall back now, the monitor reconnects
 	opts.ReadTimeout = opTimeout
 	opts.WriteTimeout = opTimeout
 	opts.MaxRetries = -1 // a failed call means "Redis lost" to the caller; retrying a script could admit twice
@@ -116,7 +120,7 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	s := &Store{
-		rdb: rdb, url: Redact(rawURL), id: hex.EncodeToString(id[:]), job: o.Job, log: o.Logger, now: o.Now,
+		rdb: rdb, url: Redact(rawURL), id: hex.EncodeToString(id[:]), job: o.Job, log: o.Logger, now: o.Now, start: o.Now().UTC(),
 		lane: redis.NewScript(laneLua), budget: redis.NewScript(budgetLua),
 		lanes: map[string]*Lane{},
 	}
@@ -207,7 +211,7 @@ func (s *Store) beat(ctx context.Context) error {
 		lanes = append(lanes, l)
 	}
 	s.mu.Unlock()
-	info, _ := json.Marshal(procInfo{Host: host, PID: os.Getpid(), Job: s.job, Lanes: len(lanes), Started: s.now().UTC()})
+	info, _ := json.Marshal(procInfo{Host: host, PID: os.Getpid(), Job: s.job, Lanes: len(lanes), Started: s.start})
 	pipe := s.rdb.Pipeline()
 	pipe.Set(ctx, procPrefix+s.id, info, procTTL)
 	cmds := make([]*redis.Cmd, len(lanes))

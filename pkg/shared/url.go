@@ -16,27 +16,24 @@ const (
 	EnvPassword = "LLMBATCH_REDIS_PASSWORD"
 )
 
-// Resolve picks the Redis URL of a run: the --shared flag, else $LLMBATCH_REDIS_URL, else the
-// config's shared.url ("" when none is set: the run does not share). getenv reads the environment.
+// Resolve picks the Redis URL of a run: the --shared flag, else the config's shared.url, else
+// $LLMBATCH_REDIS_URL ("" when none is set: the run does not share). getenv reads the environment.
 // A password written into the config file is refused (config files get committed and shared): it
 // belongs in the flag's URL or the environment. The returned error never contains a password.
 func Resolve(flag, configURL string, getenv func(string) string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
-	if env := getenv(EnvURL); env != "" {
-		return env, nil
-	}
-	if configURL == "" {
-		return "", nil
-	}
-	if u, err := url.Parse(configURL); err == nil && u.User != nil {
-		if _, has := u.User.Password(); has {
-			return "", fmt.Errorf("config shared.url %s holds a password: remove it from the file and set $%s (or $%s with the whole URL)",
-				Redact(configURL), EnvPassword, EnvURL)
+	if configURL != "" {
+		if u, err := url.Parse(configURL); err == nil && u.User != nil {
+			if _, has := u.User.Password(); has {
+				return "", fmt.Errorf("config shared.url %s holds a password: remove it from the file and set $%s (or $%s with the whole URL, without shared.url)",
+					Redact(configURL), EnvPassword, EnvURL)
+			}
 		}
+		return configURL, nil
 	}
-	return configURL, nil
+	return getenv(EnvURL), nil
 }
 
 // Redact returns the URL with its password replaced by "xxxxx", for every message that names the

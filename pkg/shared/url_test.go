@@ -13,7 +13,8 @@ func TestResolve(t *testing.T) {
 	}{
 		{want: ""},
 		{cfg: "redis://cfg:6379/0", want: "redis://cfg:6379/0"},
-		{cfg: "redis://cfg:6379/0", env: "redis://env:6379/1", want: "redis://env:6379/1"},
+		{cfg: "redis://cfg:6379/0", env: "redis://env:6379/1", want: "redis://cfg:6379/0"},
+		{env: "redis://:pw@env:6379/1", want: "redis://:pw@env:6379/1"},
 		{flag: "redis://flag/2", cfg: "redis://cfg/0", env: "redis://env/1", want: "redis://flag/2"},
 		{cfg: "redis://:pw123@cfg:6379/0", err: "holds a password"},
 		{cfg: "redis://user@cfg:6379/0", want: "redis://user@cfg:6379/0"},
