@@ -50,11 +50,20 @@ func (b *budget) reserveUpTo(ctx context.Context, p price) (int, float64, error)
 		return p.hi, p.at(p.hi), nil
 	}
 	if b.shared != nil {
-		err := b.shared.Reserve(ctx, est)
-		if errors.Is(err, ErrBudgetReached) {
-			return errBudget
+		// The shared cap takes fixed amounts: the full worst case, else (never fitting) the least.
+		n := p.hi
+		err := b.shared.Reserve(ctx, p.at(n))
+		if errors.Is(err, ErrBudgetReached) && p.lo < p.hi {
+			n = p.lo
+			err = b.shared.Reserve(ctx, p.at(n))
 		}
-		return err
+		if errors.Is(err, ErrBudgetReached) {
+			return 0, 0, errBudget
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		return n, p.at(n), nil
 	}
 	for {
 		b.mu.Lock()

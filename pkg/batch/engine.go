@@ -155,8 +155,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	e := newEngine(o, targets)
 	e.source, e.known = p.source(), out.known
-	if cp != nil && out.known != nil {
-		e.budget.prior = cp.CostUSD // --max-cost is the job's cap (DESIGN §8)
+	if cp != nil && out.known != nil && o.Budget == nil {
+		// --max-cost is the job's cap (DESIGN §8); a shared budget keeps the job's spend itself.
+		e.budget.prior = cp.CostUSD
 	}
 	if e.route, err = newBatchRoute(e, &o); err != nil {
 		_ = out.close()
