@@ -9,7 +9,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/config"
@@ -260,11 +262,13 @@ type engine struct {
 	// halted ends when no new request may start (Stop, budget, write error, ctx): its cause says
 	// why. wire ends the requests already sent: at ctx's end, or when a halt's grace runs out.
 	// These two are the only stop states; see "Stopping" in the package doc.
-	halted    context.Context
-	halt      context.CancelCauseFunc
-	wire      context.Context
-	results   chan finishedPrompt
-	leftover  leftover // prompts left unsent by the budget
+	halted   context.Context
+	halt     context.CancelCauseFunc
+	wire     context.Context
+	results  chan finishedPrompt
+	leftover leftover // prompts left unsent by the budget
+	// lastDone is when the last prompt completed (unix ns), for the display's stall status.
+	lastDone  atomic.Int64
 	recovered recovery // a lane came back: jobs queued on fallback lanes choose again
 }
 
@@ -292,6 +296,19 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 	var abandon context.CancelFunc
 	e.wire, abandon = context.WithCancel(ctx)
 	defer abandon()
+	if e.display != nil {
+		e.lastDone.Store(start.UnixNano())
+		stalls := make(chan struct{})
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			e.watchStalls(stalls)
+		}()
+		defer func() {
+			close(stalls)
+			<-watched
+		}()
+	}
 	var cancel context.CancelCauseFunc
 	e.halted, cancel = context.WithCancelCause(ctx)
 	e.halt = cancel
@@ -463,6 +480,9 @@ type finishedPrompt struct {
 // nothing now.
 func (e *engine) record(f finishedPrompt) {
 	r := f.r
+	if r != nil {
+		e.lastDone.Store(e.now().UnixNano())
+	}
 	if r == nil {
 		if e.opts.Summary != nil && (f.rateLimited > 0 || f.retries > 0) {
 			e.opts.Summary.Add(progress.Outcome{Unfinished: true, RateLimited: f.rateLimited, Retries: f.retries})
@@ -482,6 +502,67 @@ func (e *engine) record(f finishedPrompt) {
 		e.opts.Summary.Add(o)
 	}
 }
+
+// stallAfter is how long without a completed prompt before the display says why.
+const stallAfter = 2 * time.Second
+
+// watchStalls gives the display, once a second while no prompt has completed for stallAfter, the
+// reason nothing completes (see stallReason), until done is closed.
+func (e *engine) watchStalls(done <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		now := e.now()
+		if now.Sub(time.Unix(0, e.lastDone.Load())) >= stallAfter {
+			e.display.SetStatus(e.stallReason(now))
+		}
+	}
+}
+
+// stallReason says what the lanes are waiting for at now: open breakers (until their trial),
+// failures being retried, rate limits (until the lane's next slot), spent daily quotas; failing
+// that, the requests in flight. "" when nothing is known to wait.
+func (e *engine) stallReason(now time.Time) string {
+	var parts []string
+	inFlight := int64(0)
+	for _, l := range e.targets {
+		inFlight += l.inFlight.Load()
+		_, failingSince := l.breaker.Streak()
+		last := l.lastFailure.Load()
+		switch st := l.limits.Snapshot(); {
+		case l.prov.disabledReason() != "":
+		case l.breaker.State() == routing.StateOpen:
+			parts = append(parts, fmt.Sprintf("breaker open on %s until %s", l.name(), clock(l.breaker.OpenUntil())))
+		case !failingSince.IsZero() && last != nil:
+			parts = append(parts, fmt.Sprintf("retrying after %s errors on %s", strings.ReplaceAll(string(last.Type), "_", " "), l.name()))
+		case st.DayExhausted:
+			parts = append(parts, fmt.Sprintf("daily quota of %s spent until %s", l.name(), clock(st.DayResetAt)))
+		case st.Waiting > 0:
+			until := st.PausedUntil
+			if !until.After(now) {
+				perRequest := 1
+				if n := l.admitted.Load(); n > 0 {
+					perRequest = int(l.admittedTokens.Load() / n)
+				}
+				until = now.Add(l.limits.Delay(perRequest))
+			}
+			// Delay is a new request's wait: after every queued one, so the queue is through by then.
+			parts = append(parts, fmt.Sprintf("waiting for a rate limit of %s: %d queued until %s", l.name(), st.Waiting, clock(until)))
+		}
+	}
+	if len(parts) == 0 && inFlight > 0 {
+		return fmt.Sprintf("waiting for %d requests in flight", inFlight)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// clock is t as hh:mm:ss (rounded up: a wait is not over before it).
+func clock(t time.Time) string { return t.Add(time.Second - 1).Format("15:04:05") }
 
 // showFailure warns, at default verbosity, of a request that got no answer at the network level
 // (refused, reset, DNS, timeout): the provider, where its requests go and the error. The message

@@ -80,6 +80,7 @@ type Display struct {
 	tokens  int64
 	cost    float64
 	jobs    map[string]*jobView // live batch jobs by key (see Job)
+	status  string              // why nothing completes (see SetStatus); "" while prompts complete
 }
 
 // New returns a display of total prompts, opts.Done of them already done, writing to w (stderr).
@@ -140,6 +141,7 @@ func (d *Display) Add(o Outcome) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.status = "" // prompts complete again
 	d.done++
 	if !o.OK {
 		d.failed++
@@ -171,6 +173,24 @@ func (d *Display) advance(n int) {
 		d.bar.Describe(d.describe(now))
 	}
 	_ = d.bar.Add(n) // errors are write errors on stderr: nothing useful to do with them
+	d.noteDrawn()
+}
+
+// SetStatus shows why nothing completes ("waiting for the rate limit of openai/gpt-4o-mini until
+// 12:03:10", "breaker open on …"), first in the bar's description, and redraws the bar (unless the
+// library's throttle, on the real clock, drew it less than Throttle ago: call it again); "" removes it. The next completed prompt (Add) removes it too. A disabled display draws nothing.
+func (d *Display) SetStatus(s string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bar == nil || d.finished {
+		return
+	}
+	// Even an unchanged status redraws: the library may have throttled the previous redraw, and
+	// a stalled run has no other redraw to show it.
+	d.status = s
+	now := d.now()
+	d.lastDesc = now
+	d.bar.Describe(d.describe(now))
 	d.noteDrawn()
 }
 
@@ -217,6 +237,9 @@ func (d *Display) describe(now time.Time) string {
 	}
 	// Most important first: a narrow terminal cuts the end.
 	desc := "ETA " + eta
+	if d.status != "" {
+		desc = d.status + "; " + desc
+	}
 	if d.failed > 0 {
 		desc += fmt.Sprintf(", %d failed", d.failed)
 	}
