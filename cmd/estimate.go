@@ -159,6 +159,9 @@ type estimatePlanJSON struct {
 type estimateJSON struct {
 	Input string `json:"input"`
 	estimatePlanJSON
+	// Done is how many prompts the job's output already answers (a resumed job): they are not
+	// estimated, as run will not send them.
+	Done        int              `json:"done"`
 	MaxCostUSD  float64          `json:"max_cost_usd,omitempty"`
 	OverBudget  bool             `json:"over_budget"`
 	Alternative estimatePlanJSON `json:"alternative"`
@@ -218,6 +221,7 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		tallies[as.Lane].Add(as.Input, reserve, it.Category, estimate.First(evs, l.Provider, l.Name).MeanOutput(l.Provider, l.Name))
 	}
 	var unserved []error
+	done := 0
 	err = chk.Analyze(ctx, opts.Workers, func(a *batch.Analyzed) error {
 		it := &a.Item
 		reserve := it.OutputTokens // at most: max_tokens, else the category's default (tokens.OutputTokens)
@@ -226,6 +230,10 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		}
 		for _, ev := range evs {
 			ev.Match(it.ID, reserve)
+		}
+		if evs[0].Done(it.ID, a.Req.Hash) {
+			done++ // answered in the job's output: run will not send it
+			return nil
 		}
 		as, err := primary.Add(it)
 		if err != nil && len(unserved) < request.MaxReportedErrors {
@@ -249,7 +257,7 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	pe, oe := routed(cfg, lanes, pr, pt, routes), routed(cfg, lanes, or, ot, routes)
 	ptot, otot := estimate.Total(pe), estimate.Total(oe)
 
-	out := estimateJSON{Input: in.Name(), estimatePlanJSON: planJSON(s, pe, ptot), Alternative: planJSON(as, oe, otot),
+	out := estimateJSON{Input: in.Name(), estimatePlanJSON: planJSON(s, pe, ptot), Alternative: planJSON(as, oe, otot), Done: done,
 		MaxCostUSD: money.Round(opts.MaxCost), OverBudget: opts.MaxCost > 0 && ptot.Expected.CostUSD > opts.MaxCost, Warnings: chk.Warnings}
 	addRoutes(&out.estimatePlanJSON, s, opts.Via, routes, pe, pr)
 	addRoutes(&out.Alternative, as, opts.Via, routes, oe, or)
@@ -262,6 +270,10 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		enc.SetIndent("", "  ")
 		err = enc.Encode(out)
 	} else {
+		if done > 0 {
+			fmt.Fprintf(w, "%s prompts are already answered in %s: only the %s left are estimated.\n",
+				num(int64(done)), estimateOutput(opts), num(s.Prompts))
+		}
 		printEstimate(w, in.Name(), s, pe, ptot, otot, evs)
 		if opts.Via != "" && opts.Via != batchplan.ViaRealtime {
 			printRoutes(w, out.estimatePlanJSON)
