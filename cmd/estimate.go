@@ -287,10 +287,10 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	}
 	switch {
 	case out.OverBudget:
-		fmt.Fprintf(opts.IO.ErrOut, "warning: the expected cost %s exceeds --max-cost %s: a run with this budget would stop early (exit 3)\n",
+		fmt.Fprintf(opts.IO.ErrOut, "warning: the expected cost %s exceeds --max-cost %s: a run with this budget would leave prompts unsent (exit 3)\n",
 			usd(ptot.Expected.CostUSD), usd(opts.MaxCost))
 	case opts.MaxCost > 0 && ptot.AtMost.CostUSD > opts.MaxCost:
-		fmt.Fprintf(opts.IO.ErrOut, "warning: the cost at most %s exceeds --max-cost %s: a run with this budget may stop early (exit 3) if the answers are long\n",
+		fmt.Fprintf(opts.IO.ErrOut, "warning: the cost at most %s exceeds --max-cost %s: a run with this budget may leave prompts unsent (exit 3) if the answers are long\n",
 			usd(ptot.AtMost.CostUSD), usd(opts.MaxCost))
 	}
 	if !s.DeadlineMet {
