@@ -50,12 +50,11 @@ bench-estimate: build
 	@if [ -x /usr/bin/time ]; then /usr/bin/time -f 'wall %es, peak RSS %M KiB' $(BIN) estimate testdata/out/gib.jsonl -c testdata/estimate.sim.yaml; \
 	 else time $(BIN) estimate testdata/out/gib.jsonl -c testdata/estimate.sim.yaml; fi
 
-# Throughput over real HTTP: `llmbatch sim serve` on loopback enforcing 1,200 + 600 RPM, and
-# `llmbatch run` against it with the real OpenAI adapter; the summary's OF CEILING column is each
-# lane's ok count over what min(RPM, TPM/tokens) allowed in its busy time. About two minutes.
+# Issue 11's shares over real HTTP: `llmbatch sim serve` on loopback enforcing per-minute limits over
+# a 60 s window, a 10 s window and 1 s quanta, and `llmbatch run` (real OpenAI adapter, limits
+# learned from the headers) against each: prints the least time the limits allow, the time taken and
+# the share of 429s (cmd/loopback_pacing_test.go). About 100 s.
 bench-loopback: build
-	mkdir -p testdata/out
-	$(BIN) sim prompts 3600 > testdata/out/loopback.jsonl
 	$(BIN) sim serve --addr 127.0.0.1:8089 --config testdata/loopback.sim.yaml & pid=$$!; \
 	  trap "kill $$pid" EXIT; sleep 1; \
-	  $(BIN) run testdata/out/loopback.jsonl -c testdata/loopback.client.yaml --prefer speed --fresh --progress never
+	  LLMBATCH_LOOPBACK_ADDR=127.0.0.1:8089 $(GO) test -count=1 -run TestLoopbackPacing -v ./cmd/ | grep -E 'loopback HTTP|^(---|ok|FAIL)'

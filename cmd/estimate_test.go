@@ -199,7 +199,7 @@ func TestEstimateMaxCostWarns(t *testing.T) {
 func TestEstimateDeadline(t *testing.T) {
 	dir := t.TempDir()
 	var b strings.Builder
-	for i := range 120 {
+	for i := range 250 { // more than two windows' worth of 120 RPM: the third share waits two windows
 		b.WriteString(`{"id":"p` + string(rune('a'+i%26)) + strings.Repeat("x", i/26) + `","prompt":"Classify: ok","category":"small","max_tokens":5}` + "\n")
 	}
 	input := filepath.Join(dir, "many.jsonl")

@@ -164,6 +164,12 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	stop := make(chan struct{})
 	runCtx, hardStop := context.WithCancel(ctx)
 	defer hardStop()
+	select { // a signal already pending stops the run before its checks, whatever the watcher's timing
+	case sig := <-f.Signals:
+		bo.Logger.Warn("stopping before anything is sent", "signal", sig.String())
+		close(stop)
+	default:
+	}
 	go watchSignals(runCtx, f.Signals, stop, hardStop, bo.Logger)
 	bo.Stop = stop
 
@@ -279,11 +285,12 @@ func defaultOutput(input string) string {
 }
 
 // watchSignals turns the first interrupt into a graceful stop and the second into an immediate one.
-func watchSignals(ctx context.Context, sigs <-chan os.Signal, stop chan<- struct{}, hard context.CancelFunc, logger *slog.Logger) {
+func watchSignals(ctx context.Context, sigs <-chan os.Signal, stop chan struct{}, hard context.CancelFunc, logger *slog.Logger) {
 	if sigs == nil {
 		return
 	}
 	select {
+	case <-stop: // stopped already by a pending signal
 	case <-ctx.Done():
 		return
 	case s := <-sigs:

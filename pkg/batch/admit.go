@@ -52,13 +52,26 @@ type settlement struct {
 // what the earlier steps took and says why. ctx ends the rate-limit wait early (a recovered lane);
 // the run's halt ends every wait.
 func (e *engine) admit(ctx context.Context, l *target, tokens int, cost float64) (*admission, refusal) {
-	return e.admitUpTo(ctx, l, tokens, price{base: cost})
+	return e.admitHeld(ctx, l, tokens, price{base: cost}, nil, nil)
 }
 
-// admitUpTo is admit with a cost of p: the budget step reserves for as many output tokens as fit,
-// from p.lo to p.hi (see budget.reserveUpTo), and the admission's maxOut says how many.
-func (e *engine) admitUpTo(ctx context.Context, l *target, tokens int, p price) (*admission, refusal) {
-	ticket, err := l.limits.Wait(ctx, tokens)
+// admitHeld is admit with the slot the job reserved on l when it chose the lane (held; heldErr the
+// reservation's failure): it waits for that slot instead of reserving again. The budget step
+// reserves for as many output tokens as fit, from p.lo to p.hi (see budget.reserveUpTo), and the
+// admission's maxOut says how many.
+func (e *engine) admitHeld(ctx context.Context, l *target, tokens int, p price, held heldTicket, heldErr error) (*admission, refusal) {
+	var ticket Ticket
+	var err error
+	switch {
+	case heldErr != nil:
+		err = heldErr
+	case held != nil:
+		if err = held.Wait(ctx); err == nil {
+			ticket = held
+		}
+	default:
+		ticket, err = l.limits.Wait(ctx, tokens)
+	}
 	switch {
 	case errors.Is(err, ratelimit.ErrDailyExhausted):
 		if !l.exhausted.Swap(true) {

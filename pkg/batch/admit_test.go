@@ -189,7 +189,7 @@ func TestAdmissionNothingLeaks(t *testing.T) {
 // TestAdmissionRefusals refuses at each step in turn — ticket, budget, slots, breaker — and checks
 // what admit gave back.
 func TestAdmissionRefusals(t *testing.T) {
-	br := config.Breaker{FailureThreshold: 1, OpenFor: config.Duration(time.Minute)}
+	br := config.Breaker{FailureThreshold: 1, OpenFor: config.Duration(time.Minute), Probes: 1}
 	t.Run("ticket: daily quota", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			r := newAdmitRig(t, 4, 4, 1, ratelimit.Limits{RPD: 1}, br)

@@ -249,6 +249,7 @@ type engine struct {
 	// deadAfter bounds how long a prompt waits on lanes that are all unusable (defaults.dead_after).
 	deadAfter time.Duration
 	budget    budget
+	speedMu   sync.Mutex // --prefer speed: a job's choice of lane and its reservation there are one step
 
 	source Source
 	known  ResultSource // nil = nothing known
@@ -423,9 +424,9 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 		go func() {
 			defer jobs.Done()
 			defer func() { <-window }()
-			// An unfinished prompt (stop, budget) still reports the 429s and retries it met: the
-			// summary counts every request this run sent.
-			e.results <- finishedPrompt{r: j.run(), rateLimited: j.throttled, retries: max(j.attempts-1, 0)}
+			// An unfinished prompt (stop, budget) still reports its retries: the summary counts
+			// every request this run sent.
+			e.results <- finishedPrompt{r: j.run(), retries: max(j.attempts-1, 0)}
 		}()
 		return nil
 	})
@@ -466,13 +467,13 @@ func (e *engine) writeLoop(rep *Report) error {
 	return werr
 }
 
-// finishedPrompt is a prompt's result on its way to the writer, with the 429s and retries it met in
-// this run (for the summary). A nil r is a prompt left unfinished (stop, budget): nothing is written
-// for it, but the requests it sent are counted.
+// finishedPrompt is a prompt's result on its way to the writer, with the retries it made in this run
+// (for the summary; its 429s are counted as they come, under the lane that got them: job.attempt).
+// A nil r is a prompt left unfinished (stop, budget): nothing is written for it, but its retries
+// are counted.
 type finishedPrompt struct {
-	r           *results.Result
-	rateLimited int // 429 answers received in this run
-	retries     int // requests sent in this run after the first
+	r       *results.Result
+	retries int // requests sent in this run after the first
 }
 
 // record feeds the progress display and summary with one finished (or unfinished) prompt. The
@@ -480,18 +481,15 @@ type finishedPrompt struct {
 // nothing now.
 func (e *engine) record(f finishedPrompt) {
 	r := f.r
-	if r != nil {
-		e.lastDone.Store(e.now().UnixNano())
-	}
 	if r == nil {
-		if e.opts.Summary != nil && (f.rateLimited > 0 || f.retries > 0) {
-			e.opts.Summary.Add(progress.Outcome{Unfinished: true, RateLimited: f.rateLimited, Retries: f.retries})
+		if e.opts.Summary != nil && f.retries > 0 {
+			e.opts.Summary.Add(progress.Outcome{Unfinished: true, Retries: f.retries})
 		}
 		return
 	}
+	e.lastDone.Store(e.now().UnixNano())
 	o := progress.Outcome{Provider: r.Provider, Model: r.Model, OK: r.Status == results.StatusOK,
-		CostUSD: r.CostUSD, Latency: time.Duration(r.LatencyMS) * time.Millisecond, Retries: f.retries,
-		RateLimited: f.rateLimited}
+		CostUSD: r.CostUSD, Latency: time.Duration(r.LatencyMS) * time.Millisecond, Retries: f.retries}
 	if r.Usage != nil {
 		o.InputTokens, o.OutputTokens = r.Usage.InputTokens, r.Usage.OutputTokens
 	}

@@ -34,6 +34,10 @@ type job struct {
 	// lane, and a prompt that used them up on one lane moves on to its other lanes before failing.
 	failures map[*target]int
 	log      []results.Attempt
+	// held is the slot reserved on the lane chooseLane picked under --prefer speed (heldErr why it
+	// could not be); attempt waits for it.
+	held    heldTicket
+	heldErr error
 }
 
 // newJob asks the planner for the prompt's lanes. It runs on the producer goroutine (the planner is
@@ -146,8 +150,8 @@ func (j *job) run() *results.Result {
 
 // failIfDead returns the error line of a prompt whose every lane is dead or gone (daily quota
 // spent, provider disabled), at least one dead: not answering (see unanswered), its breaker not
-// closed, since its failures began more than dead_after ago or after config.DeadOpens openings in a
-// row with no success. While
+// closed, since its failures began more than dead_after ago, or more than config.DeadOpens-1 of its
+// longest open periods ago, with no success. While
 // any lane may still serve the prompt it returns nil and, when that lane is failing, how long until
 // dead_after could call it dead (0 = not failing), so a waiting prompt looks again then.
 func (j *job) failIfDead() (*results.Result, time.Duration) {
@@ -166,11 +170,15 @@ func (j *job) failIfDead() (*results.Result, time.Duration) {
 		if !unanswered(l.lastFailure.Load()) {
 			return nil, 0 // the provider answers, if badly: its prompts use up their attempts instead
 		}
-		if n < config.DeadOpens && (from.IsZero() || now.Sub(from) < j.e.deadAfter) {
-			if from.IsZero() {
-				return nil, 0
-			}
-			return nil, from.Add(j.e.deadAfter).Sub(now)
+		// Dead after dead_after, or after as long as config.DeadOpens full open periods would take:
+		// the breaker's periods start short and grow, and a prompt's only lane is probed sooner, so
+		// the count of openings alone says little.
+		limit := min(j.e.deadAfter, time.Duration(config.DeadOpens-1)*l.breaker.MaxOpen())
+		if from.IsZero() {
+			return nil, 0
+		}
+		if now.Sub(from) < limit {
+			return nil, from.Add(limit).Sub(now)
 		}
 		if dead == nil {
 			dead, opens, since = l, n, from
@@ -209,7 +217,8 @@ const refusedWait = 250 * time.Millisecond
 
 // next counts the failure of class on lane l and asks retry.Next what follows.
 func (j *job) next(l *target, class retry.Class) (retry.Step, time.Duration) {
-	s := retry.State{LaneFailures: j.failures[l], RateLimited: j.throttled, OtherLanes: len(j.targets) > 1}.Count(class)
+	s := retry.State{LaneFailures: j.failures[l], RateLimited: j.throttled, OtherLanes: len(j.targets) > 1,
+		LaneHealthy: l.breaker.State() == routing.StateClosed}.Count(class)
 	j.throttled = s.RateLimited
 	if s.LaneFailures != j.failures[l] {
 		if j.failures == nil {
@@ -229,21 +238,46 @@ func (j *job) next(l *target, class retry.Class) (retry.Step, time.Duration) {
 // chooseLane returns the lane for the next attempt, or nil and how long until a breaker admits a
 // trial (0 = no lane will ever be usable again).
 func (j *job) chooseLane() (*target, time.Duration) {
-	if l := j.pick(); l != nil {
+	if j.e.opts.Select.Prefer == selector.PreferSpeed {
+		// Choose by delay and take the place under one lock, so concurrent choices see each other.
+		j.e.speedMu.Lock()
+		l := j.pick()
+		if r, ok := l.limiterReserver(); ok {
+			in, _ := j.item.Input(l.sel)
+			j.held, j.heldErr = r.Reserve(j.admitTokens(l, in))
+		}
+		j.e.speedMu.Unlock()
+		if l != nil {
+			return l, 0
+		}
+	} else if l := j.pick(); l != nil {
 		return l, 0
 	}
 	var soonest time.Duration
-	now := j.e.now()
+	var left []*target
 	for _, l := range j.targets {
 		if l.exhausted.Load() || l.prov.disabledReason() != "" {
 			continue
 		}
+		left = append(left, l)
+	}
+	if len(left) == 1 {
+		// The only lane able to serve the prompt: waiting out its open period stalls the prompt,
+		// so it is probed sooner.
+		left[0].breaker.ProbeSoon(left[0].breaker.MaxOpen() / soleProbe)
+	}
+	now := j.e.now()
+	for _, l := range left {
 		if d := l.breaker.OpenUntil().Sub(now); d > 0 && (soonest == 0 || d < soonest) {
 			soonest = d
 		}
 	}
 	return nil, soonest
 }
+
+// soleProbe divides the longest open period for the breaker of a prompt's only usable lane: it is
+// probed at least four times as often as open_for says.
+const soleProbe = 4
 
 // pick chooses among the job's lanes by the run's policy, or returns nil when none is usable.
 func (j *job) pick() *target {
@@ -330,7 +364,9 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	tokensIn := j.admitTokens(l, in)
 	cost := j.price(l, in)
 	ctx, stop := j.waitContext(l)
-	a, why := j.e.admitUpTo(ctx, l, tokensIn, cost)
+	held, heldErr := j.held, j.heldErr
+	j.held, j.heldErr = nil, nil
+	a, why := j.e.admitHeld(ctx, l, tokensIn, cost, held, heldErr)
 	stop()
 	switch why {
 	case rQuota, rBusy:
@@ -344,6 +380,9 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 		return nil, retry.Class{}, stopped
 	}
 	j.attempts++
+	if s, ok := a.ticket.(interface{ Sent() }); ok {
+		s.Sent() // it may have waited for an in-flight slot: the provider counts it from now
+	}
 	started := j.e.now()
 	sendCtx, cancel := context.WithTimeout(j.e.wire, l.prov.timeout)
 	preq := j.providerRequest(l)
@@ -370,6 +409,10 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 		limits = apiErr.Limits
 	}
 	a.finish(settlement{err: err, rateLimited: class.Type == retry.TypeRateLimit, limits: limits})
+	if class.Type == retry.TypeRateLimit && j.e.opts.Summary != nil {
+		// Counted now, under this lane: the prompt may end on another lane, or not in this run.
+		j.e.opts.Summary.AddRateLimited(l.prov.name, l.sel.Name, 1)
+	}
 	if class.LaneFailure() {
 		l.health.Record(false, j.e.now())
 		l.lastFailure.Store(&class)

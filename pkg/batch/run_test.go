@@ -239,10 +239,17 @@ func TestRunFailsWhatCannotSucceed(t *testing.T) {
 		if err != nil || rep.Failed != 6 {
 			t.Fatalf("%+v, %v", rep, err)
 		}
+		// A prompt may fail without an attempt of its own: once the lane is dead (its breaker opened
+		// again and again with no success), waiting prompts get the lane's last failure.
+		sent := 0
 		for id, res := range r.byID() {
-			if res.Status != results.StatusError || res.Error.Type != "server_error" || len(res.AttemptLog) == 0 {
+			if res.Status != results.StatusError || res.Error.Type != "server_error" || len(res.AttemptLog) != res.Attempts {
 				t.Errorf("%s: %+v", id, res)
 			}
+			sent += res.Attempts
+		}
+		if sent == 0 {
+			t.Error("no prompt was sent: the failures were not the provider's")
 		}
 	})
 }
@@ -263,6 +270,46 @@ func TestRunRateLimitedLaneCatchesUp(t *testing.T) {
 		}
 		if got := len(r.byID()); got != 30 {
 			t.Fatalf("%d lines", got)
+		}
+	})
+}
+
+// TestRunSummaryCountsEvery429: the summary's 429 column is every 429 the provider sent, in a run
+// stopped while prompts still wait on the lane and in the resumed run that finishes them.
+func TestRunSummaryCountsEvery429(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, fmt.Sprintf(oneProvider, ", rpm: 600", ", limits: {o-small: {rpm: 20, hide_headers: true}}"), 40)
+		srv := sim.New(r.cfg, sim.Options{Now: time.Now, Seed: 1})
+		sent := 0
+		for run := range 2 {
+			o := r.options()
+			o.Transport = func(*config.Provider) http.RoundTripper { return srv.Transport() }
+			o.Summary = progress.NewSummary(time.Now)
+			if run == 0 {
+				stop := make(chan struct{})
+				o.Stop = stop
+				go func() {
+					time.Sleep(30 * time.Second)
+					close(stop)
+				}()
+			}
+			rep, err := batch.Run(context.Background(), o)
+			if err != nil {
+				t.Fatalf("run %d: %+v, %v", run, rep, err)
+			}
+			got := srv.Stats()["only/o-small"].RateLimited - sent
+			sent += got
+			t.Logf("run %d: %d ok, %d remaining, %d 429s from the simulator, %d in the summary", run, rep.OK, rep.Remaining, got,
+				o.Summary.JSON().RateLimited)
+			if run == 0 && (rep.Remaining == 0 || got == 0) {
+				t.Fatalf("run 0 was not stopped with 429s behind it: %+v, %d 429s", rep, got)
+			}
+			if n := o.Summary.JSON().RateLimited; n != got {
+				t.Errorf("run %d: the summary counts %d 429s, the simulator sent %d", run, n, got)
+			}
+		}
+		if len(r.byID()) != 40 {
+			t.Fatalf("%d lines after the resumed run", len(r.byID()))
 		}
 	})
 }

@@ -63,6 +63,28 @@ func (l localLimiter) Wait(ctx context.Context, tokens int) (Ticket, error) {
 	return t, nil
 }
 
+// reserver is implemented by limiters that reserve a slot apart from waiting for it
+// (ratelimit.Limiter): under --prefer speed a job chooses its lane and takes its place there under
+// one lock, so jobs choosing at once do not all pick the lane that was soonest before any of them
+// reserved.
+type reserver interface {
+	Reserve(tokens int) (heldTicket, error)
+}
+
+// heldTicket is a reserved slot not yet waited for: Wait sleeps until it (or Cancel gives it back).
+type heldTicket interface {
+	Ticket
+	Wait(ctx context.Context) error
+}
+
+func (l localLimiter) Reserve(tokens int) (heldTicket, error) {
+	t, err := l.Limiter.Reserve(tokens)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
 // BreakerSharer is implemented by Limiters whose lane is shared with other processes (Redis): an
 // open circuit breaker is published, so every process keeps off the failing lane until it may be
 // tried again.

@@ -90,6 +90,15 @@ func (p *providerState) disabledReason() string {
 	return ""
 }
 
+// limiterReserver returns the lane's limiter as a reserver when it is one (false for a nil lane).
+func (l *target) limiterReserver() (reserver, bool) {
+	if l == nil {
+		return nil, false
+	}
+	r, ok := l.limits.(reserver)
+	return r, ok
+}
+
 // name is "provider/model", the lane's key in logs and the summary.
 func (l *target) name() string { return l.sel.String() }
 
@@ -144,9 +153,11 @@ func buildTargets(cfg *config.Config, sels []*selector.Lane, apis map[string]pro
 			provs[p.Name] = ps
 		}
 		key := sl.String()
+		window, quantum := config.EnforcementFor(p, m)
 		targets = append(targets, &target{
 			sel: sl, cfg: m, prov: ps,
-			limits:    store.Limiter(key, ratelimit.Limits{RPM: m.RPM, TPM: m.TPM, RPD: m.RPD, TPD: m.TPD}),
+			limits: store.Limiter(key, ratelimit.Limits{RPM: m.RPM, TPM: m.TPM, RPD: m.RPD, TPD: m.TPD,
+				Window: window, Quantum: quantum}),
 			breaker:   routing.NewBreaker(key, cfg.BreakerFor(p), now),
 			health:    routing.NewHealth(routing.HealthConfig{Cooldown: cfg.BreakerFor(p).OpenFor.D()}),
 			reasoning: sl.Category == model.Reasoning,

@@ -62,10 +62,20 @@ type Retry struct {
 	Jitter      float64  `yaml:"jitter"` // fraction, 0.25 = ±25%
 }
 
-// Breaker is the per-lane circuit breaker policy.
+// Breaker is the per-lane circuit breaker policy (resilience4j's model): it opens on the failure
+// rate over the lane's recent calls, not on a run of coincidences.
 type Breaker struct {
-	FailureThreshold int      `yaml:"failure_threshold"` // consecutive failures that open it
-	OpenFor          Duration `yaml:"open_for"`          // how long it stays open before a trial
+	// FailureThreshold is the fewest failures among the recent calls that can open it (default 5).
+	FailureThreshold int `yaml:"failure_threshold"`
+	// OpenFor is the longest it stays open before a probe (default 30s); the first opening lasts
+	// a sixteenth of it (at least 250ms) and each reopening without a success in between doubles.
+	OpenFor Duration `yaml:"open_for"`
+	// FailureRate is the share of the recent calls that must have failed to open it (default 0.5).
+	FailureRate float64 `yaml:"failure_rate"`
+	// Window is how many recent calls the rate is measured over (default 50).
+	Window int `yaml:"window"`
+	// Probes is how many requests a half-open breaker lets through at once (default 2).
+	Probes int `yaml:"probes"`
 }
 
 // Provider is one API endpoint with a key and a set of models.
@@ -84,6 +94,10 @@ type Provider struct {
 	Sim            *Sim              `yaml:"sim"` // only for type: sim
 	// Batch enables the provider's batch API (nil = realtime only); see Batch.
 	Batch *Batch `yaml:"batch"`
+	// Window and Quantum say how the provider enforces its models' per-minute limits (a model's
+	// own fields win); see Model.Window.
+	Window  Duration `yaml:"window"`
+	Quantum Duration `yaml:"quantum"`
 }
 
 // Model is one model of a provider with its prices and limits. Zero limits mean unknown.
@@ -100,6 +114,21 @@ type Model struct {
 	TPD             int     `yaml:"tpd"`
 	Free            bool    `yaml:"free"`
 	Encoding        string  `yaml:"encoding"` // cl100k_base | o200k_base; empty = estimate
+	// Window is the sliding window over which the provider enforces rpm and tpm (still stated per
+	// minute): a window of 10s admits a sixth of them at once. Quantum, when set, is a sub-window
+	// each admitting only its share (quantum: 1s = one second's share at a time, no burst). Both
+	// empty: learned from the provider's headers. The provider's window/quantum apply when empty.
+	Window  Duration `yaml:"window"`
+	Quantum Duration `yaml:"quantum"`
+}
+
+// EnforcementFor returns how provider p enforces model m's per-minute limits: the model's window
+// and quantum, else the provider's (zero = unknown).
+func EnforcementFor(p *Provider, m *Model) (window, quantum time.Duration) {
+	if m.Window > 0 || m.Quantum > 0 {
+		return m.Window.D(), m.Quantum.D()
+	}
+	return p.Window.D(), p.Quantum.D()
 }
 
 // Sim configures the built-in simulator behind a `type: sim` provider.
@@ -115,6 +144,10 @@ type Sim struct {
 	// recovers); 0 = for the whole run.
 	FaultsFor Duration            `yaml:"faults_for"`
 	Limits    map[string]SimLimit `yaml:"limits"` // per model name; default: the model's configured limits
+	// RateLimitRetryAfter is the Retry-After of the random 429s (faults.rate_limit); 0 = none.
+	RateLimitRetryAfter Duration `yaml:"rate_limit_retry_after"`
+	// RateLimitHeaders makes the random 429s carry the rate-limit headers (remaining budget left).
+	RateLimitHeaders bool `yaml:"rate_limit_headers"`
 	// Batch shapes the simulator's batch endpoints (turnaround, failures, limits); nil = defaults.
 	Batch *SimBatch `yaml:"batch"`
 }
@@ -129,6 +162,10 @@ type SimFaults struct {
 	Malformed         float64 `yaml:"malformed"`          // 200 with a body that is not valid JSON
 	Auth              float64 `yaml:"auth"`               // 401
 	InsufficientQuota float64 `yaml:"insufficient_quota"` // 429 insufficient_quota (never retry)
+	// RateLimit is a 429 rate_limit_exceeded that no limit explains (a provider shedding load); it
+	// is drawn before admission, so it does not count in the windows. See Sim.RateLimitRetryAfter and
+	// Sim.RateLimitHeaders for what it carries.
+	RateLimit float64 `yaml:"rate_limit"`
 }
 
 // SimLimit is what the simulator enforces for one model, regardless of what the client is told.
@@ -138,6 +175,15 @@ type SimLimit struct {
 	RPD int `yaml:"rpd"`
 	// HideHeaders stops the simulator from sending rate-limit headers on success.
 	HideHeaders bool `yaml:"hide_headers"`
+	// Window is the length of the sliding window the per-minute figures are enforced over, each
+	// window admitting its share (rpm·window/60); 0 = 60 s.
+	Window Duration `yaml:"window"`
+	// Quantum, when set, also enforces fixed sub-windows of this length, each admitting its share
+	// (rpm·quantum/60): per-minute limits enforced per second, as OpenAI documents.
+	Quantum Duration `yaml:"quantum"`
+	// Headers says which figures the limit headers state: "minute" (default: the per-minute
+	// figures whatever the window) or "window" (the window's share, e.g. 600 for 3,600 RPM over 10 s).
+	Headers string `yaml:"headers"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s", "1m30s") in YAML.

@@ -202,7 +202,7 @@ func (v *validator) check(c *Config) {
 	}
 	v.nonNegative("$.defaults", map[string]float64{"concurrency": float64(c.Defaults.Concurrency)})
 	v.checkRetry("$.defaults.retry", c.Defaults.Retry)
-	v.nonNegative("$.defaults.breaker", map[string]float64{"failure_threshold": float64(c.Defaults.Breaker.FailureThreshold)})
+	v.checkBreaker("$.defaults.breaker", c.Defaults.Breaker)
 	seenProvider := map[string]bool{}
 	for i, p := range c.Providers {
 		pp := fmt.Sprintf("$.providers[%d]", i)
@@ -236,11 +236,15 @@ func (v *validator) check(c *Config) {
 			v.at(pp+".type", "provider %q: unknown type %q (want openai, anthropic, gemini or sim)", p.Name, p.Type)
 		}
 		v.nonNegative(pp, map[string]float64{"max_concurrency": float64(p.MaxConcurrency)})
+		v.checkEnforcement(pp, p.Window, p.Quantum)
 		if p.Batch != nil {
 			v.checkBatch(pp+".batch", p)
 		}
 		if p.Retry != nil {
 			v.checkRetry(pp+".retry", *p.Retry)
+		}
+		if p.Breaker != nil {
+			v.checkBreaker(pp+".breaker", *p.Breaker)
 		}
 		if len(p.Models) == 0 {
 			v.at(pp, "provider %q has no models", p.Name)
@@ -272,7 +276,29 @@ func (v *validator) check(c *Config) {
 				"input_per_mtok": m.InputPerMTok, "output_per_mtok": m.OutputPerMTok,
 				"rpm": float64(m.RPM), "tpm": float64(m.TPM), "rpd": float64(m.RPD), "tpd": float64(m.TPD),
 			})
+			v.checkEnforcement(mp, m.Window, m.Quantum)
 		}
+	}
+}
+
+// checkEnforcement checks a window and quantum: each at most a minute (the limits are per minute),
+// the quantum no longer than the window.
+func (v *validator) checkEnforcement(path string, window, quantum Duration) {
+	for k, d := range map[string]Duration{"window": window, "quantum": quantum} {
+		if d < 0 || d.D() > time.Minute {
+			v.at(path+"."+k, "%s %s: want a duration up to 1m (the limits are per minute), e.g. %s: 10s", k, d.D(), k)
+		}
+	}
+	if window > 0 && quantum > window {
+		v.at(path+".quantum", "quantum %s is longer than window %s: a quantum is a sub-window of the window", quantum.D(), window.D())
+	}
+}
+
+func (v *validator) checkBreaker(path string, b Breaker) {
+	v.nonNegative(path, map[string]float64{"failure_threshold": float64(b.FailureThreshold), "open_for": float64(b.OpenFor),
+		"window": float64(b.Window), "probes": float64(b.Probes)})
+	if b.FailureRate < 0 || b.FailureRate > 1 {
+		v.at(path+".failure_rate", "failure_rate is a share of the recent calls between 0 and 1 (e.g. 0.5), got %v", b.FailureRate)
 	}
 }
 
@@ -300,6 +326,7 @@ func (v *validator) checkSim(path string, p *Provider) {
 	for k, x := range map[string]float64{
 		"server_error": f.ServerError, "unavailable": f.Unavailable, "overloaded": f.Overloaded, "reset": f.Reset,
 		"hang": f.Hang, "malformed": f.Malformed, "auth": f.Auth, "insufficient_quota": f.InsufficientQuota,
+		"rate_limit": f.RateLimit,
 	} {
 		if x < 0 || x > 1 {
 			v.at(path+".faults."+k, "%s is a probability between 0 and 1, got %v", k, x)
@@ -316,6 +343,15 @@ func (v *validator) checkSim(path string, p *Provider) {
 		if !found {
 			v.at(path+".limits", "sim limits name model %q, which provider %q does not list", name, p.Name)
 		}
-		v.nonNegative(path+".limits."+name, map[string]float64{"rpm": float64(l.RPM), "tpm": float64(l.TPM), "rpd": float64(l.RPD)})
+		v.nonNegative(path+".limits."+name, map[string]float64{"rpm": float64(l.RPM), "tpm": float64(l.TPM), "rpd": float64(l.RPD),
+			"window": float64(l.Window), "quantum": float64(l.Quantum)})
+		if l.Window > 0 && l.Quantum > l.Window {
+			v.at(path+".limits."+name+".quantum", "quantum (%s) is longer than window (%s): a quantum is a sub-window", l.Quantum.D(), l.Window.D())
+		}
+		switch l.Headers {
+		case "", "minute", "window":
+		default:
+			v.at(path+".limits."+name+".headers", "headers %q: want minute (per-minute figures) or window (the window's share)", l.Headers)
+		}
 	}
 }

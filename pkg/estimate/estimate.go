@@ -189,10 +189,12 @@ func (t *Tally) Estimate(l *selector.Lane, ev *Evidence) LaneEstimate {
 }
 
 // WallTime is the time lane l needs for n requests charging admission tokens against its token
-// limits, each taking latency: the largest of n/RPM, admission/TPM, the whole days RPD and TPD
-// make the later requests wait, and n × latency / concurrency, plus one latency for the last answer
-// to come back. The engine paces a lane at its RPM and TPM (the limiter is a token bucket refilled
-// continuously), so those terms are rates, not windows. The bound is the largest term.
+// limits, each taking latency: the largest of the per-minute limits' windows, the whole days RPD
+// and TPD make the later requests wait, and n × latency / concurrency, plus one latency for the
+// last answer to come back. The engine sends a window's share of RPM and TPM at once and the next
+// share when the window has passed (plus its guard of 1/60), so a limit's term is the whole windows
+// before the last share: a 60 s window unless the lane's config states the window or quantum (the
+// run learns an unstated one from the provider's first answers). The bound is the largest term.
 func WallTime(l *selector.Lane, n, admission int64, latency time.Duration) (time.Duration, Bound) {
 	if n <= 0 {
 		return 0, BoundNone
@@ -202,13 +204,24 @@ func WallTime(l *selector.Lane, n, admission int64, latency time.Duration) (time
 		conc = selector.DefaultConcurrency
 	}
 	t, b := float64(n)*latency.Seconds()/float64(conc), BoundConcurrency
+	period := time.Minute
+	switch {
+	case l.Limits.Quantum > 0:
+		period = l.Limits.Quantum
+	case l.Limits.Window > 0:
+		period = l.Limits.Window
+	}
+	windows := func(total int64, perMinute int) float64 {
+		share := max(int64(perMinute)*int64(period)/int64(time.Minute), 1)
+		return float64((total-1)/share) * (period + min(period/60, time.Second)).Seconds()
+	}
 	if l.Limits.RPM > 0 {
-		if v := float64(n) * 60 / float64(l.Limits.RPM); v >= t {
+		if v := windows(n, l.Limits.RPM); v >= t {
 			t, b = v, BoundRPM
 		}
 	}
-	if l.Limits.TPM > 0 {
-		if v := float64(admission) * 60 / float64(l.Limits.TPM); v >= t {
+	if l.Limits.TPM > 0 && admission > 0 {
+		if v := windows(admission, l.Limits.TPM); v >= t {
 			t, b = v, BoundTPM
 		}
 	}

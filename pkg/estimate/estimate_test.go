@@ -26,8 +26,14 @@ func TestWallTimeTakesTheBindingLimit(t *testing.T) {
 		want      time.Duration
 		bound     Bound
 	}{
-		{"rpm", lane(1200, 0, 0, 64), 600, 60000, sec, 30*sec + sec, BoundRPM}, // issue 12: 600 prompts at 1,200 RPM
-		{"tpm", lane(1200, 60000, 0, 64), 600, 120000, sec, 120*sec + sec, BoundTPM},
+		// A window admits its share at once, the next share a window (plus its 1 s guard) later.
+		{"burst", lane(1200, 0, 0, 64), 600, 60000, sec, 9375*time.Millisecond + sec, BoundConcurrency},
+		{"rpm", lane(1200, 0, 0, 64), 3000, 300000, sec, 2*61*sec + sec, BoundRPM},
+		{"tpm", lane(1200, 60000, 0, 64), 600, 120000, sec, 61*sec + sec, BoundTPM},
+		{"10 s window", &selector.Lane{Concurrency: 1000, Limits: selector.Limits{RPM: 3600, Window: 10 * sec}}, 1500, 0, sec,
+			2*(10*sec+sec/6) + sec, BoundRPM},
+		{"1 s quanta", &selector.Lane{Concurrency: 1000, Limits: selector.Limits{RPM: 600, Quantum: sec}}, 300, 0, sec,
+			29*(sec+sec/60) + sec + 1, BoundRPM}, // rounded up to the nanosecond
 		{"concurrency", lane(0, 0, 0, 10), 100, 0, 2 * sec, 20*sec + 2*sec, BoundConcurrency},
 		{"rpd", lane(0, 0, 100, 10), 250, 0, sec, 2*24*time.Hour + sec, BoundRPD},
 		{"none", lane(0, 0, 0, 0), 0, 0, sec, 0, BoundNone},
@@ -45,7 +51,7 @@ func TestTypicalWithoutEvidence(t *testing.T) {
 	for range 10 {
 		tl.Add(100, 200, model.Small, 0)
 	}
-	e := tl.Estimate(lane(60, 0, 0, 16), nil)
+	e := tl.Estimate(lane(6, 0, 0, 16), nil)
 	if e.From != FromTypical || e.Results != 0 {
 		t.Errorf("from %q (%d)", e.From, e.Results)
 	}
@@ -57,7 +63,7 @@ func TestTypicalWithoutEvidence(t *testing.T) {
 		t.Errorf("cost %v / %v, want 0.00364 / 0.009", e.Expected.CostUSD, e.AtMost.CostUSD)
 	}
 	if e.Expected.Bound != BoundRPM || e.Expected.Guess {
-		t.Errorf("60 RPM is known: bound %q guess %v", e.Expected.Bound, e.Expected.Guess)
+		t.Errorf("6 RPM is known: bound %q guess %v", e.Expected.Bound, e.Expected.Guess)
 	}
 	if g := (&Tally{}).Estimate(lane(0, 0, 0, 1), nil); g.Prompts != 0 || g.Expected.WallTime != 0 {
 		t.Errorf("an empty tally estimates %+v", g)

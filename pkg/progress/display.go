@@ -31,7 +31,7 @@ type Outcome struct {
 	Retries      int           // requests sent in this run after the prompt's first
 	RateLimited  int           // 429 answers received for this prompt in this run
 	// Unfinished marks a prompt the run left without a result (stopped, or left for the budget):
-	// only its Retries and RateLimited count, in the totals; it is neither ok nor failed.
+	// only its Retries count, in the totals; it is neither ok nor failed.
 	Unfinished bool
 }
 

@@ -26,9 +26,9 @@ type Summary struct {
 	end   time.Time // zero until Finish
 	lanes map[laneKey]*laneStats
 	ceil  map[laneKey]float64
-	// unfinished holds the 429s and retries of prompts left without a result: they belong to no
-	// lane's row but to the totals.
-	unfinished struct{ rateLimited, retries int }
+	// unfinishedRetries are the retries of prompts left without a result: they belong to no lane's
+	// row but to the totals.
+	unfinishedRetries int
 }
 
 type laneKey struct{ provider, model string }
@@ -60,13 +60,12 @@ func NewSummary(now func() time.Time) *Summary {
 }
 
 // Add records the outcome of one finished prompt under its final (provider, model), completed now;
-// an Unfinished outcome adds only its 429s and retries to the totals.
+// an Unfinished outcome adds only its retries to the totals.
 func (s *Summary) Add(o Outcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if o.Unfinished {
-		s.unfinished.rateLimited += o.RateLimited
-		s.unfinished.retries += o.Retries
+		s.unfinishedRetries += o.Retries
 		return
 	}
 	k := laneKey{o.Provider, o.Model}
@@ -93,6 +92,21 @@ func (s *Summary) Add(o Outcome) {
 	st.cost += o.CostUSD
 	st.rateLimited += o.RateLimited
 	st.retries += o.Retries
+}
+
+// AddRateLimited records n 429 answers lane (provider, model) received, whatever became of their
+// prompts (answered there or on another lane, failed, or left for a resumed run): the 429 column
+// counts every 429 of the run under the lane that sent it. Outcome.RateLimited adds to the same count.
+func (s *Summary) AddRateLimited(provider, model string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := laneKey{provider, model}
+	st := s.lanes[k]
+	if st == nil {
+		st = &laneStats{}
+		s.lanes[k] = st
+	}
+	st.rateLimited += n
 }
 
 // SetCeiling records a lane's theoretical ceiling in requests per second (min(RPM, TPM/tokens per
@@ -124,21 +138,21 @@ type Report struct {
 	InputTokens  int64   `json:"input_tokens"`
 	OutputTokens int64   `json:"output_tokens"`
 	CostUSD      float64 `json:"cost_usd"`
-	// RateLimited is the 429 answers received and Retries the requests sent after each prompt's
-	// first, over every prompt the run sent: the lanes' rows (finished prompts) plus Unfinished.
+	// RateLimited is the 429 answers the run received (the lanes' rows: each under the lane that got
+	// it); Retries the requests sent after each prompt's first: the lanes' rows (finished prompts)
+	// plus Unfinished.
 	RateLimited       int          `json:"rate_limited"`
 	Retries           int          `json:"retries"`
 	RequestsPerSecond float64      `json:"requests_per_second"`
 	Models            []LaneReport `json:"models"` // sorted by provider, then model
-	// Unfinished is the part of RateLimited and Retries met by prompts left without a result
-	// (omitted when none): the lanes' rows plus it make the totals.
+	// Unfinished is the part of Retries made by prompts left without a result (omitted when none):
+	// the lanes' rows plus it make the totals.
 	Unfinished *UnfinishedReport `json:"unfinished,omitempty"`
 }
 
-// UnfinishedReport is the 429s and retries of the prompts a run left without a result.
+// UnfinishedReport is the retries of the prompts a run left without a result.
 type UnfinishedReport struct {
-	RateLimited int `json:"rate_limited"`
-	Retries     int `json:"retries"`
+	Retries int `json:"retries"`
 }
 
 // LaneReport is one (provider, model) of a Report.
@@ -215,10 +229,9 @@ func (s *Summary) JSON() Report {
 		r.RateLimited += lr.RateLimited
 		r.Retries += lr.Retries
 	}
-	if u := s.unfinished; u.rateLimited > 0 || u.retries > 0 {
-		r.Unfinished = &UnfinishedReport{RateLimited: u.rateLimited, Retries: u.retries}
-		r.RateLimited += u.rateLimited
-		r.Retries += u.retries
+	if n := s.unfinishedRetries; n > 0 {
+		r.Unfinished = &UnfinishedReport{Retries: n}
+		r.Retries += n
 	}
 	r.CostUSD = money.Round(cost)
 	if wall > 0 {
@@ -264,7 +277,7 @@ func renderTables(w io.Writer, r Report) {
 			latency(m.LatencyMeanMS), latency(m.LatencyP95MS)})
 	}
 	if u := r.Unfinished; u != nil {
-		counts = append(counts, []string{"(unfinished)", "", "", strconv.Itoa(u.RateLimited), strconv.Itoa(u.Retries), "", "", ""})
+		counts = append(counts, []string{"(unfinished)", "", "", "", strconv.Itoa(u.Retries), "", "", ""})
 	}
 	counts = append(counts, []string{"TOTAL", strconv.Itoa(r.OK), strconv.Itoa(r.Failed), strconv.Itoa(r.RateLimited),
 		strconv.Itoa(r.Retries), money.Format(r.CostUSD), rate(r.RequestsPerSecond), ""})
@@ -310,7 +323,7 @@ func renderNarrow(w io.Writer, r Report) {
 		fmt.Fprintf(w, "  %s req/s, %s of ceiling\n", rate(m.RequestsPerSecond), share(m))
 	}
 	if u := r.Unfinished; u != nil {
-		fmt.Fprintf(w, "(unfinished)\n  %d 429s, %d retries\n", u.RateLimited, u.Retries)
+		fmt.Fprintf(w, "(unfinished)\n  %d retries\n", u.Retries)
 	}
 	fmt.Fprintf(w, "TOTAL\n  %d ok, %d failed, %d 429s, %d retries\n", r.OK, r.Failed, r.RateLimited, r.Retries)
 	fmt.Fprintf(w, "  cost %s, tokens %s in, %s out\n", money.Format(r.CostUSD), count(r.InputTokens), count(r.OutputTokens))

@@ -14,7 +14,9 @@ import (
 func TestReserveAtSteps(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
-	// RPM 120: a burst of 2, then one request per 61 s/120 = 508.33 ms; RPD 6.
+	// RPM 120 with unknown enforcement: one second's share (2) per sub-window of 1 s plus its guard
+	// (1/60 s), the 60 s window holding 120; RPD 6.
+	sub := time.Second + time.Second/60
 	type step struct {
 		at     time.Time
 		tokens int
@@ -23,27 +25,39 @@ func TestReserveAtSteps(t *testing.T) {
 		wantD  time.Duration // with delay
 		err    error
 	}
-	slot := 61 * time.Second / 120
 	for _, tc := range []struct {
 		name   string
 		limits ratelimit.Limits
 		steps  []step
 	}{
-		{"burst then pacing", ratelimit.Limits{RPM: 120, RPD: 6}, []step{
+		{"one second's share at a time", ratelimit.Limits{RPM: 120, RPD: 6}, []step{
 			{at: t0, want: t0},
 			{at: t0, want: t0},
-			{at: t0, delay: true, wantD: slot},
-			{at: t0, want: t0.Add(slot)},
-			{at: t0, want: t0.Add(2 * slot)},
-			{at: ms(2000), want: ms(2000)},         // the bucket refilled meanwhile (1.93 requests' worth)
-			{at: ms(2000), want: t0.Add(4 * slot)}, // the 0.07 missing: back on the pacing grid
+			{at: t0, delay: true, wantD: sub},
+			{at: t0, want: t0.Add(sub)},
+			{at: t0, want: t0.Add(sub)},
+			{at: ms(2000), want: t0.Add(2 * sub)}, // the sub-window of t0+sub is still full
+			{at: ms(2000), want: t0.Add(2 * sub)},
 			{at: ms(3000), err: ratelimit.ErrDailyExhausted},
 			{at: ms(3000), delay: true, wantD: ratelimit.Never},
 		}},
-		{"tokens per minute", ratelimit.Limits{TPM: 6100}, []step{ // 100 tokens/s, burst 102
+		{"full 60 s window: the burst, then the window", ratelimit.Limits{RPM: 3, Window: time.Minute}, []step{
+			{at: t0, want: t0},
+			{at: t0, want: t0},
+			{at: ms(500), want: ms(500)},
+			{at: ms(600), want: t0.Add(61 * time.Second)},
+			{at: ms(600), delay: true, wantD: 61*time.Second - 600*time.Millisecond},
+		}},
+		{"10 s window of 3,600 RPM: 600 at once", ratelimit.Limits{RPM: 3600, Window: 10 * time.Second}, append(
+			repeat(600, step{at: t0, want: t0}),
+			step{at: t0, want: t0.Add(10*time.Second + 10*time.Second/60)})},
+		{"quantum of 1 s: its share, then the next", ratelimit.Limits{RPM: 150, Quantum: time.Second}, append(
+			repeat(2, step{at: t0, want: t0}), // 2.5 a second, rounded down as providers do
+			step{at: t0, want: t0.Add(sub)})},
+		{"tokens per minute", ratelimit.Limits{TPM: 6100}, []step{ // one second's share: 102 tokens
 			{at: t0, tokens: 100, want: t0},
-			{at: t0, tokens: 100, want: t0.Add(980 * time.Millisecond)},
-			{at: t0, tokens: 7000, err: ratelimit.ErrTooLarge},
+			{at: t0, tokens: 100, want: t0.Add(sub)},
+			{at: t0, tokens: 6101, err: ratelimit.ErrTooLarge},
 		}},
 		{"unknown limits never wait", ratelimit.Limits{}, []step{
 			{at: t0, tokens: 1e6, want: t0},
@@ -76,6 +90,14 @@ func TestReserveAtSteps(t *testing.T) {
 			}
 		})
 	}
+}
+
+func repeat[T any](n int, x T) []T {
+	out := make([]T, n)
+	for i := range out {
+		out[i] = x
+	}
+	return out
 }
 
 // TestObserveAtAdoptsHeaders: a response's headers at an explicit time set the limit the next

@@ -12,26 +12,50 @@ import (
 )
 
 const (
-	// providerWindow is the window providers count their per-minute limits over.
+	// providerWindow is what the limits' figures are stated per: RPM and TPM are per minute.
 	providerWindow = time.Minute
-	// logSpan is the window the lane enforces: the provider's plus a guard for clock and network
-	// jitter between our admission and the provider's arrival time.
+	// logSpan is the span of the log over a full 60 s window: the window plus its guard.
 	logSpan = providerWindow + time.Second
-	// logQuantum is how close admissions must be to share a log entry.
+	// logQuantum is how close admissions must be to share an entry of a 60 s window's log.
 	logQuantum = 60 * time.Millisecond
+	// defaultQuantum is the sub-window assumed until the provider's headers show how it enforces
+	// (OpenAI documents per-minute limits enforced per second): no burst above one second's share.
+	defaultQuantum = time.Second
+	// maxGuard caps the guard added to a window for the jitter between our clock and the provider's.
+	maxGuard = time.Second
 	// day is the length of a daily-limit period when the provider does not say when it resets.
 	day = 24 * time.Hour
 
-	// Backoff after a 429 that carries no Retry-After.
+	// Backoff after a 429 its headers explain but that carries no Retry-After.
 	minBackoff = time.Second
 	maxBackoff = 30 * time.Second
 
-	// AIMD parameters (see the package doc).
-	mdMeasured = 0.95 // decrease to this share of the requests the provider accepted in the window
-	mdFloor    = 0.5  // but never below this share of the current rate
-	aiStep     = 0.02 // requests per minute added per request answered without a 429
-	recovery   = 3.0  // below the accepted level, close recovery/rpm of the gap per answer (95% a minute)
+	// Probes is how many requests a lane whose limits are unknown sends before its first answer.
+	Probes = 4
+
+	// Adaptation to 429s nothing explains (see the package doc).
+	recentAnswers = 40   // answers the rejection share is measured over
+	limitShare    = 0.6  // a share of unexplained 429s above this says a limit is being hit
+	aiStep        = 0.02 // requests per minute added per request answered without a 429
+	overshootStep = 0.97 // after creeping above the accepted level, decrease to this share of it
+	recovery      = 3.0  // below the accepted level, close recovery/rpm of the gap per answer (95% a minute)
 )
+
+// guardFor is the guard added to a window of length d: 1/60 of it (1 s for a minute), so pacing
+// alone stays under the limit when requests reach the provider with some jitter.
+func guardFor(d time.Duration) time.Duration { return min(d/60, maxGuard) }
+
+// mergeFor is how close admissions must be to share an entry of a log of span d: about a
+// thousandth of it, so an entry leaving late costs at most 0.1% of the window.
+func mergeFor(d time.Duration) time.Duration { return max(d/1000, time.Microsecond) }
+
+// shareOf is a per-minute figure's share of a window of length d, at least 1 (0 = unknown).
+func shareOf(perMinute int, d time.Duration) int {
+	if perMinute <= 0 {
+		return 0
+	}
+	return max(1, int(int64(perMinute)*int64(d)/int64(providerWindow)))
+}
 
 // Never is what Delay returns when the lane cannot admit the request at all: its daily budget is
 // spent or the request is larger than a limit.
@@ -46,11 +70,20 @@ var ErrDailyExhausted = errors.New("daily limit exhausted")
 var ErrTooLarge = errors.New("request larger than the token limit")
 
 // Limits are a lane's rate limits; a zero field means unknown (no limit is applied until learned).
+//
+// Window and Quantum say how the provider enforces the per-minute figures: over a sliding window of
+// length Window admitting its share RPM·Window/60 at once (a finite job may burst that much), and,
+// when Quantum is set, also over sub-windows of length Quantum admitting RPM·Quantum/60 each (no
+// burst above that). Zero Window and Quantum mean unknown: learned from the provider's reset times
+// and from 429s that arrive while budget remains, one second's share at a time until then.
 type Limits struct {
 	RPM int // requests per minute
 	TPM int // tokens per minute (prompt estimate + max_tokens at admission)
 	RPD int // requests per day
 	TPD int // tokens per day
+
+	Window  time.Duration // the enforcement window; 0 = unknown (60 s)
+	Quantum time.Duration // the enforcement sub-window; 0 = none, or unknown when Window is 0 too
 }
 
 // Ceiling returns the highest sustainable request rate, in requests per second, for requests of
@@ -79,9 +112,10 @@ const (
 	SourceConfig                 // providers.yaml
 	SourceHeaders                // advertised by the provider's rate-limit headers
 	SourceAdaptive               // adapted by AIMD after 429s without limit headers
+	SourceLearned                // enforcement learned from reset times or 429s with budget left
 )
 
-var sourceNames = [...]string{"unknown", "config", "headers", "adaptive"}
+var sourceNames = [...]string{"unknown", "config", "headers", "adaptive", "learned"}
 
 // String returns the source's lower-case name.
 func (s Source) String() string {
@@ -97,12 +131,13 @@ func (s Source) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // Sources says where each of a lane's limits comes from.
 type Sources struct {
 	RPM, TPM, RPD, TPD Source
+	Window, Quantum    Source
 }
 
 // State is a snapshot of a lane for selection, display and logs.
 type State struct {
 	Name   string
-	Limits Limits  // effective limits now (0 = unknown)
+	Limits Limits  // effective limits now (0 = unknown), with the enforcement in force
 	Source Sources // where each limit comes from
 
 	MinuteRequests int // admitted in the last 60 s
@@ -126,16 +161,29 @@ type Limiter struct {
 	name string
 	now  func() time.Time
 
-	mu      sync.Mutex
-	cfg     Limits // configured
-	eff     Limits // effective
-	src     Sources
-	rpm     *bucket // nil while RPM is unknown
-	tpm     *bucket // nil while TPM is unknown
-	win     window
-	paused  time.Time
-	seq     uint64
-	waiting map[*Ticket]struct{}
+	mu  sync.Mutex
+	cfg Limits // configured
+	eff Limits // effective; eff.Window and eff.Quantum are the enforcement in force
+	src Sources
+	win window  // admissions over the window (plus its guard)
+	sub *window // admissions over the quantum (plus its guard); nil when there is none
+	// maxReset is the longest reset time the headers have stated: the provider's window is at least
+	// that long, and at most about that long once the lane has been busy.
+	maxReset time.Duration
+	// perWindow is set when the headers state the window's figures rather than per-minute ones.
+	perWindow, headerScaleKnown bool
+	// quantumFrom429 is set when the sub-window was learned from a 429 with budget left: later reset
+	// times do not undo it.
+	quantumFrom429 bool
+	// answered is set by the first answer; until then a lane with unknown limits sends only Probes.
+	answered    bool
+	outstanding int // tickets reserved and not yet finished
+	// recent holds the last recentAnswers answers, true for a 429 its headers did not explain.
+	recent     []bool
+	recentNext int
+	paused     time.Time
+	seq        uint64
+	waiting    map[*Ticket]struct{}
 	// changed is closed (and replaced) when waiting tickets were invalidated by a pause or a lower
 	// limit, to wake their Wait calls so they reschedule.
 	changed chan struct{}
@@ -166,11 +214,19 @@ func New(name string, l Limits, now func() time.Time) *Limiter {
 		name:    name,
 		now:     now,
 		cfg:     l,
-		win:     window{span: logSpan, quantum: logQuantum},
 		waiting: make(map[*Ticket]struct{}),
 		changed: make(chan struct{}),
 		dayEnd:  t.Add(day),
 	}
+	switch {
+	case l.Window > 0 || l.Quantum > 0:
+		ln.src.Window, ln.src.Quantum = SourceConfig, SourceConfig
+		ln.eff.Window, ln.eff.Quantum = cmp.Or(l.Window, providerWindow), l.Quantum
+	default: // unknown: one second's share at a time until the headers tell
+		ln.eff.Window, ln.eff.Quantum = providerWindow, defaultQuantum
+	}
+	ln.win = window{span: ln.eff.Window + guardFor(ln.eff.Window), quantum: mergeFor(ln.eff.Window)}
+	ln.setQuantumLocked(t, ln.eff.Quantum)
 	ln.setLimitLocked(t, kindRPM, l.RPM, SourceConfig)
 	ln.setLimitLocked(t, kindTPM, l.TPM, SourceConfig)
 	ln.setLimitLocked(t, kindRPD, l.RPD, SourceConfig)
@@ -187,23 +243,70 @@ func (l *Limiter) Name() string { return l.name }
 // ErrDailyExhausted or ErrTooLarge when the request cannot be admitted today or at all, and with an
 // error wrapping ctx.Err() when ctx ends first (the reservation is then released).
 func (l *Limiter) Wait(ctx context.Context, tokens int) (*Ticket, error) {
+	t, err := l.Reserve(tokens)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Reserve takes the earliest slot for a request of tokens now, without waiting, and returns its
+// Ticket; the caller then calls the ticket's Wait (or Cancel). Reserving and waiting apart lets a
+// caller choose among lanes and hold its place under its own lock. While a lane with unknown limits
+// waits for its probes' answers the ticket holds no slot yet: Wait takes one when it may. It fails
+// like Wait with ErrDailyExhausted or ErrTooLarge.
+func (l *Limiter) Reserve(tokens int) (*Ticket, error) {
 	tokens = max(tokens, 0)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.probingLocked() {
+		return &Ticket{lane: l, tokens: tokens, state: stateInvalid}, nil
+	}
+	return l.reserveLocked(l.now(), tokens, nil)
+}
+
+// Wait sleeps until the ticket's slot (taking one again when a pause or a stricter limit moved it)
+// and marks the request sent. It fails with an error wrapping ErrDailyExhausted or ErrTooLarge when
+// a new slot cannot be had, and wrapping ctx.Err() when ctx ends first (the slot is then released).
+func (t *Ticket) Wait(ctx context.Context) error {
+	l := t.lane
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("ratelimit: %s: %w", l.name, err)
+			l.mu.Lock()
+			if t.state == stateWaiting {
+				l.cancelLocked(t, l.now())
+			}
+			l.mu.Unlock()
+			return fmt.Errorf("ratelimit: %s: %w", l.name, err)
 		}
 		l.mu.Lock()
-		t, err := l.reserveLocked(l.now(), tokens)
-		l.mu.Unlock()
-		if err != nil {
-			return nil, err
+		if t.state == stateInvalid {
+			if l.probingLocked() {
+				// Limits unknown and no answer yet: wait for the probes' answers to set the pace.
+				changed := l.changed
+				l.mu.Unlock()
+				select {
+				case <-ctx.Done():
+				case <-changed:
+				}
+				continue
+			}
+			if _, err := l.reserveLocked(l.now(), t.tokens, t); err != nil {
+				t.state = stateDone
+				l.mu.Unlock()
+				return err
+			}
 		}
+		l.mu.Unlock()
 		ok, err := l.await(ctx, t)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if ok {
-			return t, nil
+			return nil
 		}
 		// The slot was invalidated by a pause or a lower limit: schedule again.
 	}
@@ -264,18 +367,22 @@ func (l *Limiter) DelayAt(now time.Time, tokens int) time.Duration {
 	if err != nil {
 		return Never
 	}
+	if l.probingLocked() {
+		return max(at.Sub(now), defaultQuantum) // until the probes answer; a second is typical
+	}
 	return max(at.Sub(now), 0)
 }
 
 // ReserveAt is the decision of Wait at the explicit time now, without the wait: it reserves the
 // earliest slot for a request of tokens and returns its Ticket, whose At is when the request may be
 // sent. The caller commits to sending then (like rate.Limiter.ReserveN): unlike a Wait, the slot is
-// not moved by a later pause or stricter limit. Finish the ticket as after Wait. It fails like Wait
-// with ErrDailyExhausted or ErrTooLarge.
+// not moved by a later pause or stricter limit, and it does not wait for the probes of a lane whose
+// limits are unknown. Finish the ticket as after Wait. It fails like Wait with ErrDailyExhausted or
+// ErrTooLarge.
 func (l *Limiter) ReserveAt(now time.Time, tokens int) (*Ticket, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t, err := l.reserveLocked(now, max(tokens, 0))
+	t, err := l.reserveLocked(now, max(tokens, 0), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -367,9 +474,12 @@ func (l *Limiter) rollDayLocked(now time.Time) {
 func (l *Limiter) planLocked(now time.Time, n int) (time.Time, error) {
 	l.rollDayLocked(now)
 	l.win.prune(now)
-	if (l.eff.TPM > 0 && n > l.eff.TPM) || (l.eff.TPD > 0 && n > l.eff.TPD) {
-		return time.Time{}, fmt.Errorf("ratelimit: %s: %d tokens (limits %d/min, %d/day): %w",
-			l.name, n, l.eff.TPM, l.eff.TPD, ErrTooLarge)
+	if l.sub != nil {
+		l.sub.prune(now)
+	}
+	if most := l.mostTokensLocked(); (most > 0 && n > most) || (l.eff.TPD > 0 && n > l.eff.TPD) {
+		return time.Time{}, fmt.Errorf("ratelimit: %s: %d tokens (limits %d/min, at most %d at once, %d/day): %w",
+			l.name, n, l.eff.TPM, most, l.eff.TPD, ErrTooLarge)
 	}
 	if l.dayExhausted || (l.eff.RPD > 0 && l.dayReqs+1 > l.eff.RPD) || (l.eff.TPD > 0 && l.dayTokens+n > l.eff.TPD) {
 		return time.Time{}, fmt.Errorf("ratelimit: %s: %w until %s", l.name, ErrDailyExhausted,
@@ -382,30 +492,122 @@ func (l *Limiter) planLocked(now time.Time, n int) (time.Time, error) {
 	if last := l.win.lastAt(); last.After(at) {
 		at = last // first come, first served
 	}
-	if l.rpm != nil {
-		at = l.rpm.readyAt(at, 1)
+	// Each log only loses entries as time passes, so a time that suits the window still suits it
+	// after the quantum's wait.
+	at = l.win.readyAt(at, n, shareOf(l.eff.RPM, l.eff.Window), shareOf(l.eff.TPM, l.eff.Window))
+	if l.sub != nil {
+		at = l.sub.readyAt(at, n, l.subShareLocked(l.eff.RPM), l.subShareLocked(l.eff.TPM))
 	}
-	if l.tpm != nil {
-		at = l.tpm.readyAt(at, n)
+	return at, nil
+}
+
+// mostTokensLocked is the most tokens one request may have: the TPM's share of the smallest
+// enforced window (0 = unknown).
+func (l *Limiter) mostTokensLocked() int {
+	if l.eff.TPM <= 0 {
+		return 0
 	}
-	return l.win.readyAt(at, n, l.eff.RPM, l.eff.TPM), nil
+	if l.eff.Quantum > 0 && l.src.Quantum != SourceUnknown {
+		return shareOf(l.eff.TPM, l.eff.Quantum)
+	}
+	return shareOf(l.eff.TPM, l.eff.Window)
+}
+
+// subShareLocked is a per-minute limit's share of the sub-window. A configured or learned one is
+// the provider's share, rounded down as providers do; the one assumed until the headers tell only
+// shapes bursts (the window's log holds the limit), so it is rounded up and a low rate loses nothing.
+func (l *Limiter) subShareLocked(perMinute int) int {
+	if perMinute <= 0 || l.src.Quantum != SourceUnknown {
+		return shareOf(perMinute, l.eff.Quantum)
+	}
+	q := int64(l.eff.Quantum)
+	return int((int64(perMinute)*q + int64(providerWindow) - 1) / int64(providerWindow))
+}
+
+// probingLocked reports whether Wait must hold a request back: no limit is known, no answer has
+// come, and Probes requests are already out.
+func (l *Limiter) probingLocked() bool {
+	return !l.answered && l.eff.RPM == 0 && l.eff.TPM == 0 && l.outstanding >= Probes
+}
+
+// answeredLocked records an answer (the first one ends probing) and wakes the waiting requests.
+func (l *Limiter) answeredLocked() {
+	if !l.answered {
+		l.answered = true
+		l.wakeLocked()
+	}
+}
+
+// wakeLocked wakes every Wait call, to look at the lane again.
+func (l *Limiter) wakeLocked() {
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// setQuantumLocked makes q (0 = none) the enforced sub-window, its log holding the admissions of
+// the main log that are still inside it.
+func (l *Limiter) setQuantumLocked(now time.Time, q time.Duration) {
+	l.eff.Quantum = q
+	if q <= 0 {
+		if l.sub != nil {
+			// The waiting requests were paced a sub-window at a time: they may go at once now.
+			l.sub = nil
+			l.invalidateLocked(now, func(*Ticket) bool { return true })
+		}
+		return
+	}
+	span := q + guardFor(q)
+	if l.sub != nil && l.sub.span == span {
+		return
+	}
+	sub := &window{span: span, quantum: mergeFor(q)}
+	for _, e := range l.win.entries {
+		if e.at.Add(span).After(now) {
+			ne := &entry{at: e.at, first: e.at, reqs: e.reqs, tokens: e.tokens, limited: e.limited, phantom: e.phantom}
+			sub.entries = append(sub.entries, ne)
+			sub.reqs += e.reqs
+			sub.tokens += e.tokens
+		}
+	}
+	l.sub = sub
+	// Tickets counted in the old sub-window log are not in this one: a later cancel must not
+	// subtract them from it.
+	for t := range l.waiting {
+		t.sub = nil
+	}
+	l.invalidateLocked(now, func(*Ticket) bool { return true })
+}
+
+// setWindowLocked makes d the enforced window: the main log's span follows.
+func (l *Limiter) setWindowLocked(now time.Time, d time.Duration) {
+	if d == l.eff.Window {
+		return
+	}
+	stricter := d > l.eff.Window
+	l.eff.Window = d
+	l.win.span = d + guardFor(d)
+	l.win.quantum = mergeFor(d)
+	if stricter || l.eff.RPM > 0 || l.eff.TPM > 0 {
+		l.invalidateLocked(now, func(*Ticket) bool { return true })
+	}
 }
 
 // reserveLocked plans a request of n tokens and reserves its slot.
-func (l *Limiter) reserveLocked(now time.Time, n int) (*Ticket, error) {
+func (l *Limiter) reserveLocked(now time.Time, n int, t *Ticket) (*Ticket, error) {
 	at, err := l.planLocked(now, n)
 	if err != nil {
 		return nil, err
 	}
 	l.seq++
-	t := &Ticket{lane: l, seq: l.seq, at: at, tokens: n, day: l.dayGen, state: stateWaiting}
-	if l.rpm != nil {
-		t.rpm, t.rpmRes = l.rpm, l.rpm.reserve(at, 1)
+	if t == nil {
+		t = &Ticket{}
 	}
-	if l.tpm != nil {
-		t.tpm, t.tpmRes = l.tpm, l.tpm.reserve(at, n)
-	}
+	*t = Ticket{lane: l, seq: l.seq, at: at, tokens: n, day: l.dayGen, state: stateWaiting}
 	t.ent = l.win.add(at, n)
+	if l.sub != nil {
+		t.sub, t.subEnt = l.sub, l.sub.add(at, n)
+	}
+	l.outstanding++
 	// Waiting from the start, so a pause or a stricter limit arriving before Wait sleeps reschedules it.
 	l.waiting[t] = struct{}{}
 	l.dayReqs++
@@ -417,21 +619,20 @@ func (l *Limiter) reserveLocked(now time.Time, n int) (*Ticket, error) {
 func (l *Limiter) cancelLocked(t *Ticket, now time.Time) {
 	delete(l.waiting, t)
 	t.state = stateDone
-	if t.tpm != nil {
-		t.tpm.cancelAt(t.tpmRes, now)
-	}
-	if t.rpm != nil {
-		t.rpm.cancelAt(t.rpmRes, now)
-	}
+	l.outstanding--
+	l.wakeProbesLocked()
 	l.win.remove(t.ent, t.tokens)
+	if t.sub != nil && t.sub == l.sub {
+		t.sub.remove(t.subEnt, t.tokens)
+	}
 	if t.day == l.dayGen {
 		l.dayReqs--
 		l.dayTokens -= t.tokens
 	}
 }
 
-// invalidateLocked cancels the waiting tickets that match, newest first (so the token buckets get
-// back as much as they can), and wakes their Wait calls to schedule again.
+// invalidateLocked cancels the waiting tickets that match, newest first (so the logs drop their
+// emptied tail entries), and wakes their Wait calls to schedule again.
 func (l *Limiter) invalidateLocked(now time.Time, match func(*Ticket) bool) {
 	var ts []*Ticket
 	for t := range l.waiting {
@@ -447,8 +648,14 @@ func (l *Limiter) invalidateLocked(now time.Time, match func(*Ticket) bool) {
 		l.cancelLocked(t, now)
 		t.state = stateInvalid
 	}
-	close(l.changed)
-	l.changed = make(chan struct{})
+	l.wakeLocked()
+}
+
+// wakeProbesLocked wakes the requests held back by probing when a probe's slot frees.
+func (l *Limiter) wakeProbesLocked() {
+	if !l.answered && l.eff.RPM == 0 && l.eff.TPM == 0 {
+		l.wakeLocked()
+	}
 }
 
 func (l *Limiter) pauseUntilLocked(now, until time.Time) {
@@ -456,7 +663,9 @@ func (l *Limiter) pauseUntilLocked(now, until time.Time) {
 		return
 	}
 	l.paused = until
-	l.invalidateLocked(now, func(t *Ticket) bool { return t.at.Before(until) })
+	// All of them, not only those before until: a later slot left in place would hold the log's
+	// tail and push the rescheduled earlier ones behind it.
+	l.invalidateLocked(now, func(*Ticket) bool { return true })
 }
 
 // limit kinds, for setLimitLocked.
@@ -489,37 +698,11 @@ func (l *Limiter) setLimitLocked(now time.Time, k kind, v int, src Source) {
 	}
 	old := *cur
 	*cur, *s = v, src
-	switch k {
-	case kindRPM:
-		perMinute := float64(v)
-		if src == SourceAdaptive {
-			perMinute = l.rpmF // pace at the fractional rate so each small increase counts
-		} else {
-			l.adaptive = false
-		}
-		l.rpm = l.pace(now, l.rpm, perMinute)
-	case kindTPM:
-		l.tpm = l.pace(now, l.tpm, float64(v))
+	if k == kindRPM && src != SourceAdaptive {
+		l.adaptive = false
 	}
 	if v != 0 && (old == 0 || v < old) {
 		l.invalidateLocked(now, func(*Ticket) bool { return true })
-	}
-}
-
-// pace returns b adjusted to perMinute: nil when unknown, a new full bucket when newly known.
-func (l *Limiter) pace(now time.Time, b *bucket, perMinute float64) *bucket {
-	switch {
-	case perMinute <= 0:
-		return nil
-	case b == nil:
-		at := now
-		if last := l.win.lastAt(); last.After(at) {
-			at = last
-		}
-		return newBucket(perMinute, at)
-	default:
-		b.setLimit(now, perMinute)
-		return b
 	}
 }
 
@@ -540,11 +723,9 @@ type Ticket struct {
 	tokens int
 	day    int // the day period the ticket was counted in
 	state  int
-	ent    *entry
-	rpm    *bucket
-	tpm    *bucket
-	rpmRes hold
-	tpmRes hold
+	ent    *entry  // in the window's log
+	sub    *window // the quantum's log the ticket is counted in; nil = none
+	subEnt *entry
 }
 
 // At returns the time the request was admitted.
@@ -555,9 +736,8 @@ func (t *Ticket) Tokens() int { return t.tokens }
 
 // Settle records that the provider answered (any status but 429) after using actualTokens tokens
 // (input + output from the response; 0 when unknown keeps the estimate). An under-estimate is
-// charged as debt to the token bucket and corrected in the log and the daily count. An over-estimate
-// is not refunded: providers charge the admission estimate (prompt + max_tokens) against the
-// per-minute limit, and x/time/rate cannot give tokens back.
+// corrected in the logs and the daily count. An over-estimate is not refunded: providers charge the
+// admission estimate (prompt + max_tokens) against the per-minute limit.
 func (t *Ticket) Settle(actualTokens int) {
 	l := t.lane
 	l.mu.Lock()
@@ -566,29 +746,52 @@ func (t *Ticket) Settle(actualTokens int) {
 		return
 	}
 	t.state = stateDone
+	l.outstanding--
 	now := l.now()
 	if extra := actualTokens - t.tokens; extra > 0 {
-		if l.tpm != nil {
-			l.tpm.reserve(now, extra)
-		}
 		l.win.addTokens(t.ent, extra)
+		if t.sub != nil && t.sub == l.sub {
+			t.sub.addTokens(t.subEnt, extra)
+		}
 		if t.day == l.dayGen {
 			l.dayTokens += extra
 		}
 	}
 	l.consec429 = 0
+	l.noteAnswerLocked(false)
+	l.answeredLocked()
 	if l.adaptive {
 		l.increaseLocked(now)
 	}
 }
 
-// Cancel releases the reservation of a request that was never sent.
+// Sent records that the ticket's request leaves now, when that is later than its slot (it waited
+// for an in-flight slot after its rate-limit wait): the provider counts it from its arrival, so the
+// logs count it from now, and it leaves the windows no earlier than it leaves the provider's.
+func (t *Ticket) Sent() {
+	l := t.lane
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if t.state != stateSent || !now.After(t.at.Add(l.win.quantum)) {
+		return
+	}
+	t.ent = l.win.move(t.ent, t.tokens, now)
+	if t.sub != nil && t.sub == l.sub {
+		t.subEnt = t.sub.move(t.subEnt, t.tokens, now)
+	}
+}
+
+// Cancel releases the reservation of a request that was never sent (or, after Reserve, never
+// waited for).
 func (t *Ticket) Cancel() {
 	l := t.lane
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if t.state != stateSent {
-		return
+	switch t.state {
+	case stateSent, stateWaiting:
+		l.cancelLocked(t, l.now())
+	case stateInvalid:
+		t.state = stateDone
 	}
-	l.cancelLocked(t, l.now())
 }

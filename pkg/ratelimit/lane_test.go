@@ -57,7 +57,7 @@ func TestConfiguredLimitsWithNetworkJitter(t *testing.T) {
 				if want := 0.97 * 5 * rpm; float64(len(res.ok)) < want {
 					t.Errorf("accepted %d requests in 5 min, want >= %.0f (97%% of the ceiling)", len(res.ok), want)
 				}
-				if s := lane.Snapshot(); s.Limits != (ratelimit.Limits{RPM: rpm, TPM: tpm}) {
+				if s := lane.Snapshot(); s.Limits.RPM != rpm || s.Limits.TPM != tpm {
 					t.Errorf("limits drifted to %+v", s.Limits)
 				}
 			})
@@ -283,10 +283,10 @@ func TestTokensAboveBurstAndLimit(t *testing.T) {
 			at = append(at, tk.At().Sub(start))
 			tk.Settle(3000)
 		}
-		// 3000 tokens at 6000/61s take 30.5 s to pay for; the third also waits for the first to leave
-		// the window.
-		if at[0] != 0 || at[1] < 30*time.Second || at[1] > 31*time.Second || at[2] < 61*time.Second {
-			t.Errorf("admitted at %v, want 0, ~30.5s, >=61s", at)
+		// Larger than one second's share (100): each waits for an empty sub-window, so the second
+		// goes one sub-window later; the third waits for the first to leave the 60 s window.
+		if at[0] != 0 || at[1] < time.Second || at[1] > 2*time.Second || at[2] < 61*time.Second {
+			t.Errorf("admitted at %v, want 0, ~1s, >=61s", at)
 		}
 		if _, err := lane.Wait(t.Context(), 6001); !errors.Is(err, ratelimit.ErrTooLarge) {
 			t.Errorf("Wait above TPM: %v, want ErrTooLarge", err)
@@ -373,14 +373,17 @@ func TestExhaustDay(t *testing.T) {
 
 func TestSettleChargesUnderEstimates(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		lane := ratelimit.New("p/m", ratelimit.Limits{TPM: 6100}, time.Now) // 100 tokens/s, burst 102
+		lane := ratelimit.New("p/m", ratelimit.Limits{TPM: 6100, Window: time.Minute}, time.Now)
 		tk, _ := lane.Wait(t.Context(), 100)
-		if d := lane.Delay(2); d != 0 {
-			t.Fatalf("Delay for the 2 tokens left in the bucket = %v, want 0", d)
+		if d := lane.Delay(6000); d != 0 {
+			t.Fatalf("Delay for the 6000 tokens left in the window = %v, want 0", d)
 		}
-		tk.Settle(1100) // 1000 more than estimated: 10 s of debt
-		if d := lane.Delay(2); d < 9*time.Second || d > 11*time.Second {
-			t.Errorf("Delay after 1000 tokens of debt = %v, want ~10s", d)
+		tk.Settle(1100) // 1000 more than estimated: the window holds 1100
+		if d := lane.Delay(5000); d != 0 {
+			t.Errorf("Delay for 5000 more = %v, want 0 (6100 in the window)", d)
+		}
+		if d := lane.Delay(5001); d < 60*time.Second || d > 62*time.Second {
+			t.Errorf("Delay for 5001 more = %v, want ~61s: the under-estimate counts in the window", d)
 		}
 		s := lane.Snapshot()
 		if s.MinuteTokens != 1100 || s.DayTokens != 1100 {
@@ -561,7 +564,7 @@ func TestRemainingBeyondOurLogSlowsDown(t *testing.T) {
 
 func TestRemainingMatchingOurLogDoesNotPause(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		lane := ratelimit.New("p/m", ratelimit.Limits{RPM: 100}, time.Now)
+		lane := ratelimit.New("p/m", ratelimit.Limits{RPM: 100, Window: time.Minute}, time.Now)
 		p := &fakeProvider{rpm: 100}
 		var last provider.RateLimits
 		for range 30 {
@@ -580,26 +583,68 @@ func TestRemainingMatchingOurLogDoesNotPause(t *testing.T) {
 func TestRateLimitedWithoutRetryAfterBacksOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lane := ratelimit.New("p/m", ratelimit.Limits{}, time.Now)
+		// 429s the headers explain (nothing remaining) without Retry-After or reset: a backoff that
+		// doubles per consecutive 429.
 		for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
 			tk, err := lane.Wait(t.Context(), 1)
 			if err != nil {
 				t.Fatal(err)
 			}
-			tk.RateLimited(provider.RateLimits{})
-			if d := lane.Delay(1); d < want {
-				t.Errorf("after 429 #%d Delay = %v, want >= %v", i+1, d, want)
+			tk.RateLimited(provider.RateLimits{ObservedAt: time.Now(), HasRequests: true, LimitRequests: 1000})
+			if d := lane.Snapshot().PausedUntil.Sub(time.Now()); d != want {
+				t.Errorf("after 429 #%d paused for %v, want %v", i+1, d, want)
 			}
 			time.Sleep(lane.Delay(1))
 		}
-		s := lane.Snapshot()
-		if s.RateLimited != 3 || s.Source.RPM != ratelimit.SourceAdaptive || s.Limits.RPM < 1 {
-			t.Errorf("after 3 header-less 429s: %+v", s)
-		}
 		// With Retry-After, the pause is exactly that.
 		tk, _ := lane.Wait(t.Context(), 1)
-		tk.RateLimited(provider.RateLimits{ObservedAt: time.Now(), RetryAfter: 7 * time.Second})
+		tk.RateLimited(provider.RateLimits{ObservedAt: time.Now(), HasRequests: true, LimitRequests: 1000, RetryAfter: 7 * time.Second})
 		if s := lane.Snapshot(); !s.PausedUntil.Equal(time.Now().Add(7 * time.Second)) {
 			t.Errorf("paused until %v, want now+7s", s.PausedUntil)
+		}
+	})
+}
+
+func TestUnexplainedRateLimitsDoNotThrottle(t *testing.T) {
+	// 30% of the answers are 429s without headers, whatever the rate: a busy provider, not a limit.
+	// The lane neither pauses nor lowers its rate; the requests are retried by their callers.
+	synctest.Test(t, func(t *testing.T) {
+		lane := ratelimit.New("p/m", ratelimit.Limits{}, time.Now)
+		for i := range 1000 {
+			tk, err := lane.Wait(t.Context(), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond)
+			if i*7919%10 < 3 {
+				tk.RateLimited(provider.RateLimits{ObservedAt: time.Now(), RetryAfter: time.Second})
+			} else {
+				tk.Settle(1)
+			}
+			if d := lane.Delay(1); d != 0 {
+				t.Fatalf("after answer %d: Delay %v, want 0", i, d)
+			}
+		}
+		if s := lane.Snapshot(); s.Limits.RPM != 0 || s.Source.RPM != ratelimit.SourceUnknown || s.RateLimited != 300 {
+			t.Errorf("after random 429s: %+v", s)
+		}
+		// When 429s become most answers, a limit is being hit: the lane adapts, never below what the
+		// provider accepted over the last minute, and pauses no longer than Retry-After.
+		var s ratelimit.State
+		for n := 0; s.Source.RPM != ratelimit.SourceAdaptive; n++ {
+			if n == 40 {
+				t.Fatalf("40 429s in a row, still %+v", s)
+			}
+			time.Sleep(10 * time.Millisecond)
+			tk, _ := lane.Wait(t.Context(), 1)
+			tk.RateLimited(provider.RateLimits{ObservedAt: time.Now(), RetryAfter: 2 * time.Second})
+			s = lane.Snapshot()
+		}
+		if s.Source.RPM != ratelimit.SourceAdaptive || s.Limits.RPM < 700 {
+			t.Errorf("after a run of 429s: limits %+v from %+v, want adaptive, at least the 700 accepted", s.Limits, s.Source)
+		}
+		if !s.PausedUntil.After(time.Now()) || s.PausedUntil.After(time.Now().Add(2*time.Second)) {
+			t.Errorf("paused until %v, want within the 2 s Retry-After", s.PausedUntil.Sub(time.Now()))
 		}
 	})
 }

@@ -109,6 +109,28 @@ func (w *window) remove(e *entry, n int) {
 	}
 }
 
+// move takes a request of n tokens out of its entry e and logs it again at t (after e's time), in
+// time order, returning its new entry.
+func (w *window) move(e *entry, n int, t time.Time) *entry {
+	e.reqs--
+	e.tokens -= n
+	if !e.gone {
+		w.reqs--
+		w.tokens -= n
+	}
+	ne := &entry{at: t, first: t, reqs: 1, tokens: n}
+	i, _ := slices.BinarySearchFunc(w.entries, t, func(e *entry, t time.Time) int {
+		if e.at.After(t) {
+			return 1
+		}
+		return -1
+	})
+	w.entries = slices.Insert(w.entries, i, ne)
+	w.reqs++
+	w.tokens += n
+	return ne
+}
+
 // addTokens corrects an entry by extra tokens (an under-estimate settled later).
 func (w *window) addTokens(e *entry, extra int) {
 	e.tokens += extra

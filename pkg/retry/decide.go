@@ -24,11 +24,20 @@ func (s Step) String() string {
 	return [...]string{"fail", "again", "other_lane", "larger_lane", "disable"}[s]
 }
 
+// healthySteps caps the backoff of a failure on a lane whose breaker is closed at its first doubling.
+const healthySteps = 2
+
+// rateLimitSteps caps the backoff of a 429 without Retry-After at its third doubling.
+const rateLimitSteps = 3
+
 // State is what a prompt has used so far, counted by Count, for Next.
 type State struct {
 	LaneFailures int  // retryable failures other than 429 on the failing lane, the last included
 	RateLimited  int  // 429s on any of the prompt's lanes, the last included
 	OtherLanes   bool // the prompt has lanes other than the failing one left
+	// LaneHealthy is set when the failing lane's breaker is closed: its other requests succeed, so
+	// this failure is a coincidence and the retry need not back off far.
+	LaneHealthy bool
 	// Jitter is a uniform draw in [0, 1) for the delay; the caller owns the random source.
 	Jitter float64
 }
@@ -50,9 +59,11 @@ func (s State) Count(c Class) State {
 //
 //   - Failover actions move on at once: not_found to another lane, context_length to a larger one,
 //     auth/permission/quota disable the provider.
-//   - A 429 is retried on the same lane while RateLimited ≤ p.RateLimitAttempts(), after Delay
-//     (Retry-After first); the lane's limiter also pauses the lane.
-//   - Other retryable failures are retried on the same lane while ShouldRetry allows, after Delay;
+//   - A 429 is retried on the same lane while RateLimited ≤ p.RateLimitAttempts(), after its
+//     Retry-After, or else a short backoff: Delay of at most the rateLimitSteps-th attempt (4 s with
+//     the default base of 1 s); the lane's limiter paces and pauses the lane for the limits it knows.
+//   - Other retryable failures are retried on the same lane while ShouldRetry allows, after Delay
+//     (at most its second step, 2×Base, while the lane is healthy: its breaker is closed);
 //     when the lane has used its max_attempts the prompt moves to its other lanes, which get their own.
 //   - Anything else fails.
 func Next(s State, c Class, p Policy) (Step, time.Duration) {
@@ -68,13 +79,19 @@ func Next(s State, c Class, p Policy) (Step, time.Duration) {
 		if s.RateLimited > p.RateLimitAttempts() {
 			return Fail, 0
 		}
-		return Again, p.Delay(s.RateLimited, c, s.Jitter)
+		// The lane's limiter paces and pauses the lane for the limits the headers explain; the prompt
+		// itself only needs a short pause, so a run of random 429s does not grow it past a few seconds.
+		return Again, p.Delay(min(s.RateLimited, rateLimitSteps), c, s.Jitter)
 	}
 	switch {
 	case !c.Retryable:
 		return Fail, 0
 	case p.ShouldRetry(s.LaneFailures, c):
-		return Again, p.Delay(s.LaneFailures, c, s.Jitter)
+		n := s.LaneFailures
+		if s.LaneHealthy {
+			n = min(n, healthySteps)
+		}
+		return Again, p.Delay(n, c, s.Jitter)
 	case s.OtherLanes:
 		return OtherLane, 0
 	}

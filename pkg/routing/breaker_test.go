@@ -54,32 +54,6 @@ func wantState(t *testing.T, b *Breaker, want State) {
 	}
 }
 
-func TestBreakerOpensAfterThreshold(t *testing.T) {
-	for _, lf := range laneFailures {
-		t.Run(lf.Error(), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				b := NewBreaker("openai/gpt-4o-mini", cfg(3, 10*time.Second), nil)
-				attempt(t, b, lf)
-				attempt(t, b, lf)
-				wantState(t, b, StateClosed)
-				if !b.OpenUntil().IsZero() {
-					t.Fatalf("closed breaker OpenUntil = %v, want zero", b.OpenUntil())
-				}
-				time.Sleep(time.Second)
-				opened := time.Now()
-				attempt(t, b, lf)
-				wantState(t, b, StateOpen)
-				if done, ok := b.Allow(); ok || done != nil {
-					t.Fatal("open breaker admitted a request")
-				}
-				if got, want := b.OpenUntil(), opened.Add(10*time.Second+time.Nanosecond); !got.Equal(want) {
-					t.Fatalf("OpenUntil = %v, want %v", got, want)
-				}
-			})
-		})
-	}
-}
-
 func TestBreakerNeutralErrorsNeverTrip(t *testing.T) {
 	for _, e := range neutral {
 		t.Run(e.Error(), func(t *testing.T) {
@@ -100,100 +74,11 @@ func TestBreakerNeutralErrorsNeverTrip(t *testing.T) {
 	}
 }
 
-func TestBreakerSuccessResetsRun(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := NewBreaker("lane", cfg(3, time.Second), nil)
-		for range 20 {
-			attempt(t, b, errServer)
-			attempt(t, b, errServer)
-			attempt(t, b, nil)
-		}
-		wantState(t, b, StateClosed)
-	})
-}
-
-func TestBreakerHalfOpenTransitions(t *testing.T) {
-	const openFor = 30 * time.Second
-	open := func(t *testing.T) *Breaker {
-		b := NewBreaker("lane", cfg(1, openFor), nil)
-		attempt(t, b, errServer)
-		wantState(t, b, StateOpen)
-		return b
-	}
-	t.Run("still open at exactly OpenFor, half-open at OpenUntil", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			b := open(t)
-			until := b.OpenUntil()
-			time.Sleep(openFor)
-			wantState(t, b, StateOpen)
-			if _, ok := b.Allow(); ok {
-				t.Fatal("admitted before OpenUntil")
-			}
-			time.Sleep(time.Until(until))
-			wantState(t, b, StateHalfOpen)
-			if !b.OpenUntil().IsZero() {
-				t.Fatalf("half-open OpenUntil = %v, want zero", b.OpenUntil())
-			}
-		})
-	})
-	t.Run("one trial at a time", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			b := open(t)
-			time.Sleep(time.Until(b.OpenUntil()))
-			done, ok := b.Allow()
-			if !ok {
-				t.Fatal("half-open refused the trial")
-			}
-			if _, ok := b.Allow(); ok {
-				t.Fatal("half-open admitted a second request while the trial is in flight")
-			}
-			wantState(t, b, StateHalfOpen)
-			done(nil)
-			wantState(t, b, StateClosed)
-		})
-	})
-	t.Run("trial success closes", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			b := open(t)
-			time.Sleep(time.Until(b.OpenUntil()))
-			attempt(t, b, nil)
-			wantState(t, b, StateClosed)
-			for range 10 {
-				attempt(t, b, nil)
-			}
-			attempt(t, b, errServer) // threshold 1: a fresh run of failures opens it again
-			wantState(t, b, StateOpen)
-		})
-	})
-	t.Run("trial failure reopens for a full OpenFor", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			b := open(t)
-			time.Sleep(time.Until(b.OpenUntil()) + 5*time.Second)
-			reopened := time.Now()
-			attempt(t, b, errOverloaded)
-			wantState(t, b, StateOpen)
-			if got, want := b.OpenUntil(), reopened.Add(openFor+time.Nanosecond); !got.Equal(want) {
-				t.Fatalf("OpenUntil = %v, want %v", got, want)
-			}
-		})
-	})
-	t.Run("neutral trial outcome frees the slot", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			b := open(t)
-			time.Sleep(time.Until(b.OpenUntil()))
-			for _, e := range neutral {
-				attempt(t, b, e)
-				wantState(t, b, StateHalfOpen)
-			}
-			attempt(t, b, nil)
-			wantState(t, b, StateClosed)
-		})
-	})
-}
-
 func TestBreakerDoneIdempotentAndStale(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := NewBreaker("lane", cfg(2, time.Second), nil)
+		c := cfg(2, time.Second)
+		c.Window = 2 // the rate counts at once: the stale request in flight does not hold it closed
+		b := NewBreaker("lane", c, nil)
 		done, _ := b.Allow()
 		done(errServer)
 		done(errServer) // ignored
@@ -213,25 +98,6 @@ func TestBreakerDoneIdempotentAndStale(t *testing.T) {
 		wantState(t, b, StateHalfOpen)
 		trial(errServer)
 		wantState(t, b, StateOpen)
-	})
-}
-
-func TestBreakerDefaults(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := NewBreaker("lane", config.Breaker{}, nil)
-		if b.Name() != "lane" {
-			t.Errorf("Name = %q", b.Name())
-		}
-		for range DefaultFailureThreshold - 1 {
-			attempt(t, b, errServer)
-		}
-		wantState(t, b, StateClosed)
-		start := time.Now()
-		attempt(t, b, errServer)
-		wantState(t, b, StateOpen)
-		if got := b.OpenUntil().Sub(start); got != DefaultOpenFor+time.Nanosecond {
-			t.Errorf("default open period %v, want %v", got, DefaultOpenFor)
-		}
 	})
 }
 
@@ -272,62 +138,6 @@ func (m *breakerModel) outcome(kind byte, now time.Time) {
 		if m.failures >= m.threshold {
 			m.state, m.openedAt, m.failures = StateOpen, now, 0
 		}
-	}
-}
-
-// TestBreakerMatchesModel drives random outcome sequences with random pauses through a Breaker and the
-// model, comparing State, admission and OpenUntil after every step.
-func TestBreakerMatchesModel(t *testing.T) {
-	for seed := range uint64(40) {
-		synctest.Test(t, func(t *testing.T) {
-			r := rand.New(rand.NewPCG(seed, 99))
-			threshold := 1 + r.IntN(6)
-			openFor := time.Duration(1+r.IntN(60)) * time.Second
-			b := NewBreaker("lane", cfg(threshold, openFor), nil)
-			m := &breakerModel{threshold: threshold, openFor: openFor}
-			for step := range 400 {
-				switch r.IntN(4) {
-				case 0:
-					time.Sleep(time.Duration(r.Int64N(int64(openFor * 2))))
-				case 1:
-					if r.IntN(3) == 0 && m.current(time.Now()) == StateOpen {
-						time.Sleep(time.Until(b.OpenUntil())) // the dispatcher's wait
-					}
-				default:
-					now := time.Now()
-					want := m.current(now)
-					done, ok := b.Allow()
-					if ok != (want != StateOpen) {
-						t.Fatalf("seed %d step %d: Allow ok=%v in model state %v", seed, step, ok, want)
-					}
-					if !ok {
-						break
-					}
-					kind := "sfn"[r.IntN(3)]
-					var err error
-					switch kind {
-					case 'f':
-						err = laneFailures[r.IntN(len(laneFailures))]
-					case 'n':
-						err = neutral[r.IntN(len(neutral))]
-					}
-					done(err)
-					m.outcome(kind, now)
-				}
-				now := time.Now()
-				want := m.current(now)
-				if got := b.State(); got != want {
-					t.Fatalf("seed %d step %d: State = %v, model %v", seed, step, got, want)
-				}
-				wantUntil := time.Time{}
-				if want == StateOpen {
-					wantUntil = m.openedAt.Add(openFor + time.Nanosecond)
-				}
-				if got := b.OpenUntil(); !got.Equal(wantUntil) {
-					t.Fatalf("seed %d step %d: OpenUntil = %v, model %v", seed, step, got, wantUntil)
-				}
-			}
-		})
 	}
 }
 
@@ -377,8 +187,8 @@ func TestBreakerConcurrent(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		if len(admitted) != 1 {
-			t.Fatalf("half-open admitted %d concurrent trials, want 1", len(admitted))
+		if len(admitted) != DefaultProbes {
+			t.Fatalf("half-open admitted %d concurrent probes, want %d", len(admitted), DefaultProbes)
 		}
 		admitted[0](nil)
 		wantState(t, b, StateClosed)
@@ -407,6 +217,186 @@ func TestBreakerStreak(t *testing.T) {
 		attempt(t, b, nil)
 		if n, since := b.Streak(); n != 0 || !since.IsZero() {
 			t.Fatalf("after a success: streak %d since %v", n, since)
+		}
+	})
+}
+
+func TestBreakerOpensOnFailureRate(t *testing.T) {
+	for _, err := range laneFailures {
+		t.Run(err.Error(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := NewBreaker("lane", cfg(5, 16*time.Second), nil)
+				for range 4 {
+					attempt(t, b, err)
+				}
+				wantState(t, b, StateClosed)
+				start := time.Now()
+				attempt(t, b, err) // five of five: a dead lane opens after the threshold
+				wantState(t, b, StateOpen)
+				if got := b.OpenUntil().Sub(start); got != time.Second+time.Nanosecond {
+					t.Errorf("first open period %v, want OpenFor/16 = 1s", got)
+				}
+				if _, ok := b.Allow(); ok {
+					t.Error("open breaker admitted a request")
+				}
+			})
+		})
+	}
+}
+
+// A lane that answers 75% of requests is never parked, however its failures bunch together: runs of
+// 5, 8 or 12 failures after three times as many successes, and a seeded random 25%.
+func TestBreakerRateNotRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for _, run := range []int{5, 8, 12} {
+			b := NewBreaker("lane", cfg(5, 10*time.Second), nil)
+			for i := range 1000 {
+				var err error
+				if i%(4*run) >= 3*run { // 3×run successes, then run failures
+					err = errServer
+				}
+				attempt(t, b, err)
+			}
+		}
+		r := rand.New(rand.NewPCG(11, 25))
+		b := NewBreaker("lane", cfg(5, 10*time.Second), nil)
+		for i := range 500 {
+			if b.State() != StateClosed {
+				t.Fatalf("random 25%%: opened after %d calls (%d failures of %d recent)", 10*i, b.failures, len(b.recent))
+			}
+			for range 10 { // outcomes in bunches, as answers of requests in flight arrive
+				var err error
+				if r.Float64() < 0.25 {
+					err = errTimeout
+				}
+				attempt(t, b, err)
+			}
+		}
+		for n := 0; b.State() == StateClosed; n++ { // failures rise to half the window: now it opens
+			if n == 30 {
+				t.Fatalf("30 failures in a row, still closed with %d failures of %d recent", b.failures, len(b.recent))
+			}
+			attempt(t, b, errServer)
+		}
+	})
+}
+
+// Half-open admits Probes requests at once: a success closes, a failure reopens for twice as long,
+// up to OpenFor; ProbeSoon brings a probe forward.
+func TestBreakerHalfOpenProbesAndGrowingPeriods(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := NewBreaker("lane", cfg(2, 8*time.Second), nil)
+		attempt(t, b, errServer)
+		attempt(t, b, errServer)
+		var periods []time.Duration
+		for range 6 {
+			wantState(t, b, StateOpen)
+			opened := time.Now()
+			until := b.OpenUntil()
+			periods = append(periods, until.Sub(opened)-time.Nanosecond)
+			time.Sleep(until.Sub(opened) - time.Nanosecond)
+			wantState(t, b, StateOpen) // still open at exactly the period's end
+			time.Sleep(time.Nanosecond)
+			wantState(t, b, StateHalfOpen)
+			p1, ok1 := b.Allow()
+			p2, ok2 := b.Allow()
+			if _, ok3 := b.Allow(); !ok1 || !ok2 || ok3 {
+				t.Fatalf("half-open admitted %v %v %v, want two probes", ok1, ok2, ok3)
+			}
+			p1(errServer) // reopens; the other probe's outcome is stale
+			p2(nil)
+		}
+		want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second}
+		if fmt.Sprint(periods) != fmt.Sprint(want) {
+			t.Errorf("open periods %v, want %v", periods, want)
+		}
+		b.ProbeSoon(time.Second)
+		if d := time.Until(b.OpenUntil()); d > time.Second+time.Nanosecond {
+			t.Errorf("after ProbeSoon(1s) the next probe is in %v", d)
+		}
+		time.Sleep(time.Until(b.OpenUntil()))
+		attempt(t, b, nil)
+		wantState(t, b, StateClosed)
+		if n, since := b.Streak(); n != 0 || !since.IsZero() {
+			t.Errorf("streak after a success: %d since %v", n, since)
+		}
+		// Closed again with clean counts (the success only): two failures are not all its calls.
+		attempt(t, b, errServer)
+		attempt(t, b, errServer)
+		wantState(t, b, StateClosed)
+	})
+}
+
+// Nothing succeeded for OpenFor since the failures began: a lane with too few calls for the rate
+// opens anyway.
+func TestBreakerOpensWhenNothingSucceeds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := NewBreaker("lane", cfg(5, 10*time.Second), nil)
+		attempt(t, b, nil)
+		attempt(t, b, errServer)
+		time.Sleep(10 * time.Second)
+		attempt(t, b, errRateLimit) // excluded: neither way
+		wantState(t, b, StateClosed)
+		attempt(t, b, errServer)
+		wantState(t, b, StateOpen)
+	})
+}
+
+func TestBreakerDefaults(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := NewBreaker("lane", config.Breaker{}, nil)
+		if b.Name() != "lane" {
+			t.Errorf("Name = %q", b.Name())
+		}
+		for range DefaultFailureThreshold - 1 {
+			attempt(t, b, errServer)
+		}
+		wantState(t, b, StateClosed)
+		start := time.Now()
+		attempt(t, b, errServer)
+		wantState(t, b, StateOpen)
+		if got := b.OpenUntil().Sub(start); got != DefaultOpenFor/16+time.Nanosecond {
+			t.Errorf("default first open period %v, want %v", got, DefaultOpenFor/16)
+		}
+	})
+}
+
+// Failures come back faster than answers: the first five outcomes of a burst of 32 are failures
+// (a 500 is instant, an answer takes its latency), yet the 27 requests still in flight that were
+// sent with them count as calls, so the breaker stays closed. A burst where every request fails
+// opens it.
+func TestBreakerFastFailuresOfABurst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := NewBreaker("lane", cfg(5, 10*time.Second), nil)
+		var permits []func(error)
+		for range 32 {
+			done, ok := b.Allow()
+			if !ok {
+				t.Fatal("refused")
+			}
+			permits = append(permits, done)
+		}
+		for _, done := range permits[:5] {
+			done(errServer)
+		}
+		wantState(t, b, StateClosed)
+		time.Sleep(100 * time.Millisecond)
+		for _, done := range permits[5:] {
+			done(nil)
+		}
+		wantState(t, b, StateClosed)
+
+		dead := NewBreaker("lane", cfg(5, 10*time.Second), nil)
+		permits = permits[:0]
+		for range 16 {
+			done, _ := dead.Allow()
+			permits = append(permits, done)
+		}
+		for i, done := range permits {
+			done(errTimeout)
+			if want := i == len(permits)-1; (dead.State() == StateOpen) != want {
+				t.Fatalf("after %d of 16 failures: %v", i+1, dead.State())
+			}
 		}
 	})
 }

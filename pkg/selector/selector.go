@@ -85,6 +85,10 @@ type Limits struct {
 	TPM int // tokens (input + output) per minute
 	RPD int // requests per day
 	TPD int // tokens per day
+
+	// Window and Quantum are how the provider enforces RPM and TPM (config.Model.Window): a window
+	// admits its share at once, a quantum only its own share; both 0 = unknown.
+	Window, Quantum time.Duration
 }
 
 // Lane is one (provider, model) pair that can serve prompts, with everything the selector needs to
@@ -137,6 +141,7 @@ func NewLane(p *config.Provider, m *config.Model) *Lane {
 		Available: true, Concurrency: p.MaxConcurrency,
 		DailyRequestsLeft: -1, DailyTokensLeft: -1,
 	}
+	l.Limits.Window, l.Limits.Quantum = config.EnforcementFor(p, m)
 	if m.RPD > 0 {
 		l.DailyRequestsLeft = int64(m.RPD)
 	}

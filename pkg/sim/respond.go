@@ -344,6 +344,14 @@ func errRate(a api, model string, v *verdict) *apiError {
 	return e
 }
 
+// errRandomRate is the 429 of faults.rate_limit: a rate_limit_exceeded that no limit explains, with
+// retryAfter (0 = none) and, when the caller sends them, the limit headers of v (budget left).
+func errRandomRate(a api, model string, v *verdict, retryAfter time.Duration) *apiError {
+	return &apiError{status: http.StatusTooManyRequests, oaType: "requests", oaCode: "rate_limit_exceeded",
+		anType: "rate_limit_error", gCode: "RESOURCE_EXHAUSTED", retryAfter: retryAfter, limits: v,
+		msg: fmt.Sprintf("Rate limit reached for %s: the server is busy, please try again shortly.", model)}
+}
+
 // success is one answered request.
 type success struct {
 	id          string

@@ -27,7 +27,13 @@
 // # Limits
 //
 // RPM and TPM are enforced over a sliding 60 s window and RPD over a sliding 24 h window, per
-// (provider, model). The limit values are sim.limits[model] field by field, falling back to the model's
+// (provider, model). sim.limits[model] may change how: window (a sliding window of another length
+// admitting its share of the per-minute figures, rpm·window/60), quantum (fixed sub-windows aligned on
+// the Unix epoch, each admitting rpm·quantum/60; a rejection there leaves remaining budget in the
+// headers) and headers (minute, the default: headers state per-minute figures whatever the window,
+// remaining scaled to a minute; window: the window's own figures). faults.rate_limit answers 429
+// at random before admission, with sim.rate_limit_retry_after as Retry-After and, with
+// sim.rate_limit_headers, the limit headers of the current state. The limit values are sim.limits[model] field by field, falling back to the model's
 // rpm/tpm/rpd where that field is 0 (0 everywhere = unlimited). A request's admission cost in tokens
 // is PromptTokens(texts) + max_tokens (the model's max_output_tokens when the request gives none).
 // Only admitted requests enter the windows: a request rejected with 429 does not count (as with a
@@ -91,14 +97,16 @@ type Options struct {
 
 // ModelStats is what one (provider, model) has seen since the Server was built.
 type ModelStats struct {
-	Requests     int // requests routed to the model, whatever their outcome
-	OK           int // well-formed 200 answers
-	RateLimited  int // rejections by the rate limits or the concurrency cap (429, or 529 on the Anthropic API)
-	Faults       int // injected faults of any kind, hangs and resets included
-	Invalid      int // 400s for context length or max_tokens
-	Canceled     int // admitted requests whose client gave up before the answer (hangs excluded)
-	InputTokens  int // prompt tokens of the OK answers
-	OutputTokens int // output tokens of the OK answers
+	Requests    int // requests routed to the model, whatever their outcome
+	OK          int // well-formed 200 answers
+	RateLimited int // rejections by the rate limits or the concurrency cap (429, or 529 on the Anthropic API)
+	// RandomRateLimited counts the random 429s of faults.rate_limit (also in Faults, not in RateLimited).
+	RandomRateLimited int
+	Faults            int // injected faults of any kind, hangs and resets included
+	Invalid           int // 400s for context length or max_tokens
+	Canceled          int // admitted requests whose client gave up before the answer (hangs excluded)
+	InputTokens       int // prompt tokens of the OK answers
+	OutputTokens      int // output tokens of the OK answers
 	// MaxInWindow is the most admissions seen in any 60 s window; never above the enforced RPM.
 	MaxInWindow int
 	// MaxInFlight is the most requests of this model in flight at once (past the concurrency check).
@@ -189,6 +197,8 @@ func build(ps []*config.Provider, opts Options) *Server {
 			l.lim.lim = limits{rpm: m.RPM, tpm: m.TPM, rpd: m.RPD}
 			if sl, ok := sp.sim.Limits[m.Name]; ok {
 				l.lim.lim.hideHeaders = sl.HideHeaders
+				l.lim.lim.window, l.lim.lim.quantum = sl.Window.D(), sl.Quantum.D()
+				l.lim.lim.windowHeaders = sl.Headers == "window"
 				if sl.RPM > 0 {
 					l.lim.lim.rpm = sl.RPM
 				}
@@ -372,6 +382,7 @@ const (
 	faultMalformed
 	faultAuth
 	faultQuota
+	faultRateLimit
 )
 
 // pick maps a uniform draw u in [0,1) to a fault by walking the configured rates cumulatively.
@@ -382,7 +393,7 @@ func pick(f config.SimFaults, u float64) fault {
 	}{
 		{f.ServerError, faultServerError}, {f.Unavailable, faultUnavailable}, {f.Overloaded, faultOverloaded},
 		{f.Reset, faultReset}, {f.Hang, faultHang}, {f.Malformed, faultMalformed}, {f.Auth, faultAuth},
-		{f.InsufficientQuota, faultQuota},
+		{f.InsufficientQuota, faultQuota}, {f.RateLimit, faultRateLimit},
 	} {
 		if u < c.p {
 			return c.f
@@ -476,9 +487,14 @@ func (s *Server) serve(ctx context.Context, w http.ResponseWriter, a api, l *lan
 	l.stats.MaxInFlight = max(l.stats.MaxInFlight, l.inFlight)
 	now := s.now()
 	var v verdict
-	if f == faultQuota {
+	switch f {
+	case faultQuota:
 		l.stats.Faults++
-	} else {
+	case faultRateLimit:
+		l.stats.Faults++
+		l.stats.RandomRateLimited++
+		v = l.lim.peek(now)
+	default:
 		v = l.lim.admit(now, prompt+maxOut)
 		if !v.ok {
 			l.stats.RateLimited++
@@ -489,6 +505,9 @@ func (s *Server) serve(ctx context.Context, w http.ResponseWriter, a api, l *lan
 	switch {
 	case f == faultQuota:
 		writeError(w, a, errQuota(a, m.Name), now, true)
+		return
+	case f == faultRateLimit:
+		writeError(w, a, errRandomRate(a, m.Name, &v, p.sim.RateLimitRetryAfter.D()), now, hide || !p.sim.RateLimitHeaders)
 		return
 	case !v.ok:
 		writeError(w, a, errRate(a, m.Name, &v), now, false)

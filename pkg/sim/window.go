@@ -23,9 +23,35 @@ const (
 )
 
 // limits is what the simulator enforces for one (provider, model); zero means unlimited.
+//
+// rpm and tpm are per-minute figures. They are enforced over a sliding window of length window
+// (MinuteWindow when zero), which admits the figure's share of it (rpm·window/60), and, when quantum
+// is set, also over fixed sub-windows of length quantum aligned on the Unix epoch, each admitting
+// rpm·quantum/60 (OpenAI's "60,000 requests/minute may be enforced as 1,000 requests/second").
+// The headers state the per-minute figures whatever the window, unless windowHeaders asks for the
+// window's own figures (limit 600 for a 10 s window of 3,600 RPM).
 type limits struct {
 	rpm, tpm, rpd int
 	hideHeaders   bool
+	window        time.Duration
+	quantum       time.Duration
+	windowHeaders bool
+}
+
+// span is the sliding window's length.
+func (l limits) span() time.Duration {
+	if l.window > 0 {
+		return l.window
+	}
+	return MinuteWindow
+}
+
+// share is a per-minute figure's share of d, at least 1 (0 stays unlimited).
+func share(perMinute int, d time.Duration) int {
+	if perMinute <= 0 {
+		return 0
+	}
+	return max(1, int(int64(perMinute)*int64(d)/int64(time.Minute)))
 }
 
 // slot is one admitted request: its admission time (Unix ns) and token cost.
@@ -73,7 +99,10 @@ func (q *queue) evict(cutoff int64) {
 // It is not safe for concurrent use; the lane's mutex guards it.
 type limiter struct {
 	lim         limits
-	minute      queue // every admission of the last minute (also feeds maxInWindow)
+	minute      queue // every admission of the sliding window (also feeds maxInWindow)
+	qStart      int64 // start of the current quantum (Unix ns)
+	qReqs       int   // admitted in the current quantum
+	qTokens     int
 	day         queue // admissions of the last day, kept only when rpd > 0
 	last        int64 // latest admission time, to keep the queues sorted under a non-monotonic clock
 	maxInWindow int
@@ -98,21 +127,35 @@ type verdict struct {
 // A rejected request leaves no trace in the windows. When rejected for requests, tokens or requests
 // per day, wait is the exact time until the request would be admitted if nothing else were: the time
 // until enough of the oldest admissions have left the violated windows.
-func (l *limiter) admit(now time.Time, cost int) verdict {
+func (l *limiter) admit(now time.Time, cost int) verdict { return l.decide(now, cost, true) }
+
+// decide is admit; with record false it only reports (eviction of old entries aside, nothing changes).
+func (l *limiter) decide(now time.Time, cost int, record bool) verdict {
 	t := now.UnixNano()
 	if t < l.last {
 		t = l.last
 	}
-	l.minute.evict(t - int64(MinuteWindow))
+	span := l.lim.span()
+	rpm, tpm := share(l.lim.rpm, span), share(l.lim.tpm, span)
+	l.minute.evict(t - int64(span))
 	if l.lim.rpd > 0 {
 		l.day.evict(t - int64(DayWindow))
 	}
-	v := verdict{reqLimit: l.lim.rpm, tokLimit: l.lim.tpm, requested: cost}
+	var qRPM, qTPM int
+	var qLeft time.Duration // until the current quantum ends
+	if q := int64(l.lim.quantum); q > 0 {
+		if start := t - t%q; start != l.qStart {
+			l.qStart, l.qReqs, l.qTokens = start, 0, 0
+		}
+		qRPM, qTPM = share(l.lim.rpm, l.lim.quantum), share(l.lim.tpm, l.lim.quantum)
+		qLeft = time.Duration(l.qStart + q - t)
+	}
+	v := verdict{reqLimit: rpm, tokLimit: tpm, requested: cost}
 	n := l.minute.len()
 	leave := func(s slot, w time.Duration) time.Duration { return time.Duration(s.at + int64(w) - t) }
 
-	if l.lim.tpm > 0 && cost > l.lim.tpm {
-		v.reason, v.limit, v.used = reasonTooLarge, l.lim.tpm, l.minute.sum
+	if (tpm > 0 && cost > tpm) || (qTPM > 0 && cost > qTPM) {
+		v.reason, v.limit, v.used = reasonTooLarge, tpm, l.minute.sum
 	} else {
 		if l.lim.rpd > 0 && l.day.len()+1 > l.lim.rpd {
 			d := l.day.len()
@@ -120,34 +163,43 @@ func (l *limiter) admit(now time.Time, cost int) verdict {
 				v.reason, v.limit, v.wait, v.used = reasonDay, l.lim.rpd, w, d
 			}
 		}
-		if l.lim.rpm > 0 && n+1 > l.lim.rpm {
-			w := leave(l.minute.nth(n-l.lim.rpm), MinuteWindow)
+		if rpm > 0 && n+1 > rpm {
+			w := leave(l.minute.nth(n-rpm), span)
 			v.reqReset = w
 			if w > v.wait || v.reason == "" {
-				v.reason, v.limit, v.wait, v.used = reasonRequests, l.lim.rpm, w, n
+				v.reason, v.limit, v.wait, v.used = reasonRequests, rpm, w, n
 			}
 		}
-		if l.lim.tpm > 0 && l.minute.sum+cost > l.lim.tpm {
-			need, freed := l.minute.sum+cost-l.lim.tpm, 0
+		if tpm > 0 && l.minute.sum+cost > tpm {
+			need, freed := l.minute.sum+cost-tpm, 0
 			var w time.Duration
 			for i := 0; i < n; i++ {
 				s := l.minute.nth(i)
 				if freed += s.tokens; freed >= need {
-					w = leave(s, MinuteWindow)
+					w = leave(s, span)
 					break
 				}
 			}
 			v.tokReset = w
 			if w > v.wait || v.reason == "" {
-				v.reason, v.limit, v.wait, v.used = reasonTokens, l.lim.tpm, w, l.minute.sum
+				v.reason, v.limit, v.wait, v.used = reasonTokens, tpm, w, l.minute.sum
 			}
+		}
+		// The quantum: a rejection here leaves the window's remaining counts positive.
+		if qRPM > 0 && l.qReqs+1 > qRPM && (v.reason == "" || qLeft > v.wait) {
+			v.reason, v.limit, v.wait, v.used, v.reqReset = reasonRequests, qRPM, qLeft, l.qReqs, qLeft
+		}
+		if qTPM > 0 && l.qTokens+cost > qTPM && (v.reason == "" || qLeft > v.wait) {
+			v.reason, v.limit, v.wait, v.used, v.tokReset = reasonTokens, qTPM, qLeft, l.qTokens, qLeft
 		}
 	}
 
-	if v.reason == "" {
+	if v.reason == "" && record {
 		v.ok = true
 		l.last = t
 		l.minute.push(t, cost)
+		l.qReqs++
+		l.qTokens += cost
 		if l.lim.rpd > 0 {
 			l.day.push(t, 0)
 		}
@@ -156,17 +208,40 @@ func (l *limiter) admit(now time.Time, cost int) verdict {
 	}
 	// Remaining counts and, where the request was not rejected for that limit, the time until the
 	// oldest admission leaves the window (when capacity next grows).
+	// With a quantum, capacity is back when the quantum ends, unless the window is full.
 	var next time.Duration
-	if n > 0 {
-		next = leave(l.minute.oldest(), MinuteWindow)
+	switch {
+	case qLeft > 0 && (rpm == 0 || n < rpm) && (tpm == 0 || l.minute.sum < tpm):
+		next = qLeft
+	case n > 0:
+		next = leave(l.minute.oldest(), span)
 	}
-	v.reqRemaining = max(0, l.lim.rpm-n)
-	v.tokRemaining = max(0, l.lim.tpm-l.minute.sum)
+	v.reqRemaining = max(0, rpm-n)
+	v.tokRemaining = max(0, tpm-l.minute.sum)
 	if v.reqReset == 0 {
 		v.reqReset = next
 	}
 	if v.tokReset == 0 {
 		v.tokReset = next
 	}
+	if !l.lim.windowHeaders && span != MinuteWindow {
+		// Per-minute figures whatever the window: the window's counts scaled to a minute.
+		v.reqLimit, v.tokLimit = l.lim.rpm, l.lim.tpm
+		v.reqRemaining = perMinute(v.reqRemaining, span)
+		v.tokRemaining = perMinute(v.tokRemaining, span)
+	}
 	return v
+}
+
+// peek is the verdict's header state at now without admitting anything: what a response that never
+// reached the limiter (a random 429) reports.
+func (l *limiter) peek(now time.Time) verdict {
+	v := l.decide(now, 0, false)
+	v.ok, v.reason, v.wait = true, "", 0
+	return v
+}
+
+// perMinute scales a count of a window of length d to a minute.
+func perMinute(n int, d time.Duration) int {
+	return int(int64(n) * int64(time.Minute) / int64(d))
 }

@@ -83,3 +83,81 @@ func TestLimiterNonMonotonicClockKeepsOrder(t *testing.T) {
 		t.Fatal("an admission recorded at t0+1s must still count at t0+60s")
 	}
 }
+
+func TestLimiterShortWindowAdmitsItsShare(t *testing.T) {
+	// 3,600 RPM over a 10 s window: 600 at once, the 601st when the first leaves; headers state the
+	// per-minute figures (remaining scaled to a minute) unless windowHeaders asks for the window's.
+	for _, windowHeaders := range []bool{false, true} {
+		l := limiter{lim: limits{rpm: 3600, window: 10 * time.Second, windowHeaders: windowHeaders}}
+		var v verdict
+		for i := range 600 {
+			if v = l.admit(t0, 1); !v.ok {
+				t.Fatalf("admission %d refused: %+v", i, v)
+			}
+		}
+		if v.reqReset != 10*time.Second {
+			t.Fatalf("reset %v, want the window", v.reqReset)
+		}
+		v = l.admit(t0.Add(9*time.Second), 1)
+		if v.ok || v.reason != reasonRequests || v.wait != time.Second {
+			t.Fatalf("601st within the window: %+v", v)
+		}
+		wantLimit, wantRemaining := 3600, 0
+		if windowHeaders {
+			wantLimit = 600
+		}
+		if v.reqLimit != wantLimit || v.reqRemaining != wantRemaining {
+			t.Fatalf("windowHeaders %v: limit %d remaining %d, want %d %d", windowHeaders, v.reqLimit, v.reqRemaining, wantLimit, wantRemaining)
+		}
+		if v = l.admit(t0.Add(10*time.Second), 1); !v.ok {
+			t.Fatalf("601st after the window: %+v", v)
+		}
+		if l.maxInWindow != 600 {
+			t.Fatalf("maxInWindow %d, want 600", l.maxInWindow)
+		}
+	}
+}
+
+func TestLimiterQuantumRejectsWithBudgetLeft(t *testing.T) {
+	// 600 RPM over 60 s, quantized per second: 10 a second, and a rejection leaves remaining positive.
+	l := limiter{lim: limits{rpm: 600, tpm: 60000, quantum: time.Second}}
+	at := t0.Add(300 * time.Millisecond)
+	for i := range 10 {
+		if v := l.admit(at, 10); !v.ok {
+			t.Fatalf("admission %d: %+v", i, v)
+		}
+	}
+	v := l.admit(at, 10)
+	if v.ok || v.reason != reasonRequests || v.wait != 700*time.Millisecond || v.reqRemaining != 590 || v.reqLimit != 600 {
+		t.Fatalf("11th in the quantum: %+v", v)
+	}
+	if v.reqReset != 700*time.Millisecond || v.tokRemaining != 60000-100 {
+		t.Fatalf("reset %v, tokens remaining %d", v.reqReset, v.tokRemaining)
+	}
+	if v := l.admit(t0.Add(time.Second), 10); !v.ok || v.reqRemaining != 589 {
+		t.Fatalf("next quantum: %+v", v)
+	}
+	// Tokens: 1,000 a quantum; a request larger than a quantum's share is never admissible.
+	if v := l.admit(t0.Add(2*time.Second), 1001); v.ok || v.reason != reasonTooLarge {
+		t.Fatalf("larger than a quantum's tokens: %+v", v)
+	}
+	if v := l.admit(t0.Add(2*time.Second), 999); !v.ok {
+		t.Fatalf("999 tokens: %+v", v)
+	}
+	if v := l.admit(t0.Add(2*time.Second), 2); v.ok || v.reason != reasonTokens || v.tokRemaining <= 0 {
+		t.Fatalf("1001st token of the quantum: %+v", v)
+	}
+}
+
+func TestLimiterPeekAdmitsNothing(t *testing.T) {
+	l := limiter{lim: limits{rpm: 2}}
+	l.admit(t0, 1)
+	for range 3 {
+		if v := l.peek(t0.Add(time.Second)); !v.ok || v.reqRemaining != 1 {
+			t.Fatalf("peek: %+v", v)
+		}
+	}
+	if v := l.admit(t0.Add(time.Second), 1); !v.ok {
+		t.Fatalf("after peeks: %+v", v)
+	}
+}
