@@ -39,6 +39,9 @@ type EstimateOptions struct {
 	Calibrate string
 	// Sample is how many prompts --sample sends first (0 = none); their results go to Output.
 	Sample int
+	// Fresh estimates every prompt, as run --fresh sends them all; without it the prompts Output
+	// already answers are left out (a resumed job). Output's results still give the expected output.
+	Fresh bool
 	// Via is the route as run --via would take it: realtime | batch | auto.
 	Via string
 	// Transport and Now are the Factory's, for --sample's requests.
@@ -74,6 +77,7 @@ func NewCmdEstimate(f *Factory) *cobra.Command {
 	c.Flags().Float64Var(&opts.MaxCost, "max-cost", 0, "warn when the estimated cost exceeds this many USD")
 	c.Flags().StringVarP(&opts.Output, "output", "o", "", "the job's output (default INPUT.results.jsonl): its results give the expected output")
 	c.Flags().IntVar(&opts.Sample, "sample", 0, "send `N` prompts drawn across the models first, write their results to the output (run will not send them again) and extrapolate from them")
+	c.Flags().BoolVar(&opts.Fresh, "fresh", false, "estimate every prompt, as run --fresh sends them all (default: only those the output does not answer yet)")
 	c.Flags().StringVar(&opts.Calibrate, "calibrate", "", "results `FILE` of similar prompts to take the expected output and latency from")
 	opts.Selection.register(c.Flags())
 	registerVia(c.Flags(), &opts.Via)
@@ -231,7 +235,7 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		for _, ev := range evs {
 			ev.Match(it.ID, reserve)
 		}
-		if evs[0].Done(it.ID, a.Req.Hash) {
+		if !opts.Fresh && evs[0].Done(it.ID, a.Req.Hash) {
 			done++ // answered in the job's output: run will not send it
 			return nil
 		}

@@ -126,6 +126,15 @@ func TestEstimatePredictsTheDemoRun(t *testing.T) {
 				after.Done, after.Prompts, after.Expected.CostUSD, after.AtMost.CostUSD)
 		}
 
+		// With --fresh (as run --fresh) every prompt is estimated, from the output's results.
+		fresh := estimateJSONOf(t, f, stdout, input, "-c", cfg, "--fresh")
+		if fresh.Done != 0 || fresh.Prompts != 237 || fresh.ExpectedFrom != estimate.FromResults {
+			t.Errorf("--fresh: %d done, %d prompts, expected from %q; want 0, 237, results", fresh.Done, fresh.Prompts, fresh.ExpectedFrom)
+		}
+		if r := fresh.Expected.CostUSD / actual; r < 0.95 || r > 1.05 {
+			t.Errorf("--fresh: from the run's results the expected cost $%v is %.3f× the run's $%v, want within 5%%", fresh.Expected.CostUSD, r, actual)
+		}
+
 		// Resumed with 100 answers kept: only the 137 left are estimated, from those results.
 		data, err := os.ReadFile(output)
 		if err != nil {
