@@ -260,7 +260,7 @@ type engine struct {
 	output  *results.Writer
 	display *progress.Display // nil = none
 
-	// halted ends when no new request may start (Stop, budget, write error, ctx): its cause says
+	// halted ends when no new request may start (Stop, write error, input error, ctx): its cause says
 	// why. wire ends the requests already sent: at ctx's end, or when a halt's grace runs out.
 	// These two are the only stop states; see "Stopping" in the package doc.
 	halted   context.Context
@@ -273,6 +273,7 @@ type engine struct {
 	recovered recovery // a lane came back: jobs queued on fallback lanes choose again
 }
 
+// errBudget is budget.reserve's refusal: the prompt's worst case cannot fit the cap any more.
 var errBudget = errors.New("budget reached")
 var errStopped = errors.New("stopped")
 
