@@ -38,8 +38,8 @@ clean:
 bench-run: build
 	mkdir -p testdata/out
 	$(BIN) sim prompts 1000000 > testdata/out/million.jsonl
-	@if [ -x /usr/bin/time ]; then /usr/bin/time -f 'wall %es, peak RSS %M KiB' $(BIN) run testdata/out/million.jsonl -c testdata/unlimited.sim.yaml --fresh --quiet; \
-	 else time $(BIN) run testdata/out/million.jsonl -c testdata/unlimited.sim.yaml --fresh --quiet; fi
+	@if [ -x /usr/bin/time ]; then /usr/bin/time -f 'wall %es, peak RSS %M KiB' $(BIN) run testdata/out/million.jsonl -c testdata/unlimited.sim.yaml --fresh --quiet --cache off; \
+	 else time $(BIN) run testdata/out/million.jsonl -c testdata/unlimited.sim.yaml --fresh --quiet --cache off; fi
 
 # Issue 2's scale target: `estimate` over a 1 GiB file of 8.7 million short prompts, counted exactly
 # with both OpenAI encodings; prints wall time and peak RSS (target under 200 MiB). About a minute.

@@ -47,6 +47,7 @@ type EstimateOptions struct {
 	// Transport and Now are the Factory's, for --sample's requests.
 	Transport func(p *config.Provider) http.RoundTripper
 	Now       func() time.Time
+	Cache     CacheFlags
 }
 
 // NewCmdEstimate builds the `estimate` command: what a run would cost and how long it would take,
@@ -81,6 +82,7 @@ func NewCmdEstimate(f *Factory) *cobra.Command {
 	c.Flags().StringVar(&opts.Calibrate, "calibrate", "", "results `FILE` of similar prompts to take the expected output and latency from")
 	opts.Selection.register(c.Flags())
 	registerVia(c.Flags(), &opts.Via)
+	opts.Cache.register(c.Flags(), true)
 	completeConfig(c)
 	completeJSONL(c)
 	completeValues(c, "prefer", "cost", "speed")
@@ -170,6 +172,10 @@ type estimateJSON struct {
 	OverBudget  bool             `json:"over_budget"`
 	Alternative estimatePlanJSON `json:"alternative"`
 	Warnings    []string         `json:"warnings"`
+	// CacheHits are the prompts the response cache answers (at $0, left out of the figures);
+	// CacheSavedUSD what they cost when bought.
+	CacheHits     int     `json:"cache_hits"`
+	CacheSavedUSD float64 `json:"cache_saved_usd"`
 }
 
 func estimateRun(ctx context.Context, opts *EstimateOptions) error {
@@ -187,6 +193,10 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		return usageErr(fmt.Errorf("--max-cost must not be negative (got %v)", opts.MaxCost))
 	}
 	if err := batchplan.CheckVia(opts.Via); err != nil {
+		return usageErr(err)
+	}
+	cacheMode, cacheOpts, err := opts.Cache.options(opts.Getenv, opts.Now)
+	if err != nil {
 		return usageErr(err)
 	}
 	cfg, err := opts.Config()
@@ -226,6 +236,13 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	}
 	var unserved []error
 	done := 0
+	// Prompts the response cache answers cost nothing and take no time: they are counted apart.
+	responses := openCacheSource(opts.Getenv, cacheMode, cacheOpts, pinnedLanes(lanes, sel), func(err error) {
+		fmt.Fprintf(opts.IO.ErrOut, "warning: %s: %v\n", cacheWarning, err)
+	})
+	defer responses.Close()
+	var hits int
+	var saved float64
 	err = chk.Analyze(ctx, opts.Workers, func(a *batch.Analyzed) error {
 		it := &a.Item
 		reserve := it.OutputTokens // at most: max_tokens, else the category's default (tokens.OutputTokens)
@@ -235,8 +252,14 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		for _, ev := range evs {
 			ev.Match(it.ID, reserve)
 		}
+		// As run: the output's answers first, then the response cache.
 		if !opts.Fresh && evs[0].Done(it.ID, a.Req.Hash) {
 			done++ // answered in the job's output: run will not send it
+			return nil
+		}
+		if e, hit := responses.Lookup(a.Req); hit {
+			hits++
+			saved += e.CostUSD
 			return nil
 		}
 		as, err := primary.Add(it)
@@ -262,7 +285,8 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	ptot, otot := estimate.Total(pe), estimate.Total(oe)
 
 	out := estimateJSON{Input: in.Name(), estimatePlanJSON: planJSON(s, pe, ptot), Alternative: planJSON(as, oe, otot), Done: done,
-		MaxCostUSD: money.Round(opts.MaxCost), OverBudget: opts.MaxCost > 0 && ptot.Expected.CostUSD > opts.MaxCost, Warnings: chk.Warnings}
+		MaxCostUSD: money.Round(opts.MaxCost), OverBudget: opts.MaxCost > 0 && ptot.Expected.CostUSD > opts.MaxCost, Warnings: chk.Warnings,
+		CacheHits: hits, CacheSavedUSD: money.Round(saved)}
 	addRoutes(&out.estimatePlanJSON, s, opts.Via, routes, pe, pr)
 	addRoutes(&out.Alternative, as, opts.Via, routes, oe, or)
 	if out.Warnings == nil {
@@ -281,6 +305,9 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		printEstimate(w, in.Name(), s, pe, ptot, otot, evs)
 		if opts.Via != "" && opts.Via != batchplan.ViaRealtime {
 			printRoutes(w, out.estimatePlanJSON)
+		}
+		if hits > 0 {
+			fmt.Fprintf(w, "\n%d prompts are answered from the response cache at $0 (not in the figures above; they cost %s when bought)\n", hits, usd(saved))
 		}
 	}
 	if ferr := w.Flush(); err == nil {

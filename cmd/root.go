@@ -143,7 +143,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	root.SetErr(f.IO.ErrOut)
 	root.SetIn(f.IO.In)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
-	root.AddCommand(NewCmdRun(f, nil), NewCmdEstimate(f), NewCmdSelect(f), NewCmdModels(f), NewCmdSim(f), NewCmdCancel(f), NewCmdLimits(f))
+	root.AddCommand(NewCmdRun(f, nil), NewCmdEstimate(f), NewCmdSelect(f), NewCmdModels(f), NewCmdSim(f), NewCmdCancel(f), NewCmdLimits(f), NewCmdReport(f), NewCmdCache(f))
 	root.AddCommand(&cobra.Command{
 		Use:     "version",
 		Short:   "Print the version and the VCS revision it was built from",

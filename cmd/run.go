@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +17,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/llmbatch/llmbatch/pkg/batch"
+	"github.com/llmbatch/llmbatch/pkg/cache"
+	"github.com/llmbatch/llmbatch/pkg/metrics"
 	"github.com/llmbatch/llmbatch/pkg/progress"
 	"github.com/llmbatch/llmbatch/pkg/redact"
 	"github.com/llmbatch/llmbatch/pkg/request"
@@ -41,6 +45,10 @@ type RunOptions struct {
 	Shared      string // --shared Redis URL ("" = config shared.url, else $LLMBATCH_REDIS_URL, else none)
 	Shard       string // --shard i/n
 	Job         string // --job NAME: the shared budget's name (default the output's file name)
+	Cache       CacheFlags
+	MetricsAddr string // HOST:PORT to serve Prometheus metrics at /metrics during the run; "" = none
+
+	responses *cache.Source // the run's response cache, once batch.Run opened it; nil = none
 }
 
 // NewCmdRun builds the `run` command. runF, when set, receives the parsed options instead of
@@ -84,6 +92,8 @@ An existing output is resumed: prompts with a current ok line are not sent again
 	fl.StringVar(&o.Progress, "progress", "auto", "progress bar, `auto|always|never`: auto draws it only when stderr is a terminal")
 	fl.BoolVar(&o.Quiet, "quiet", false, "no progress bar, summary or info logs")
 	fl.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr, `text|json`")
+	o.Cache.register(fl, false)
+	fl.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics during the run (port 0 picks a free one; the address is logged)")
 	fl.StringVar(&o.Shared, "shared", "", "share rate limits, learned limits, pauses and the --max-cost budget with other processes through this Redis, `redis://host:6379/0` (rediss:// for TLS; default: config shared.url, else $LLMBATCH_REDIS_URL)")
 	fl.StringVar(&o.Shard, "shard", "", "take only shard `i/n` of the prompts (1-based, by id hash): --shard 1/3 … --shard 3/3")
 	fl.StringVar(&o.Job, "job", "", "the job's `NAME` for the shared --max-cost budget (default: the output's file name)")
@@ -123,6 +133,10 @@ func runOptions(o *RunOptions) (batch.Options, error) {
 	if err != nil {
 		return batch.Options{}, usageErr(err)
 	}
+	cacheMode, cacheOpts, err := o.Cache.options(f.Getenv, f.Now)
+	if err != nil {
+		return batch.Options{}, usageErr(err)
+	}
 	outPath := o.Output
 	if outPath == "" {
 		outPath = defaultOutput(o.Input)
@@ -144,6 +158,13 @@ func runOptions(o *RunOptions) (batch.Options, error) {
 			return d
 		},
 		Summary: progress.NewSummary(f.Now), Logger: logger, Now: f.Now,
+		Cache: func(lanes []string) batch.ResponseCache {
+			o.responses = openCacheSource(f.Getenv, cacheMode, cacheOpts, lanes, func(err error) { logger.Warn(cacheWarning, "error", err) })
+			if o.responses == nil {
+				return nil // a nil *cache.Source in the interface would not read as "no cache"
+			}
+			return o.responses
+		},
 	}, nil
 }
 
@@ -172,8 +193,16 @@ func runRun(ctx context.Context, o *RunOptions) error {
 	}
 	go watchSignals(runCtx, f.Signals, stop, hardStop, bo.Logger)
 	bo.Stop = stop
+	if o.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(o.MetricsAddr, &bo, bo.Logger)
+		if err != nil {
+			return usageErr(err)
+		}
+		defer stopMetrics()
+	}
 
 	rep, runErr := batch.Run(runCtx, bo)
+	o.responses.Close() // flushes the answers bought; a failure is only warned about
 	bo.Summary.Finish()
 	// The "…and N more" of warnings still folded, above the summary.
 	if fold, ok := bo.Logger.Handler().(*progress.FoldHandler); ok {
@@ -192,8 +221,32 @@ func runRun(ctx context.Context, o *RunOptions) error {
 		_ = bo.Summary.RenderWidth(f.IO.ErrOut, termWidth(f.IO))
 		fmt.Fprintf(f.IO.ErrOut, "%d prompts: %d ok, %d failed, %d skipped (already done), %d remaining; cost %s\n",
 			rep.Prompts, rep.OK, rep.Failed, rep.Skipped, rep.Remaining, usd(rep.CostUSD))
+		if hits, saved := o.responses.Hits(); hits > 0 {
+			fmt.Fprintf(f.IO.ErrOut, "%d answered from the response cache at no cost (they cost %s when bought)\n", hits, usd(saved))
+		}
 	}
 	return runExit(rep, runErr, o, bo.Output)
+}
+
+// serveMetrics listens on addr and serves the run's Prometheus metrics at /metrics until stop is
+// called; it makes the metrics bo's Observer.
+func serveMetrics(addr string, bo *batch.Options, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
+	}
+	m := metrics.New()
+	bo.Observer = m
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }() // returns http.ErrServerClosed at Shutdown
+	logger.Info("serving Prometheus metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx) // a scrape still running gets two seconds
+	}, nil
 }
 
 // runExit maps a run's outcome to the exit code of DESIGN §1.
@@ -247,6 +300,9 @@ func resumeCommand(o *RunOptions, outPath string) string {
 	}
 	if o.Concurrency > 0 {
 		args = append(args, fmt.Sprintf("--concurrency %d", o.Concurrency))
+	}
+	if o.Cache.Mode != "" && o.Cache.Mode != "on" {
+		args = append(args, "--cache "+o.Cache.Mode)
 	}
 	if o.Format != results.FormatDefault {
 		args = append(args, "--format "+o.Format.String())

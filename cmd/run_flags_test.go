@@ -20,7 +20,8 @@ func TestRunFlagsParse(t *testing.T) {
 	c.AddCommand(NewCmdRun(f, func(_ context.Context, o *RunOptions) error { got = o; return nil }))
 	c.SetArgs([]string{"run", "in.jsonl", "-o", "out.jsonl", "-c", "p.yaml", "--concurrency", "7", "--max-cost", "1.5",
 		"--fresh", "--format", "openai", "--progress", "never", "--quiet", "--log-format", "json", "-v",
-		"--prefer", "speed", "--deadline", "30m", "--model", "m", "--provider", "p", "--via", "auto"})
+		"--prefer", "speed", "--deadline", "30m", "--model", "m", "--provider", "p", "--via", "auto",
+		"--cache", "read", "--cache-max-size", "2GiB", "--cache-ttl", "24h", "--metrics-addr", "127.0.0.1:9090"})
 	if err := c.Execute(); err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,8 @@ func TestRunFlagsParse(t *testing.T) {
 	want := RunOptions{Factory: f, Input: "in.jsonl", Output: "out.jsonl", ConfigPath: "p.yaml",
 		Selection:   SelectionFlags{Prefer: "speed", Deadline: 30 * time.Minute, Model: "m", Provider: "p"},
 		Concurrency: 7, MaxCost: 1.5, Fresh: true, Format: results.FormatOpenAI, Progress: "never", Quiet: true,
-		LogFormat: "json", Verbose: true, Via: "auto"}
+		LogFormat: "json", Verbose: true, Via: "auto",
+		Cache: CacheFlags{Mode: "read", MaxSize: "2GiB", TTL: 24 * time.Hour}, MetricsAddr: "127.0.0.1:9090"}
 	if *got != want {
 		t.Errorf("parsed %+v\nwant   %+v", *got, want)
 	}

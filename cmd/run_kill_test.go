@@ -71,8 +71,8 @@ providers:
 	output := filepath.Join(dir, "prompts.results.jsonl")
 	args := []string{"run", input, "-c", cfg, "--quiet"}
 	const apiKey = "sk-kill-test-0123456789abcdef"
-	env := append(os.Environ(), "LLMBATCH_KILL_TEST_KEY="+apiKey)
-	var stderrs bytes.Buffer // every run's stderr: the key must never appear
+	env := append(os.Environ(), "LLMBATCH_KILL_TEST_KEY="+apiKey, "XDG_CACHE_HOME="+filepath.Join(dir, "cache")) // never the user's cache
+	var stderrs bytes.Buffer                                                                                     // every run's stderr: the key must never appear
 
 	wasted := 0 // answers served but not in the output, so far
 	for _, pct := range []int{10, 40, 70} {

@@ -334,13 +334,17 @@ func (bl *batchLane) deliver(ctx context.Context) func(string, batchapi.Result, 
 				Content: res.Response.Content, ToolCalls: res.Response.ToolCalls, FinishReason: res.Response.FinishReason,
 				Usage: &u, CostUSD: cost, Attempts: 1, LatencyMS: e.now().Sub(p.sent).Milliseconds(),
 				RequestHash: p.req.Hash, RequestID: res.Response.RequestID, Metadata: p.req.Metadata,
-				Via: ViaBatch, BatchID: job.ID}
+				Via: ViaBatch, BatchID: job.ID, StartedAt: results.Timestamp(p.sent), FinishedAt: results.Timestamp(e.now())}
 		} else {
 			e.budget.settle(p.est, 0)
 			c := retry.Classify(res.Err)
 			r = &results.Result{CustomID: p.req.ID, Status: results.StatusError, Provider: l.prov.name, Model: l.sel.Name,
 				Attempts: 1, RequestHash: p.req.Hash, Metadata: p.req.Metadata, Via: ViaBatch, BatchID: job.ID,
-				Error: &results.ErrorInfo{Type: string(c.Type), Message: c.Message, StatusCode: c.StatusCode}}
+				Error:     &results.ErrorInfo{Type: string(c.Type), Message: c.Message, StatusCode: c.StatusCode},
+				StartedAt: results.Timestamp(p.sent), FinishedAt: results.Timestamp(e.now())}
+		}
+		if e.cache != nil {
+			e.cache.Store(p.req, r) // a batch answer is as good as a realtime one
 		}
 		written := make(chan struct{})
 		e.acks.Store(r, written)

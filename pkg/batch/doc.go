@@ -2,7 +2,7 @@
 //
 //	Prepare      check pins, keys and the whole input (prepare.go)           → *UsageError, nothing sent
 //	Analyze      count tokens, categorise, stream in input order (analyze.go)
-//	ResultSource known already? resume scan today, response cache next (output.go)  → skip
+//	ResultSource known already? resume scan, then the response cache (output.go)  → skip / cached line
 //	Planner      choose the prompt's targets, preferred first (job.go); Via batch: a job (batchroute.go)
 //	admit        rate-limit ticket → budget → slots → breaker, all or none (admit.go; Limiter seam)
 //	Dispatcher   send: one HTTP request per prompt (seams.go)

@@ -60,6 +60,13 @@ type Options struct {
 	Shard request.Shard
 	// Dispatch returns the dispatcher of a provider; nil = one request per prompt (see Dispatcher).
 	Dispatch func(p *config.Provider, api provider.Provider) Dispatcher
+	// Cache, when set, opens the response cache for the run, given the lanes ("provider/model") the
+	// run may use, in preference order (those --model and --provider leave). Prompts the resume
+	// scan leaves are looked up in it before they are sent; nil = no cache.
+	Cache func(lanes []string) ResponseCache
+	// Observer, when set, is told every request's outcome and admission wait, and can read the
+	// lanes' live state (metrics); nil = none.
+	Observer Observer
 	// OpenOutput, when set, opens the output for appending instead of results.OpenAppend. Each
 	// result line reaches it in one Write call; at the end Run calls its Sync (if any) and Close.
 	OpenOutput func(path string) (io.WriteCloser, error)
@@ -161,6 +168,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		// --max-cost is the job's cap (DESIGN §8); a shared budget keeps the job's spend itself.
 		e.budget.prior = cp.CostUSD
 	}
+	if o.Observer != nil {
+		o.Observer.Lanes(e.laneStates)
+	}
+	if o.Cache != nil {
+		if c := o.Cache(laneNames(selector.Pinned(p.Lanes, o.Select.PinModel, o.Select.PinProvider))); c != nil {
+			e.known, e.cache = firstKnown{out.known, c}, c
+		}
+	}
 	if e.route, err = newBatchRoute(e, &o); err != nil {
 		_ = out.close()
 		return nil, err
@@ -252,8 +267,9 @@ type engine struct {
 	speedMu   sync.Mutex // --prefer speed: a job's choice of lane and its reservation there are one step
 
 	source Source
-	known  ResultSource // nil = nothing known
-	route  *batchRoute  // nil = --via realtime
+	known  ResultSource  // nil = nothing known
+	cache  ResponseCache // keeps the answers bought; nil = none
+	route  *batchRoute   // nil = --via realtime
 	// acks holds, for results that wait to be written (batch answers: their job is recorded as
 	// downloaded only then), a channel the writer closes once the line is written.
 	acks    sync.Map
@@ -427,7 +443,11 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 			defer func() { <-window }()
 			// An unfinished prompt (stop, budget) still reports its retries: the summary counts
 			// every request this run sent.
-			e.results <- finishedPrompt{r: j.run(), retries: max(j.attempts-1, 0)}
+			r := j.run()
+			if r != nil && e.cache != nil {
+				e.cache.Store(j.req, r)
+			}
+			e.results <- finishedPrompt{r: r, retries: max(j.attempts-1, 0)}
 		}()
 		return nil
 	})

@@ -38,6 +38,7 @@ type job struct {
 	// could not be); attempt waits for it.
 	held    heldTicket
 	heldErr error
+	sentAt  time.Time // when the first request was sent: the result's started_at
 }
 
 // newJob asks the planner for the prompt's lanes. It runs on the producer goroutine (the planner is
@@ -364,10 +365,14 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	tokensIn := j.admitTokens(l, in)
 	cost := j.price(l, in)
 	ctx, stop := j.waitContext(l)
+	waitFrom := j.e.now()
 	held, heldErr := j.held, j.heldErr
 	j.held, j.heldErr = nil, nil
 	a, why := j.e.admitHeld(ctx, l, tokensIn, cost, held, heldErr)
 	stop()
+	if obs := j.e.opts.Observer; obs != nil && why == admitted {
+		obs.Waited(l.prov.name, l.sel.Name, j.e.now().Sub(waitFrom))
+	}
 	switch why {
 	case rQuota, rBusy:
 		return nil, retry.Class{}, refused
@@ -384,6 +389,9 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 		s.Sent() // it may have waited for an in-flight slot: the provider counts it from now
 	}
 	started := j.e.now()
+	if j.sentAt.IsZero() {
+		j.sentAt = started
+	}
 	sendCtx, cancel := context.WithTimeout(j.e.wire, l.prov.timeout)
 	preq := j.providerRequest(l)
 	if a.maxOut < cost.hi {
@@ -396,6 +404,10 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	latency := j.e.now().Sub(started)
 	if err == nil {
 		cost := tokens.Cost(l.cfg, resp.Usage.InputTokens, resp.Usage.OutputTokens)
+		if obs := j.e.opts.Observer; obs != nil {
+			obs.Attempt(AttemptEvent{Provider: l.prov.name, Model: l.sel.Name, Latency: latency,
+				InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens, CostUSD: cost})
+		}
 		a.finish(settlement{limits: resp.Limits, tokens: resp.Usage.InputTokens + resp.Usage.OutputTokens, cost: cost})
 		j.e.showBreaker(l, nil)
 		j.recordSuccess(l)
@@ -403,6 +415,9 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 		return j.ok(l, resp, cost, latency), retry.Class{}, finished
 	}
 	class := retry.Classify(err)
+	if obs := j.e.opts.Observer; obs != nil {
+		obs.Attempt(AttemptEvent{Provider: l.prov.name, Model: l.sel.Name, Class: string(class.Type), Latency: latency})
+	}
 	var apiErr *provider.APIError
 	var limits provider.RateLimits
 	if errors.As(err, &apiErr) {
@@ -477,13 +492,15 @@ func (j *job) ok(l *target, resp *provider.Response, cost float64, latency time.
 	return &results.Result{CustomID: j.req.ID, Status: results.StatusOK, Provider: l.prov.name, Model: l.sel.Name,
 		Content: resp.Content, ToolCalls: resp.ToolCalls, FinishReason: resp.FinishReason, Usage: &u,
 		CostUSD: cost, Attempts: j.attempts, AttemptLog: j.log, LatencyMS: latency.Milliseconds(),
-		RequestHash: j.req.Hash, RequestID: resp.RequestID, Metadata: j.req.Metadata}
+		RequestHash: j.req.Hash, RequestID: resp.RequestID, Metadata: j.req.Metadata,
+		StartedAt: results.Timestamp(j.sentAt), FinishedAt: results.Timestamp(j.e.now())}
 }
 
 func (j *job) fail(c retry.Class, l *target) *results.Result {
 	r := &results.Result{CustomID: j.req.ID, Status: results.StatusError, Attempts: j.attempts, AttemptLog: j.log,
 		RequestHash: j.req.Hash, Metadata: j.req.Metadata,
-		Error: &results.ErrorInfo{Type: string(c.Type), Message: c.Message, StatusCode: c.StatusCode}}
+		Error:     &results.ErrorInfo{Type: string(c.Type), Message: c.Message, StatusCode: c.StatusCode},
+		StartedAt: results.Timestamp(j.sentAt), FinishedAt: results.Timestamp(j.e.now())}
 	if l != nil {
 		r.Provider, r.Model = l.prov.name, l.sel.Name
 	}

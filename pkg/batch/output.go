@@ -10,6 +10,7 @@ import (
 
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
+	"github.com/llmbatch/llmbatch/pkg/selector"
 )
 
 // ResultSource is checked for every prompt before it is sent: the seam where a run learns that a
@@ -19,6 +20,38 @@ type ResultSource interface {
 	// Known returns skip=true when req needs no request. A non-nil r is then written as req's
 	// result (a cached answer); a nil r means the output already holds it (resume).
 	Known(req *request.Request) (r *results.Result, skip bool)
+}
+
+// ResponseCache is the response cache as a run sees it: a ResultSource whose Known answers prompts
+// with cached result lines, and which keeps the answers the run buys (Store is called for every
+// prompt's final result, before it is written; it decides what to keep). pkg/cache implements it.
+type ResponseCache interface {
+	ResultSource
+	Store(req *request.Request, r *results.Result)
+}
+
+// firstKnown asks each source in turn: the resume scan first, then the response cache.
+type firstKnown []ResultSource
+
+func (s firstKnown) Known(req *request.Request) (*results.Result, bool) {
+	for _, src := range s {
+		if src == nil {
+			continue
+		}
+		if r, skip := src.Known(req); skip {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+// laneNames lists lanes as "provider/model".
+func laneNames(lanes []*selector.Lane) []string {
+	out := make([]string, len(lanes))
+	for i, l := range lanes {
+		out[i] = l.Provider + "/" + l.Name
+	}
+	return out
 }
 
 // resumed is the ResultSource of a resumed output: prompts with a current ok line are skipped.

@@ -14,8 +14,8 @@ import (
 //   - LimitStore: where a lane's rate limits are kept; today in-process (ratelimit), next Redis.
 //   - Dispatcher: how a lane's admitted requests reach the provider; one HTTP request per prompt.
 //     (Provider batch jobs take their prompts before admission instead: batchroute.go.)
-//   - ResultSource (output.go): answers checked before sending; today the resume scan, next a
-//     response cache.
+//   - ResultSource (output.go): answers checked before sending: the resume scan, then the
+//     response cache (Options.Cache, a ResponseCache; pkg/cache), which also keeps what is bought.
 
 // LimitStore makes the rate limiter of each lane. Limiters of the same name share their limits.
 type LimitStore interface {

@@ -30,7 +30,8 @@ func TestRPMBoundNeverExceedsAndReachesCeiling(t *testing.T) {
 		if want := 0.97 * 5 * rpm; float64(len(res.ok)) < want {
 			t.Errorf("accepted %d requests in 5 min, want >= %.0f (97%% of the ceiling)", len(res.ok), want)
 		}
-		// Smooth pacing: about one second's worth per second, not a minute's budget at once.
+		// Enforcement unknown and no headers to learn it from: one second's share at a time, not a
+		// minute's budget at once.
 		if got, _ := maxInWindow(res.admitted, time.Second); got > 2*rpm/60+1 {
 			t.Errorf("admitted %d requests in one second; pacing should allow about %d", got, rpm/60)
 		}
@@ -213,7 +214,7 @@ func TestPauseHolds(t *testing.T) {
 		if err != nil || !first.At().Equal(start) {
 			t.Fatalf("first Wait: %v at %v, want immediate", err, first.At())
 		}
-		// A second request waits about a second for the bucket; a pause arriving meanwhile holds it.
+		// A second request waits about a second for the next sub-window; a pause arriving meanwhile holds it.
 		done := make(chan time.Time)
 		go func() {
 			tk, err := lane.Wait(t.Context(), 1)
@@ -406,7 +407,7 @@ func TestCancelReleases(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lane := ratelimit.New("p/m", ratelimit.Limits{RPM: 2, RPD: 10}, time.Now)
 		a, _ := lane.Wait(t.Context(), 1)
-		b, _ := lane.Wait(t.Context(), 1) // after the bucket refills, ~30 s
+		b, _ := lane.Wait(t.Context(), 1) // one second's share is 1: the next sub-window
 		b.Cancel()
 		if s := lane.Snapshot(); s.MinuteRequests != 1 || s.DayRequests != 1 {
 			t.Errorf("after Cancel: %d/min %d/day, want 1 and 1", s.MinuteRequests, s.DayRequests)
@@ -591,7 +592,7 @@ func TestRateLimitedWithoutRetryAfterBacksOff(t *testing.T) {
 				t.Fatal(err)
 			}
 			tk.RateLimited(provider.RateLimits{ObservedAt: time.Now(), HasRequests: true, LimitRequests: 1000})
-			if d := lane.Snapshot().PausedUntil.Sub(time.Now()); d != want {
+			if d := time.Until(lane.Snapshot().PausedUntil); d != want {
 				t.Errorf("after 429 #%d paused for %v, want %v", i+1, d, want)
 			}
 			time.Sleep(lane.Delay(1))
@@ -644,7 +645,7 @@ func TestUnexplainedRateLimitsDoNotThrottle(t *testing.T) {
 			t.Errorf("after a run of 429s: limits %+v from %+v, want adaptive, at least the 700 accepted", s.Limits, s.Source)
 		}
 		if !s.PausedUntil.After(time.Now()) || s.PausedUntil.After(time.Now().Add(2*time.Second)) {
-			t.Errorf("paused until %v, want within the 2 s Retry-After", s.PausedUntil.Sub(time.Now()))
+			t.Errorf("paused until %v, want within the 2 s Retry-After", time.Until(s.PausedUntil))
 		}
 	})
 }

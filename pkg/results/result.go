@@ -4,6 +4,7 @@ package results
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/provider"
 )
@@ -32,8 +33,29 @@ type Result struct {
 	RequestHash  string          `json:"request_hash"`
 	RequestID    string          `json:"request_id,omitempty"` // the provider's id for the call
 	Metadata     json.RawMessage `json:"metadata,omitempty"`
-	Via          string          `json:"via,omitempty"`      // "batch" for answers of provider batch jobs; empty = realtime
-	BatchID      string          `json:"batch_id,omitempty"` // the provider batch job that answered
+	// StartedAt is when the prompt's first request was sent (RFC 3339 with milliseconds, UTC);
+	// FinishedAt when its result was decided. Reports place each result in time by them.
+	StartedAt  string `json:"started_at,omitempty"`
+	FinishedAt string `json:"finished_at,omitempty"`
+	// Via says how the answer was obtained: "batch" for answers of provider batch jobs, "cache"
+	// for the response cache's; empty = realtime.
+	Via     string `json:"via,omitempty"`
+	BatchID string `json:"batch_id,omitempty"` // the provider batch job that answered
+	// Cached marks an answer served from the response cache: nothing was sent, CostUSD is 0 and
+	// CachedCostUSD is what the answer cost when it was bought.
+	Cached        bool    `json:"cached,omitempty"`
+	CachedCostUSD float64 `json:"cached_cost_usd,omitempty"`
+}
+
+// TimeLayout is the RFC 3339 layout with milliseconds that result lines use for timestamps.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// Timestamp formats t for a result line (UTC, RFC 3339 with milliseconds); "" for the zero time.
+func Timestamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(TimeLayout)
 }
 
 // ErrorInfo says why a prompt failed.

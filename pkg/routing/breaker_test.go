@@ -109,40 +109,8 @@ func TestStateString(t *testing.T) {
 	}
 }
 
-// breakerModel is the documented state machine, written independently of gobreaker.
-type breakerModel struct {
-	threshold int
-	openFor   time.Duration
-	state     State
-	failures  int
-	openedAt  time.Time
-}
-
-func (m *breakerModel) current(now time.Time) State {
-	if m.state == StateOpen && now.After(m.openedAt.Add(m.openFor)) {
-		m.state = StateHalfOpen
-	}
-	return m.state
-}
-
-// outcome applies one admitted request's result; kind is 's' success, 'f' lane failure, 'n' neutral.
-func (m *breakerModel) outcome(kind byte, now time.Time) {
-	switch {
-	case kind == 'n':
-	case kind == 's':
-		m.state, m.failures = StateClosed, 0
-	case m.state == StateHalfOpen:
-		m.state, m.openedAt = StateOpen, now
-	default:
-		m.failures++
-		if m.failures >= m.threshold {
-			m.state, m.openedAt, m.failures = StateOpen, now, 0
-		}
-	}
-}
-
 // TestBreakerConcurrent hammers one breaker from many goroutines (run with -race), then checks that
-// when a half-open breaker is raced by many callers exactly one trial is admitted.
+// when a half-open breaker is raced by many callers exactly Probes requests are admitted.
 func TestBreakerConcurrent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := NewBreaker("lane", cfg(3, 100*time.Millisecond), nil)
