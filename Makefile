@@ -27,7 +27,7 @@ bench:
 
 # The offline demo: the whole pipeline against the built-in simulator, no API key needed.
 demo: build
-	$(BIN) estimate testdata/prompts.jsonl -c testdata/providers.sim.yaml -o testdata/out/demo.results.jsonl
+	$(BIN) estimate testdata/prompts.jsonl -c testdata/providers.sim.yaml -o testdata/out/demo.results.jsonl --fresh
 	$(BIN) run testdata/prompts.jsonl -c testdata/providers.sim.yaml -o testdata/out/demo.results.jsonl --fresh
 
 clean:

@@ -39,6 +39,9 @@ type EstimateOptions struct {
 	Calibrate string
 	// Sample is how many prompts --sample sends first (0 = none); their results go to Output.
 	Sample int
+	// Fresh estimates every prompt, as run --fresh sends them all; without it the prompts Output
+	// already answers are left out (a resumed job). Output's results still give the expected output.
+	Fresh bool
 	// Via is the route as run --via would take it: realtime | batch | auto.
 	Via string
 	// Transport and Now are the Factory's, for --sample's requests.
@@ -75,6 +78,7 @@ func NewCmdEstimate(f *Factory) *cobra.Command {
 	c.Flags().Float64Var(&opts.MaxCost, "max-cost", 0, "warn when the estimated cost exceeds this many USD")
 	c.Flags().StringVarP(&opts.Output, "output", "o", "", "the job's output (default INPUT.results.jsonl): its results give the expected output")
 	c.Flags().IntVar(&opts.Sample, "sample", 0, "send `N` prompts drawn across the models first, write their results to the output (run will not send them again) and extrapolate from them")
+	c.Flags().BoolVar(&opts.Fresh, "fresh", false, "estimate every prompt, as run --fresh sends them all (default: only those the output does not answer yet)")
 	c.Flags().StringVar(&opts.Calibrate, "calibrate", "", "results `FILE` of similar prompts to take the expected output and latency from")
 	opts.Selection.register(c.Flags())
 	registerVia(c.Flags(), &opts.Via)
@@ -161,6 +165,9 @@ type estimatePlanJSON struct {
 type estimateJSON struct {
 	Input string `json:"input"`
 	estimatePlanJSON
+	// Done is how many prompts the job's output already answers (a resumed job): they are not
+	// estimated, as run will not send them.
+	Done        int              `json:"done"`
 	MaxCostUSD  float64          `json:"max_cost_usd,omitempty"`
 	OverBudget  bool             `json:"over_budget"`
 	Alternative estimatePlanJSON `json:"alternative"`
@@ -228,6 +235,7 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		tallies[as.Lane].Add(as.Input, reserve, it.Category, estimate.First(evs, l.Provider, l.Name).MeanOutput(l.Provider, l.Name))
 	}
 	var unserved []error
+	done := 0
 	// Prompts the response cache answers cost nothing and take no time: they are counted apart.
 	responses := openCacheSource(opts.Getenv, cacheMode, cacheOpts, pinnedLanes(lanes, sel), func(err error) {
 		fmt.Fprintf(opts.IO.ErrOut, "warning: %s: %v\n", cacheWarning, err)
@@ -236,11 +244,6 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	var hits int
 	var saved float64
 	err = chk.Analyze(ctx, opts.Workers, func(a *batch.Analyzed) error {
-		if e, hit := responses.Lookup(a.Req); hit {
-			hits++
-			saved += e.CostUSD
-			return nil
-		}
 		it := &a.Item
 		reserve := it.OutputTokens // at most: max_tokens, else the category's default (tokens.OutputTokens)
 		if it.MaxOutputTokens > 0 {
@@ -248,6 +251,16 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		}
 		for _, ev := range evs {
 			ev.Match(it.ID, reserve)
+		}
+		// As run: the output's answers first, then the response cache.
+		if !opts.Fresh && evs[0].Done(it.ID, a.Req.Hash) {
+			done++ // answered in the job's output: run will not send it
+			return nil
+		}
+		if e, hit := responses.Lookup(a.Req); hit {
+			hits++
+			saved += e.CostUSD
+			return nil
 		}
 		as, err := primary.Add(it)
 		if err != nil && len(unserved) < request.MaxReportedErrors {
@@ -271,7 +284,7 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	pe, oe := routed(cfg, lanes, pr, pt, routes), routed(cfg, lanes, or, ot, routes)
 	ptot, otot := estimate.Total(pe), estimate.Total(oe)
 
-	out := estimateJSON{Input: in.Name(), estimatePlanJSON: planJSON(s, pe, ptot), Alternative: planJSON(as, oe, otot),
+	out := estimateJSON{Input: in.Name(), estimatePlanJSON: planJSON(s, pe, ptot), Alternative: planJSON(as, oe, otot), Done: done,
 		MaxCostUSD: money.Round(opts.MaxCost), OverBudget: opts.MaxCost > 0 && ptot.Expected.CostUSD > opts.MaxCost, Warnings: chk.Warnings,
 		CacheHits: hits, CacheSavedUSD: money.Round(saved)}
 	addRoutes(&out.estimatePlanJSON, s, opts.Via, routes, pe, pr)
@@ -285,6 +298,10 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 		enc.SetIndent("", "  ")
 		err = enc.Encode(out)
 	} else {
+		if done > 0 {
+			fmt.Fprintf(w, "%s prompts are already answered in %s: only the %s left are estimated.\n",
+				num(int64(done)), estimateOutput(opts), num(s.Prompts))
+		}
 		printEstimate(w, in.Name(), s, pe, ptot, otot, evs)
 		if opts.Via != "" && opts.Via != batchplan.ViaRealtime {
 			printRoutes(w, out.estimatePlanJSON)
@@ -301,10 +318,10 @@ func estimateRun(ctx context.Context, opts *EstimateOptions) error {
 	}
 	switch {
 	case out.OverBudget:
-		fmt.Fprintf(opts.IO.ErrOut, "warning: the expected cost %s exceeds --max-cost %s: a run with this budget would stop early (exit 3)\n",
+		fmt.Fprintf(opts.IO.ErrOut, "warning: the expected cost %s exceeds --max-cost %s: a run with this budget would leave prompts unsent (exit 3)\n",
 			usd(ptot.Expected.CostUSD), usd(opts.MaxCost))
 	case opts.MaxCost > 0 && ptot.AtMost.CostUSD > opts.MaxCost:
-		fmt.Fprintf(opts.IO.ErrOut, "warning: the cost at most %s exceeds --max-cost %s: a run with this budget may stop early (exit 3) if the answers are long\n",
+		fmt.Fprintf(opts.IO.ErrOut, "warning: the cost at most %s exceeds --max-cost %s: a run with this budget may leave prompts unsent (exit 3) if the answers are long\n",
 			usd(ptot.AtMost.CostUSD), usd(opts.MaxCost))
 	}
 	if !s.DeadlineMet {

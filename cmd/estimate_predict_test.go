@@ -119,21 +119,50 @@ func TestEstimatePredictsTheDemoRun(t *testing.T) {
 			}
 		}
 
+		// The job is done: its estimate covers nothing more (run would send nothing).
 		after := estimateJSONOf(t, f, stdout, input, "-c", cfg)
-		if after.ExpectedFrom != estimate.FromResults || after.Results != 237 {
-			t.Errorf("with the output's results: expected_from %q (%d results), want results (237)", after.ExpectedFrom, after.Results)
-		}
-		if r := after.Expected.CostUSD / actual; r < 0.95 || r > 1.05 {
-			t.Errorf("from results the expected cost $%v is %.3f× the run's $%v, want within 5%%", after.Expected.CostUSD, r, actual)
-		}
-		if after.Expected.WallTimeGuess {
-			t.Errorf("with measured latencies the wall time is no guess: %+v", after.Expected)
+		if after.Done != 237 || after.Prompts != 0 || after.Expected.CostUSD != 0 || after.AtMost.CostUSD != 0 {
+			t.Errorf("after the run: %d done, %d prompts, $%v expected, $%v at most; want 237 done, nothing left",
+				after.Done, after.Prompts, after.Expected.CostUSD, after.AtMost.CostUSD)
 		}
 
-		// The same results given with --calibrate to a fresh job say the same, labelled calibration.
-		calib := estimateJSONOf(t, f, stdout, input, "-c", cfg, "-o", filepath.Join(filepath.Dir(output), "new.jsonl"), "--calibrate", output)
-		if calib.ExpectedFrom != estimate.FromCalibration || calib.Expected.CostUSD != after.Expected.CostUSD {
-			t.Errorf("--calibrate: expected_from %q, cost $%v; want calibration, $%v", calib.ExpectedFrom, calib.Expected.CostUSD, after.Expected.CostUSD)
+		// With --fresh (as run --fresh) every prompt is estimated, from the output's results.
+		fresh := estimateJSONOf(t, f, stdout, input, "-c", cfg, "--fresh")
+		if fresh.Done != 0 || fresh.Prompts != 237 || fresh.ExpectedFrom != estimate.FromResults {
+			t.Errorf("--fresh: %d done, %d prompts, expected from %q; want 0, 237, results", fresh.Done, fresh.Prompts, fresh.ExpectedFrom)
+		}
+		if r := fresh.Expected.CostUSD / actual; r < 0.95 || r > 1.05 {
+			t.Errorf("--fresh: from the run's results the expected cost $%v is %.3f× the run's $%v, want within 5%%", fresh.Expected.CostUSD, r, actual)
+		}
+
+		// Resumed with 100 answers kept: only the 137 left are estimated, from those results.
+		data, err := os.ReadFile(output)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := bytes.SplitAfter(data, []byte("\n"))[:100]
+		if err := os.WriteFile(output, bytes.Join(kept, nil), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		keptCost, _ := actualCosts(t, output)
+		resumed := estimateJSONOf(t, f, stdout, input, "-c", cfg)
+		if resumed.Done != 100 || resumed.Prompts != 137 || resumed.ExpectedFrom != estimate.FromResults {
+			t.Errorf("resumed: %d done, %d prompts, expected from %q; want 100, 137, results", resumed.Done, resumed.Prompts, resumed.ExpectedFrom)
+		}
+		if r := (keptCost + resumed.Expected.CostUSD) / actual; r < 0.8 || r > 1.2 {
+			t.Errorf("resumed: the kept $%v plus the expected $%v is %.2f× the job's $%v, want within 20%%", keptCost, resumed.Expected.CostUSD, r, actual)
+		}
+		// The run's 237 answers given with --calibrate to a fresh job predict it within 5%.
+		full := filepath.Join(filepath.Dir(output), "full.results.jsonl")
+		if err := os.WriteFile(full, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		calib := estimateJSONOf(t, f, stdout, input, "-c", cfg, "-o", filepath.Join(filepath.Dir(output), "new.jsonl"), "--calibrate", full)
+		if calib.ExpectedFrom != estimate.FromCalibration || calib.Done != 0 || calib.Prompts != 237 {
+			t.Errorf("--calibrate: expected_from %q, %d done of %d; want calibration, 0 of 237", calib.ExpectedFrom, calib.Done, calib.Prompts)
+		}
+		if r := calib.Expected.CostUSD / actual; r < 0.95 || r > 1.05 {
+			t.Errorf("from the run's results the expected cost $%v is %.3f× the run's $%v, want within 5%%", calib.Expected.CostUSD, r, actual)
 		}
 	})
 }

@@ -39,7 +39,8 @@ func TestJSONOutputsHaveNoFloatNoise(t *testing.T) {
 		}
 		outputs := map[string]string{"result lines": string(data)}
 		for _, args := range [][]string{
-			{"estimate", s.input, "-c", s.cfgPath, "--json"},
+			// A fresh job estimated from the run's results (the run's own job has nothing left).
+			{"estimate", s.input, "-c", s.cfgPath, "--json", "-o", filepath.Join(s.dir, "fresh.jsonl"), "--calibrate", s.output},
 			{"select", s.input, "-c", s.cfgPath, "--json"},
 			{"models", "-c", s.cfgPath, "--json"},
 		} {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -83,7 +84,7 @@ An existing output is resumed: prompts with a current ok line are not sent again
 	fl.StringVarP(&o.ConfigPath, "config", "c", "", "providers file (default ./providers.yaml, else $LLMBATCH_CONFIG)")
 	o.Selection.register(fl)
 	fl.IntVar(&o.Concurrency, "concurrency", 0, "total requests in flight (default: the config's defaults.concurrency)")
-	fl.Float64Var(&o.MaxCost, "max-cost", 0, "hard budget in USD: no request is sent that could exceed it")
+	fl.Float64Var(&o.MaxCost, "max-cost", 0, "hard budget of the job in USD (spend recorded in the output counts): no request is sent that could exceed it; prompts that cannot fit are left unsent (exit 3)")
 	fl.StringVar(&o.Via, "via", batch.ViaRealtime, "route: realtime | batch (provider batch jobs where the provider has batch: enabled, half price, within 24h) | auto (batch where its turnaround fits --deadline)")
 	fl.BoolVar(&o.Fresh, "fresh", false, "ignore an existing output (it is moved aside, not deleted) and start over")
 	fl.Var(&o.Format, "format", "result line format, `default|openai`: default writes llmbatch's result lines, openai the OpenAI Batch output lines")
@@ -263,11 +264,25 @@ func runExit(rep *batch.Report, err error, o *RunOptions, outPath string) error 
 	case err != nil:
 		return &ExitError{Code: ExitPartial, Err: err}
 	case rep.Budget:
-		return &ExitError{Code: ExitBudget, Err: fmt.Errorf("budget of %s reached: %d prompts remain (raise --max-cost and run the same command to continue)", usd(o.MaxCost), rep.Remaining)}
+		return &ExitError{Code: ExitBudget, Err: budgetError(rep, o.MaxCost)}
 	case rep.Failed > 0:
 		return &ExitError{Code: ExitPartial, Err: fmt.Errorf("%d of %d prompts ended in error; their error lines are in %s (run the same command again to retry them)", rep.Failed, rep.Prompts-rep.Skipped, outPath)}
 	}
 	return nil
+}
+
+// budgetError says how many prompts the budget left unsent, their worst-case cost together (and
+// the least of them, against what remains of the cap) and the cap that lets them all run: the
+// job's spend so far plus that worst case, rounded up to a cent.
+func budgetError(rep *batch.Report, maxCost float64) error {
+	spent := rep.PriorCostUSD + rep.CostUSD
+	need := math.Ceil((spent+rep.BudgetLeftUSD)*100) / 100
+	earlier := ""
+	if rep.PriorCostUSD > 0 {
+		earlier = fmt.Sprintf(", %s of it by earlier runs", usd(rep.PriorCostUSD))
+	}
+	return fmt.Errorf("budget of %s reached: %d prompts remain, left unsent because the worst case of each (%s together, the least %s) does not fit the %s left beside the %s this job spent%s; --max-cost %.2f lets them all run (run the same command with it to continue)",
+		usd(maxCost), rep.BudgetLeft, usd(rep.BudgetLeftUSD), usd(rep.BudgetLeastUSD), usd(max(maxCost-spent, 0)), usd(spent), earlier, need)
 }
 
 // resumeCommand is the command line that continues an interrupted run.

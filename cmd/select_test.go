@@ -95,10 +95,12 @@ func TestSelectExplain(t *testing.T) {
 			ctx++
 		}
 	}
-	if ctx != 2 {
-		t.Errorf("long1 excluded = %+v, want both small models ruled out for context", l.Excluded)
+	if ctx != 3 {
+		t.Errorf("long1 excluded = %+v, want the tiny and both small models ruled out for context", l.Excluded)
 	}
-	if s3 := got["s3"]; len(s3.Excluded) != 1 || !strings.HasPrefix(s3.Excluded[0].Reason, "daily limit used") || s3.Why != "only capable lane" {
+	if s3 := got["s3"]; len(s3.Excluded) != 3 || !strings.HasPrefix(s3.Excluded[0].Reason, "daily limit used") || s3.Why != "only capable lane" ||
+		s3.Excluded[1].Reason != "wrong category: tiny, below the prompt's small (a prompt only goes up)" ||
+		s3.Excluded[2].Reason != "wrong category: large, used only when no small lane can serve the prompt" {
 		t.Errorf("s3: why %q excluded %+v", s3.Why, s3.Excluded)
 	}
 	if p := got["pinned"]; !strings.HasPrefix(p.Why, "pinned to model large-model") || len(p.Excluded) != 3 {
@@ -239,5 +241,64 @@ func TestSelectExplainNamesSignals(t *testing.T) {
 		if l.Model != "small-model" {
 			t.Errorf("--model small-model: %s went to %s/%s", id, l.Provider, l.Model)
 		}
+	}
+}
+
+// --explain lists every model not chosen with why: no key, disabled, context too small, wrong
+// category.
+func TestSelectExplainListsEveryModelRuledOut(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "providers.yaml")
+	if err := os.WriteFile(path, []byte(`
+providers:
+  - name: keyless
+    type: openai
+    base_url: http://127.0.0.1:1/v1
+    api_key_env: KEYLESS_KEY
+    models:
+      - {name: k-small, category: small, context_window: 100000, input_per_mtok: 0.01, output_per_mtok: 0.01}
+  - name: off
+    type: openai
+    enabled: false
+    base_url: http://127.0.0.1:2/v1
+    api_key_env: OFF_KEY
+    models:
+      - {name: o-small, category: small, context_window: 100000, input_per_mtok: 0.01, output_per_mtok: 0.01}
+  - name: s
+    type: sim
+    models:
+      - {name: s-tiny, category: tiny, context_window: 100000, input_per_mtok: 0.1, output_per_mtok: 0.1}
+      - {name: s-narrow, category: small, context_window: 50, input_per_mtok: 0.2, output_per_mtok: 0.2}
+      - {name: s-small, category: small, context_window: 100000, input_per_mtok: 0.5, output_per_mtok: 0.5}
+      - {name: s-large, category: large, context_window: 100000, input_per_mtok: 5, output_per_mtok: 5}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	input := filepath.Join(dir, "in.jsonl")
+	if err := os.WriteFile(input, []byte(`{"id":"q","prompt":"Summarise the causes of the French revolution in three short paragraphs for a student.","category":"small","max_tokens":100}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := runSelectJSON(t, &SelectOptions{Explain: true, Input: input, Config: configFunc(path), Getenv: func(string) string { return "" }})
+	q := got["q"]
+	if q.Provider+"/"+q.Model != "s/s-small" {
+		t.Fatalf("chose %s/%s, want s/s-small", q.Provider, q.Model)
+	}
+	reasons := map[string]string{}
+	for _, e := range q.Excluded {
+		reasons[e.Provider+"/"+e.Model] = e.Reason
+	}
+	for lane, want := range map[string]string{
+		"keyless/k-small": "KEYLESS_KEY",
+		"off/o-small":     "disabled",
+		"s/s-narrow":      "context too small (needs ",
+		"s/s-tiny":        "wrong category: tiny, below the prompt's small",
+		"s/s-large":       "wrong category: large, used only when no small lane can serve the prompt",
+	} {
+		if r, ok := reasons[lane]; !ok || !strings.Contains(r, want) {
+			t.Errorf("%s: ruled out %v for %q, want a reason with %q", lane, ok, r, want)
+		}
+	}
+	if len(q.Excluded) != 5 {
+		t.Errorf("%d models ruled out, want the 5 others: %+v", len(q.Excluded), q.Excluded)
 	}
 }

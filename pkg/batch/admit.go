@@ -14,7 +14,7 @@ type refusal int
 
 const (
 	admitted  refusal = iota
-	rStopped          // the run is stopping or the budget is spent: leave the prompt for resume
+	rStopped          // the run is stopping, or the prompt's worst case does not fit the budget: leave it for resume
 	rQuota            // the lane's daily quota is spent (the lane is marked exhausted)
 	rTooLarge         // the request exceeds the lane's token limit: another lane must take it
 	rMoved            // choose again at once: a lane recovered, this breaker opened, or the provider was disabled
@@ -29,6 +29,7 @@ type admission struct {
 	target *target
 	ticket Ticket
 	cost   float64 // USD reserved in the budget
+	maxOut int     // output tokens the reservation covers
 	tokens int     // what the limiter admitted
 	permit func(error)
 }
@@ -51,12 +52,14 @@ type settlement struct {
 // what the earlier steps took and says why. ctx ends the rate-limit wait early (a recovered lane);
 // the run's halt ends every wait.
 func (e *engine) admit(ctx context.Context, l *target, tokens int, cost float64) (*admission, refusal) {
-	return e.admitHeld(ctx, l, tokens, cost, nil, nil)
+	return e.admitHeld(ctx, l, tokens, price{base: cost}, nil, nil)
 }
 
 // admitHeld is admit with the slot the job reserved on l when it chose the lane (held; heldErr the
-// reservation's failure): it waits for that slot instead of reserving again.
-func (e *engine) admitHeld(ctx context.Context, l *target, tokens int, cost float64, held heldTicket, heldErr error) (*admission, refusal) {
+// reservation's failure): it waits for that slot instead of reserving again. The budget step
+// reserves for as many output tokens as fit, from p.lo to p.hi (see budget.reserveUpTo), and the
+// admission's maxOut says how many.
+func (e *engine) admitHeld(ctx context.Context, l *target, tokens int, p price, held heldTicket, heldErr error) (*admission, refusal) {
 	var ticket Ticket
 	var err error
 	switch {
@@ -82,10 +85,11 @@ func (e *engine) admitHeld(ctx context.Context, l *target, tokens int, cost floa
 	case err != nil:
 		return nil, rStopped
 	}
-	if err := e.budget.reserve(e.halted, cost); err != nil {
+	maxOut, cost, err := e.budget.reserveUpTo(e.halted, p)
+	if err != nil {
 		ticket.Cancel()
 		if errors.Is(err, errBudget) {
-			e.hitBudget()
+			e.leaveForBudget(l, p.at(p.lo))
 		}
 		return nil, rStopped
 	}
@@ -109,7 +113,7 @@ func (e *engine) admitHeld(ctx context.Context, l *target, tokens int, cost floa
 	}
 	l.admitted.Add(1)
 	l.admittedTokens.Add(int64(tokens))
-	return &admission{e: e, target: l, ticket: ticket, cost: cost, tokens: tokens, permit: permit}, admitted
+	return &admission{e: e, target: l, ticket: ticket, cost: cost, maxOut: maxOut, tokens: tokens, permit: permit}, admitted
 }
 
 // finish settles the admission with how its request ended and releases everything it holds. A

@@ -3,7 +3,6 @@ package batch
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -219,11 +218,14 @@ func TestAdmissionRefusals(t *testing.T) {
 			r := newAdmitRig(t, 4, 4, 0.015, ratelimit.Limits{}, br)
 			a, _ := r.e.admit(r.e.halted, r.l, 10, 0.01)
 			a.finish(settlement{tokens: 10, cost: 0.01})
-			if _, why := r.e.admit(r.e.halted, r.l, 10, 0.01); why != rStopped || !r.e.budgetHit.Load() {
-				t.Fatalf("refusal %d, budget hit %v; want stopped by the budget", why, r.e.budgetHit.Load())
+			if _, why := r.e.admit(r.e.halted, r.l, 10, 0.01); why != rStopped {
+				t.Fatalf("refusal %d; want the prompt left by the budget", why)
 			}
-			if !errors.Is(context.Cause(r.e.halted), errBudget) {
-				t.Errorf("halt cause %v, want the budget", context.Cause(r.e.halted))
+			if n, worst, _ := r.e.leftover.get(); n != 1 || worst != 0.01 {
+				t.Errorf("%d prompts left for $%v; want 1 for $0.01", n, worst)
+			}
+			if r.e.halted.Err() != nil {
+				t.Errorf("the run halted (%v): a prompt that does not fit must not stop the others", context.Cause(r.e.halted))
 			}
 			r.checkNothingHeld(t)
 		})

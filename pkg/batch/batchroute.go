@@ -220,7 +220,7 @@ func (r *batchRoute) add(ctx context.Context, bl *batchLane, j *job) error {
 	est := tokens.Cost(l.cfg, max(in, j.charEstimate), j.expectedOutput(l)) * (1 - bl.discount)
 	if err := r.e.budget.reserve(ctx, est); err != nil {
 		if errors.Is(err, errBudget) {
-			r.e.hitBudget()
+			r.e.leaveForBudget(l, est)
 		}
 		return err
 	}

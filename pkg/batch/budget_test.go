@@ -107,3 +107,34 @@ func TestBudgetUnlimited(t *testing.T) {
 		t.Fatalf("total %v, want 1000", b.total())
 	}
 }
+
+// A request without max_tokens whose maximum output does not fit gets as many output tokens as
+// fit, never fewer than its floor; below the floor it waits for those in flight, and is refused
+// once even the floor cannot fit beside what is spent. (Amounts are exact in binary.)
+func TestBudgetReserveUpToFitsTheOutput(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := budget{limit: 1.0, prior: 0.25}                        // an earlier run spent a quarter
+		p := price{base: 0.125, unit: 1.0 / 1024, lo: 64, hi: 4096} // $4.125 at most
+		n, est, err := b.reserveUpTo(context.Background(), p)
+		if err != nil || n != 640 || est != 0.75 {
+			t.Fatalf("got %d tokens for $%v (%v); want the 640 that fit the $0.75 left", n, est, err)
+		}
+		got := make(chan int, 1)
+		go func() {
+			n, _, _ := b.reserveUpTo(context.Background(), p)
+			got <- n
+		}()
+		synctest.Wait()
+		if len(got) != 0 {
+			t.Fatalf("a second reservation got %d tokens while the whole cap was reserved", <-got)
+		}
+		b.settle(est, 0.125+0.125) // 128 tokens written: $0.5 spent in all, $0.5 left
+		if n := <-got; n != 384 {
+			t.Fatalf("after settling, %d tokens; want the 384 that fit $0.5", n)
+		}
+		b.settle(0.5, 0.5)
+		if _, _, err := b.reserveUpTo(context.Background(), p); !errors.Is(err, errBudget) {
+			t.Fatalf("with the cap spent: %v, want errBudget", err)
+		}
+	})
+}

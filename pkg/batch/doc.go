@@ -15,8 +15,10 @@
 // request starts, those in flight get Options.Grace to finish and be written, the rest of the input
 // is counted as remaining) and cancelling ctx (immediate: requests in flight are abandoned, to be
 // resumed). Before anything is sent (Prepare) either one ends the run at once with ErrInterrupted.
-// Inside, the engine keeps two contexts: halted (no new request; its cause says why: Stop, the
-// budget, a write error, or the input failing) and wire (requests already sent).
+// Inside, the engine keeps two contexts: halted (no new request; its cause says why: Stop, a write
+// error, or the input failing) and wire (requests already sent). The --max-cost budget halts
+// nothing: a prompt whose worst case can no longer fit is left unsent (Report.BudgetLeft) and the
+// others go on.
 //
 // # Time
 //

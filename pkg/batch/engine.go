@@ -9,15 +9,20 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/config"
+	"github.com/llmbatch/llmbatch/pkg/money"
 	"github.com/llmbatch/llmbatch/pkg/progress"
 	"github.com/llmbatch/llmbatch/pkg/provider"
+	"github.com/llmbatch/llmbatch/pkg/redact"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
+	"github.com/llmbatch/llmbatch/pkg/retry"
+	"github.com/llmbatch/llmbatch/pkg/routing"
 	"github.com/llmbatch/llmbatch/pkg/selector"
 )
 
@@ -82,15 +87,25 @@ type Source func(ctx context.Context, yield func(req *request.Request, item sele
 
 // Report is what a run did.
 type Report struct {
-	Prompts     int // prompts read
-	Skipped     int // already done in the existing output
-	OK          int
-	Failed      int
-	Remaining   int     // prompts without a result line (interrupt, budget)
-	CostUSD     float64 // settled
-	Budget      bool    // dispatch stopped because --max-cost was reached
-	Interrupted bool
-	Elapsed     time.Duration
+	Prompts   int // prompts read
+	Skipped   int // already done in the existing output
+	OK        int
+	Failed    int
+	Remaining int     // prompts without a result line (interrupt, budget)
+	CostUSD   float64 // settled in this run
+	// PriorCostUSD is the spend recorded in the resumed output by earlier runs: with CostUSD it is
+	// what the job spent, which --max-cost caps.
+	PriorCostUSD float64
+	// Budget is set when prompts were left unsent because their worst-case cost did not fit the
+	// --max-cost cap beside what was spent: BudgetLeft of them, BudgetLeftUSD their worst cases
+	// together, so a cap of PriorCostUSD + CostUSD + BudgetLeftUSD lets them all run;
+	// BudgetLeastUSD is the smallest of those worst cases (each was larger than what remained).
+	Budget         bool
+	BudgetLeft     int
+	BudgetLeftUSD  float64
+	BudgetLeastUSD float64
+	Interrupted    bool
+	Elapsed        time.Duration
 }
 
 // ErrWrite wraps a failure to write the output: the run stops at once.
@@ -149,6 +164,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	e := newEngine(o, targets)
 	e.source, e.known = p.source(), out.known
+	if cp != nil && out.known != nil && o.Budget == nil {
+		// --max-cost is the job's cap (DESIGN §8); a shared budget keeps the job's spend itself.
+		e.budget.prior = cp.CostUSD
+	}
 	if o.Observer != nil {
 		o.Observer.Lanes(e.laneStates)
 	}
@@ -257,17 +276,20 @@ type engine struct {
 	output  *results.Writer
 	display *progress.Display // nil = none
 
-	// halted ends when no new request may start (Stop, budget, write error, ctx): its cause says
+	// halted ends when no new request may start (Stop, write error, input error, ctx): its cause says
 	// why. wire ends the requests already sent: at ctx's end, or when a halt's grace runs out.
 	// These two are the only stop states; see "Stopping" in the package doc.
-	halted    context.Context
-	halt      context.CancelCauseFunc
-	wire      context.Context
-	results   chan finishedPrompt
-	budgetHit atomic.Bool
+	halted   context.Context
+	halt     context.CancelCauseFunc
+	wire     context.Context
+	results  chan finishedPrompt
+	leftover leftover // prompts left unsent by the budget
+	// lastDone is when the last prompt completed (unix ns), for the display's stall status.
+	lastDone  atomic.Int64
 	recovered recovery // a lane came back: jobs queued on fallback lanes choose again
 }
 
+// errBudget is budget.reserve's refusal: the prompt's worst case cannot fit the cap any more.
 var errBudget = errors.New("budget reached")
 var errStopped = errors.New("stopped")
 
@@ -292,6 +314,19 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 	var abandon context.CancelFunc
 	e.wire, abandon = context.WithCancel(ctx)
 	defer abandon()
+	if e.display != nil {
+		e.lastDone.Store(start.UnixNano())
+		stalls := make(chan struct{})
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			e.watchStalls(stalls)
+		}()
+		defer func() {
+			close(stalls)
+			<-watched
+		}()
+	}
 	var cancel context.CancelCauseFunc
 	e.halted, cancel = context.WithCancelCause(ctx)
 	e.halt = cancel
@@ -352,8 +387,10 @@ func (e *engine) run(ctx context.Context) (*Report, error) {
 
 	e.reportCeilings()
 	rep.CostUSD = e.budget.total()
+	rep.PriorCostUSD = e.budget.prior
 	rep.Elapsed = e.now().Sub(start)
-	rep.Budget = e.budgetHit.Load()
+	rep.BudgetLeft, rep.BudgetLeftUSD, rep.BudgetLeastUSD = e.leftover.get()
+	rep.Budget = rep.BudgetLeft > 0
 	rep.Remaining = rep.Prompts - rep.Skipped - rep.OK - rep.Failed
 	cause := context.Cause(e.halted)
 	rep.Interrupted = errors.Is(cause, errStopped) || ctx.Err() != nil
@@ -378,7 +415,7 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 		if e.known != nil {
 			if r, skip := e.known.Known(req); skip {
 				if r != nil {
-					e.results <- finishedPrompt{r: r} // counted as ok or failed when written
+					e.results <- finishedPrompt{r: r} // counted as ok or failed when written; nothing was sent
 				} else {
 					rep.Skipped++
 				}
@@ -404,12 +441,13 @@ func (e *engine) produce(window chan struct{}, jobs *sync.WaitGroup, rep *Report
 		go func() {
 			defer jobs.Done()
 			defer func() { <-window }()
-			if r := j.run(); r != nil {
-				if e.cache != nil {
-					e.cache.Store(j.req, r)
-				}
-				e.results <- finishedPrompt{r: r, rateLimited: j.throttled}
+			// An unfinished prompt (stop, budget) still reports its retries: the summary counts
+			// every request this run sent.
+			r := j.run()
+			if r != nil && e.cache != nil {
+				e.cache.Store(j.req, r)
 			}
+			e.results <- finishedPrompt{r: r, retries: max(j.attempts-1, 0)}
 		}()
 		return nil
 	})
@@ -425,6 +463,10 @@ func (e *engine) writeLoop(rep *Report) error {
 	var werr error
 	for f := range e.results {
 		r := f.r
+		if r == nil {
+			e.record(f) // unfinished: its 429s and retries only
+			continue
+		}
 		if werr != nil {
 			continue // drain: nothing more is written after a failure
 		}
@@ -446,18 +488,29 @@ func (e *engine) writeLoop(rep *Report) error {
 	return werr
 }
 
-// finishedPrompt is a prompt's result on its way to the writer, with the 429s it met (for the summary).
+// finishedPrompt is a prompt's result on its way to the writer, with the retries it made in this run
+// (for the summary; its 429s are counted as they come, under the lane that got them: job.attempt).
+// A nil r is a prompt left unfinished (stop, budget): nothing is written for it, but its retries
+// are counted.
 type finishedPrompt struct {
-	r           *results.Result
-	rateLimited int
+	r       *results.Result
+	retries int // requests sent in this run after the first
 }
 
-// record feeds the progress display and summary with one finished prompt.
+// record feeds the progress display and summary with one finished (or unfinished) prompt. The
+// counts come from the run, not the result line: a line from the cache or an earlier run sent
+// nothing now.
 func (e *engine) record(f finishedPrompt) {
 	r := f.r
+	if r == nil {
+		if e.opts.Summary != nil && f.retries > 0 {
+			e.opts.Summary.Add(progress.Outcome{Unfinished: true, Retries: f.retries})
+		}
+		return
+	}
+	e.lastDone.Store(e.now().UnixNano())
 	o := progress.Outcome{Provider: r.Provider, Model: r.Model, OK: r.Status == results.StatusOK,
-		CostUSD: r.CostUSD, Latency: time.Duration(r.LatencyMS) * time.Millisecond, Retries: max(r.Attempts-1, 0),
-		RateLimited: f.rateLimited}
+		CostUSD: r.CostUSD, Latency: time.Duration(r.LatencyMS) * time.Millisecond, Retries: f.retries}
 	if r.Usage != nil {
 		o.InputTokens, o.OutputTokens = r.Usage.InputTokens, r.Usage.OutputTokens
 	}
@@ -465,17 +518,101 @@ func (e *engine) record(f finishedPrompt) {
 		e.display.Add(o)
 	}
 	if e.opts.Summary != nil {
-		o.RateLimited = 0 // counted as they came, under the lane that sent them (job.attempt)
 		e.opts.Summary.Add(o)
 	}
 }
 
-// hitBudget stops dispatch because the next request would break the cost cap.
-func (e *engine) hitBudget() {
-	if e.budgetHit.CompareAndSwap(false, true) {
-		e.log.Warn("budget reached: no more requests are sent", "max_cost_usd", e.opts.MaxCost)
-		e.halt(errBudget)
+// stallAfter is how long without a completed prompt before the display says why.
+const stallAfter = 2 * time.Second
+
+// watchStalls gives the display, once a second while no prompt has completed for stallAfter, the
+// reason nothing completes (see stallReason), until done is closed.
+func (e *engine) watchStalls(done <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		now := e.now()
+		if now.Sub(time.Unix(0, e.lastDone.Load())) >= stallAfter {
+			e.display.SetStatus(e.stallReason(now))
+		}
 	}
+}
+
+// stallReason says what the lanes are waiting for at now: open breakers (until their trial),
+// failures being retried, rate limits (until the lane's next slot), spent daily quotas; failing
+// that, the requests in flight. "" when nothing is known to wait.
+func (e *engine) stallReason(now time.Time) string {
+	var parts []string
+	inFlight := int64(0)
+	for _, l := range e.targets {
+		inFlight += l.inFlight.Load()
+		_, failingSince := l.breaker.Streak()
+		last := l.lastFailure.Load()
+		switch st := l.limits.Snapshot(); {
+		case l.prov.disabledReason() != "":
+		case l.breaker.State() == routing.StateOpen:
+			parts = append(parts, fmt.Sprintf("breaker open on %s until %s", l.name(), clock(l.breaker.OpenUntil())))
+		case !failingSince.IsZero() && last != nil:
+			parts = append(parts, fmt.Sprintf("retrying after %s errors on %s", strings.ReplaceAll(string(last.Type), "_", " "), l.name()))
+		case st.DayExhausted:
+			parts = append(parts, fmt.Sprintf("daily quota of %s spent until %s", l.name(), clock(st.DayResetAt)))
+		case st.Waiting > 0:
+			until := st.PausedUntil
+			if !until.After(now) {
+				perRequest := 1
+				if n := l.admitted.Load(); n > 0 {
+					perRequest = int(l.admittedTokens.Load() / n)
+				}
+				until = now.Add(l.limits.Delay(perRequest))
+			}
+			// Delay is a new request's wait: after every queued one, so the queue is through by then.
+			parts = append(parts, fmt.Sprintf("waiting for a rate limit of %s: %d queued until %s", l.name(), st.Waiting, clock(until)))
+		}
+	}
+	if len(parts) == 0 && inFlight > 0 {
+		return fmt.Sprintf("waiting for %d requests in flight", inFlight)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// clock is t as hh:mm:ss (rounded up: a wait is not over before it).
+func clock(t time.Time) string { return t.Add(time.Second - 1).Format("15:04:05") }
+
+// showFailure warns, at default verbosity, of a request that got no answer at the network level
+// (refused, reset, DNS, timeout): the provider, where its requests go and the error. The message
+// names the provider, so the logger's fold (progress.FoldHandler) keeps one line per provider per
+// window however many prompts hit it. Auth failures disable the provider and say so there.
+func (e *engine) showFailure(l *target, c retry.Class) {
+	if c.Type != retry.TypeNetwork && c.Type != retry.TypeTimeout {
+		return
+	}
+	e.log.Warn("provider "+l.prov.name+" not answering: "+string(c.Type)+" error", "provider", l.prov.name,
+		"address", l.prov.addr, "error", redact.String(c.Message))
+}
+
+// showBreaker says when lane l's breaker has opened (after an attempt failed with c) and when it
+// has closed again (after a success, c nil): once per change, whatever the number of prompts.
+func (e *engine) showBreaker(l *target, c *retry.Class) {
+	switch st := l.breaker.State(); {
+	case c != nil && st == routing.StateOpen && l.shownOpen.CompareAndSwap(false, true):
+		e.log.Warn("breaker opened on "+l.name()+": no requests to it until it answers a trial", "lane", l.name(),
+			"trial_at", l.breaker.OpenUntil().Format("15:04:05"), "last_error", string(c.Type))
+	case c == nil && st == routing.StateClosed && l.shownOpen.CompareAndSwap(true, false):
+		e.log.Info("breaker closed on "+l.name()+": it answers again", "lane", l.name())
+	}
+}
+
+// leaveForBudget leaves a prompt unsent because its worst case on lane l, est USD, does not fit the
+// cost cap beside what is spent; the run goes on with the prompts that fit.
+func (e *engine) leaveForBudget(l *target, est float64) {
+	e.leftover.add(est)
+	e.log.Warn("budget: prompt left unsent, its worst case does not fit what remains of --max-cost",
+		"lane", l.name(), "worst_case_usd", money.Round(est), "max_cost_usd", e.opts.MaxCost)
 }
 
 // jitter draws from the injected random source; math/rand's sources are not goroutine-safe.

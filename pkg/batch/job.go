@@ -8,6 +8,7 @@ import (
 
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/provider"
+	"github.com/llmbatch/llmbatch/pkg/redact"
 	"github.com/llmbatch/llmbatch/pkg/request"
 	"github.com/llmbatch/llmbatch/pkg/results"
 	"github.com/llmbatch/llmbatch/pkg/retry"
@@ -136,7 +137,7 @@ func (j *job) run() *results.Result {
 		case retry.Disable:
 			if l.prov.disable(class) {
 				j.e.log.Warn("provider disabled for the rest of the run", "provider", l.prov.name,
-					"error", string(class.Type), "message", class.Message)
+					"address", l.prov.addr, "error", string(class.Type), "message", redact.String(class.Message))
 			}
 		}
 		if len(j.log) > 0 {
@@ -329,6 +330,25 @@ func (j *job) expectedOutput(l *target) int {
 	return j.item.OutputTokens
 }
 
+// budgetFloorTokens is the least max_tokens a request without one is sent with when the model's
+// maximum does not fit what remains of --max-cost (an answer cut shorter than this is not worth
+// paying for); below it the prompt waits, or is left unsent.
+const budgetFloorTokens = 4096
+
+// price is the budget's view of one attempt on lane l with in prompt tokens. The budget reserves for
+// the larger input count: a provider may bill more than our tokenizer counts (an estimate for some
+// models; runs of whitespace), and the cap must hold whatever it bills. The output is the request's
+// max_tokens; a request without one may produce the model's maximum, and may be sent with a lower
+// max_tokens, down to budgetFloorTokens, when the maximum does not fit.
+func (j *job) price(l *target, in int) price {
+	hi := j.expectedOutput(l)
+	p := price{base: tokens.Cost(l.cfg, max(in, j.charEstimate), 0), unit: tokens.Cost(l.cfg, 0, 1), lo: hi, hi: hi}
+	if j.req.MaxTokens <= 0 {
+		p.lo = min(hi, budgetFloorTokens)
+	}
+	return p
+}
+
 // charEstimate is the providers' character-based prompt estimate: 4 characters a token plus the
 // per-message overhead.
 func charEstimate(req *request.Request) int {
@@ -342,15 +362,13 @@ func charEstimate(req *request.Request) int {
 // attempt makes one try on lane l: admission, the request, and its settlement.
 func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 	in, _ := j.item.Input(l.sel)
-	// The budget reserves for the larger input count too: a provider may bill more than our tokenizer
-	// counts (an estimate for some models; runs of whitespace), and the cap must hold whatever it bills.
-	estCost := tokens.Cost(l.cfg, max(in, j.charEstimate), j.expectedOutput(l))
 	tokensIn := j.admitTokens(l, in)
+	cost := j.price(l, in)
 	ctx, stop := j.waitContext(l)
 	waitFrom := j.e.now()
 	held, heldErr := j.held, j.heldErr
 	j.held, j.heldErr = nil, nil
-	a, why := j.e.admitHeld(ctx, l, tokensIn, estCost, held, heldErr)
+	a, why := j.e.admitHeld(ctx, l, tokensIn, cost, held, heldErr)
 	stop()
 	if obs := j.e.opts.Observer; obs != nil && why == admitted {
 		obs.Waited(l.prov.name, l.sel.Name, j.e.now().Sub(waitFrom))
@@ -375,7 +393,13 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 		j.sentAt = started
 	}
 	sendCtx, cancel := context.WithTimeout(j.e.wire, l.prov.timeout)
-	resp, err := l.prov.send.Send(sendCtx, j.providerRequest(l))
+	preq := j.providerRequest(l)
+	if a.maxOut < cost.hi {
+		// No max_tokens of its own and the model's maximum does not fit the budget: the request asks
+		// for no more than the budget reserved, so the cap holds whatever the model writes.
+		preq.MaxTokens = a.maxOut
+	}
+	resp, err := l.prov.send.Send(sendCtx, preq)
 	cancel()
 	latency := j.e.now().Sub(started)
 	if err == nil {
@@ -385,6 +409,7 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 				InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens, CostUSD: cost})
 		}
 		a.finish(settlement{limits: resp.Limits, tokens: resp.Usage.InputTokens + resp.Usage.OutputTokens, cost: cost})
+		j.e.showBreaker(l, nil)
 		j.recordSuccess(l)
 		j.logAttempt(l, started, "")
 		return j.ok(l, resp, cost, latency), retry.Class{}, finished
@@ -407,6 +432,8 @@ func (j *job) attempt(l *target) (*results.Result, retry.Class, outcome) {
 		l.health.Record(false, j.e.now())
 		l.lastFailure.Store(&class)
 	}
+	j.e.showFailure(l, class)
+	j.e.showBreaker(l, &class)
 	if class.Type == retry.TypeCanceled {
 		return nil, class, stopped
 	}

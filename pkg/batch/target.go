@@ -12,6 +12,7 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/model"
 	"github.com/llmbatch/llmbatch/pkg/provider"
 	"github.com/llmbatch/llmbatch/pkg/ratelimit"
+	"github.com/llmbatch/llmbatch/pkg/redact"
 	"github.com/llmbatch/llmbatch/pkg/retry"
 	"github.com/llmbatch/llmbatch/pkg/routing"
 	"github.com/llmbatch/llmbatch/pkg/selector"
@@ -37,6 +38,8 @@ type target struct {
 	// once the lane's death was logged.
 	lastFailure atomic.Pointer[retry.Class]
 	deadLogged  atomic.Bool
+	// shownOpen is set once a warning said the breaker opened, until a line says it closed again.
+	shownOpen atomic.Bool
 	// reasoning models get max_completion_tokens from the OpenAI adapter.
 	reasoning bool
 	// now is the run's clock; breakerShared the last open-until published (time.Time).
@@ -47,6 +50,7 @@ type target struct {
 // providerState is what the lanes of one provider share.
 type providerState struct {
 	name    string
+	addr    string // the base_url as it may be shown: credentials masked (pkg/redact)
 	send    Dispatcher
 	slots   chan struct{} // per-provider concurrency bound; nil = only the global bound
 	policy  retry.Policy
@@ -142,7 +146,7 @@ func buildTargets(cfg *config.Config, sels []*selector.Lane, apis map[string]pro
 		}
 		ps := provs[p.Name]
 		if ps == nil {
-			ps = &providerState{name: p.Name, send: dispatch(p, api), policy: retry.PolicyFrom(cfg.RetryFor(p)), timeout: cfg.TimeoutFor(p)}
+			ps = &providerState{name: p.Name, addr: providerAddr(p), send: dispatch(p, api), policy: retry.PolicyFrom(cfg.RetryFor(p)), timeout: cfg.TimeoutFor(p)}
 			if p.MaxConcurrency > 0 && p.MaxConcurrency < concurrency {
 				ps.slots = make(chan struct{}, p.MaxConcurrency)
 			}
@@ -164,6 +168,17 @@ func buildTargets(cfg *config.Config, sels []*selector.Lane, apis map[string]pro
 		return nil, errors.New("no usable lane: set the API key variable of at least one provider in the config, or use a type: sim provider")
 	}
 	return targets, nil
+}
+
+// providerAddr is where p's requests go, for warnings: its base_url with credentials masked.
+func providerAddr(p *config.Provider) string {
+	if p.BaseURL == "" && p.Type == config.TypeSim {
+		return "in-process simulator"
+	}
+	if p.BaseURL == "" {
+		return "the " + p.Type + " default"
+	}
+	return redact.URL(p.BaseURL)
 }
 
 // recovery tells jobs that a lane has just recovered (its first success after lane failures), so a

@@ -27,6 +27,7 @@ type laneKey struct{ provider, model string }
 
 type observation struct {
 	lane    laneKey
+	hash    string // the request_hash the answer was for
 	out     int
 	latency time.Duration // 0 when not measured
 }
@@ -50,8 +51,9 @@ type resultLine struct {
 	Usage    *struct {
 		OutputTokens int `json:"output_tokens"`
 	} `json:"usage"`
-	LatencyMS int64 `json:"latency_ms"`
-	Cached    bool  `json:"cached"` // a cached answer took no time at the provider
+	LatencyMS   int64  `json:"latency_ms"`
+	Cached      bool   `json:"cached"` // a cached answer took no time at the provider
+	RequestHash string `json:"request_hash"`
 }
 
 // NewEvidence returns empty evidence whose results will count as coming from source.
@@ -122,7 +124,7 @@ func (ev *Evidence) add(rl resultLine) {
 	}
 	le.n++
 	le.out += int64(rl.Usage.OutputTokens)
-	o := observation{lane: k, out: rl.Usage.OutputTokens}
+	o := observation{lane: k, hash: rl.RequestHash, out: rl.Usage.OutputTokens}
 	if rl.LatencyMS > 0 && !rl.Cached {
 		o.latency = time.Duration(rl.LatencyMS) * time.Millisecond
 		le.latency += o.latency
@@ -212,6 +214,16 @@ func (ev *Evidence) HasID(id string) bool {
 	}
 	_, ok := ev.byID[id]
 	return ok
+}
+
+// Done reports whether the evidence's last line for id is an ok answer to the request of hash
+// hash: a prompt a resumed run skips (results.Checkpoint.Done decides alike).
+func (ev *Evidence) Done(id, hash string) bool {
+	if ev == nil {
+		return false
+	}
+	o, ok := ev.byID[id]
+	return ok && o.hash == hash
 }
 
 // Only drops every result whose id keep rejects (a sample's evidence keeps the sampled prompts).

@@ -28,8 +28,11 @@ type Outcome struct {
 	OutputTokens int
 	CostUSD      float64
 	Latency      time.Duration // of the final attempt
-	Retries      int           // attempts after the first
-	RateLimited  int           // 429 answers received for this prompt
+	Retries      int           // requests sent in this run after the prompt's first
+	RateLimited  int           // 429 answers received for this prompt in this run
+	// Unfinished marks a prompt the run left without a result (stopped, or left for the budget):
+	// only its Retries count, in the totals; it is neither ok nor failed.
+	Unfinished bool
 }
 
 // Options configure a Display.
@@ -77,6 +80,7 @@ type Display struct {
 	tokens  int64
 	cost    float64
 	jobs    map[string]*jobView // live batch jobs by key (see Job)
+	status  string              // why nothing completes (see SetStatus); "" while prompts complete
 }
 
 // New returns a display of total prompts, opts.Done of them already done, writing to w (stderr).
@@ -132,8 +136,12 @@ func (d *Display) clear() {
 
 // Add records one finished prompt and redraws the bar (at most once per throttle interval).
 func (d *Display) Add(o Outcome) {
+	if o.Unfinished {
+		return
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.status = "" // prompts complete again
 	d.done++
 	if !o.OK {
 		d.failed++
@@ -165,6 +173,24 @@ func (d *Display) advance(n int) {
 		d.bar.Describe(d.describe(now))
 	}
 	_ = d.bar.Add(n) // errors are write errors on stderr: nothing useful to do with them
+	d.noteDrawn()
+}
+
+// SetStatus shows why nothing completes ("waiting for the rate limit of openai/gpt-4o-mini until
+// 12:03:10", "breaker open on …"), first in the bar's description, and redraws the bar (unless the
+// library's throttle, on the real clock, drew it less than Throttle ago: call it again); "" removes it. The next completed prompt (Add) removes it too. A disabled display draws nothing.
+func (d *Display) SetStatus(s string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bar == nil || d.finished {
+		return
+	}
+	// Even an unchanged status redraws: the library may have throttled the previous redraw, and
+	// a stalled run has no other redraw to show it.
+	d.status = s
+	now := d.now()
+	d.lastDesc = now
+	d.bar.Describe(d.describe(now))
 	d.noteDrawn()
 }
 
@@ -211,6 +237,9 @@ func (d *Display) describe(now time.Time) string {
 	}
 	// Most important first: a narrow terminal cuts the end.
 	desc := "ETA " + eta
+	if d.status != "" {
+		desc = d.status + "; " + desc
+	}
 	if d.failed > 0 {
 		desc += fmt.Sprintf(", %d failed", d.failed)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/progress"
@@ -105,4 +106,36 @@ func TestDisplayConcurrentAdds(t *testing.T) {
 	if out := buf.String(); !strings.Contains(out, "(4000/4000)") {
 		t.Errorf("the bar did not reach 4000/4000 after concurrent adds:\n%q", out[max(0, len(out)-200):])
 	}
+}
+
+// SetStatus redraws the bar at once with the reason first; the next completed prompt removes it;
+// a disabled display writes nothing.
+func TestDisplayStatus(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) { // the library throttles redraws on time.Now: virtual here
+		var out syncBuffer
+		d := progress.New(&out, 10, progress.Options{Enabled: true, Now: time.Now, Width: 160})
+		time.Sleep(time.Second)
+		d.SetStatus("breaker open on p/m until 12:00:30")
+		frames := strings.Split(out.String(), "\r")
+		last := frames[len(frames)-1]
+		if !strings.HasPrefix(strings.TrimSpace(last), "breaker open on p/m until 12:00:30; ETA") {
+			t.Fatalf("the bar's latest frame does not lead with the status: %q", last)
+		}
+		time.Sleep(time.Second)
+		d.Add(progress.Outcome{OK: true})
+		d.Add(progress.Outcome{OK: true})
+		time.Sleep(time.Second)
+		d.Add(progress.Outcome{OK: true})
+		frames = strings.Split(out.String(), "\r")
+		if last := frames[len(frames)-1]; strings.Contains(last, "breaker") || strings.Contains(last, "(0/10)") {
+			t.Errorf("after prompts completed the bar still shows the status, or lacks the count: %q", last)
+		}
+
+		var off syncBuffer
+		q := progress.New(&off, 10, progress.Options{Now: time.Now})
+		q.SetStatus("anything")
+		if off.String() != "" {
+			t.Errorf("a disabled display wrote %q", off.String())
+		}
+	})
 }

@@ -26,6 +26,9 @@ type Summary struct {
 	end   time.Time // zero until Finish
 	lanes map[laneKey]*laneStats
 	ceil  map[laneKey]float64
+	// unfinishedRetries are the retries of prompts left without a result: they belong to no lane's
+	// row but to the totals.
+	unfinishedRetries int
 }
 
 type laneKey struct{ provider, model string }
@@ -56,10 +59,15 @@ func NewSummary(now func() time.Time) *Summary {
 	return &Summary{now: now, start: now(), lanes: make(map[laneKey]*laneStats), ceil: make(map[laneKey]float64)}
 }
 
-// Add records the outcome of one finished prompt under its final (provider, model), completed now.
+// Add records the outcome of one finished prompt under its final (provider, model), completed now;
+// an Unfinished outcome adds only its retries to the totals.
 func (s *Summary) Add(o Outcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if o.Unfinished {
+		s.unfinishedRetries += o.Retries
+		return
+	}
 	k := laneKey{o.Provider, o.Model}
 	st := s.lanes[k]
 	if st == nil {
@@ -123,17 +131,28 @@ func (s *Summary) Finish() {
 // Report is the summary of a run as JSON, for --json output and logs. Costs are rounded with
 // money.Round.
 type Report struct {
-	WallSeconds       float64      `json:"wall_seconds"`
-	Requests          int          `json:"requests"` // finished prompts: ok + failed
-	OK                int          `json:"ok"`
-	Failed            int          `json:"failed"`
-	InputTokens       int64        `json:"input_tokens"`
-	OutputTokens      int64        `json:"output_tokens"`
-	CostUSD           float64      `json:"cost_usd"`
-	RateLimited       int          `json:"rate_limited"` // 429 answers received
+	WallSeconds  float64 `json:"wall_seconds"`
+	Requests     int     `json:"requests"` // finished prompts: ok + failed
+	OK           int     `json:"ok"`
+	Failed       int     `json:"failed"`
+	InputTokens  int64   `json:"input_tokens"`
+	OutputTokens int64   `json:"output_tokens"`
+	CostUSD      float64 `json:"cost_usd"`
+	// RateLimited is the 429 answers the run received (the lanes' rows: each under the lane that got
+	// it); Retries the requests sent after each prompt's first: the lanes' rows (finished prompts)
+	// plus Unfinished.
+	RateLimited       int          `json:"rate_limited"`
 	Retries           int          `json:"retries"`
 	RequestsPerSecond float64      `json:"requests_per_second"`
 	Models            []LaneReport `json:"models"` // sorted by provider, then model
+	// Unfinished is the part of Retries made by prompts left without a result (omitted when none):
+	// the lanes' rows plus it make the totals.
+	Unfinished *UnfinishedReport `json:"unfinished,omitempty"`
+}
+
+// UnfinishedReport is the retries of the prompts a run left without a result.
+type UnfinishedReport struct {
+	Retries int `json:"retries"`
 }
 
 // LaneReport is one (provider, model) of a Report.
@@ -210,6 +229,10 @@ func (s *Summary) JSON() Report {
 		r.RateLimited += lr.RateLimited
 		r.Retries += lr.Retries
 	}
+	if n := s.unfinishedRetries; n > 0 {
+		r.Unfinished = &UnfinishedReport{Retries: n}
+		r.Retries += n
+	}
 	r.CostUSD = money.Round(cost)
 	if wall > 0 {
 		r.RequestsPerSecond = float64(r.Requests) / wall
@@ -253,6 +276,9 @@ func renderTables(w io.Writer, r Report) {
 		usage = append(usage, []string{lane, count(m.InputTokens), count(m.OutputTokens),
 			latency(m.LatencyMeanMS), latency(m.LatencyP95MS)})
 	}
+	if u := r.Unfinished; u != nil {
+		counts = append(counts, []string{"(unfinished)", "", "", "", strconv.Itoa(u.Retries), "", "", ""})
+	}
 	counts = append(counts, []string{"TOTAL", strconv.Itoa(r.OK), strconv.Itoa(r.Failed), strconv.Itoa(r.RateLimited),
 		strconv.Itoa(r.Retries), money.Format(r.CostUSD), rate(r.RequestsPerSecond), ""})
 	usage = append(usage, []string{"TOTAL", count(r.InputTokens), count(r.OutputTokens), "", ""})
@@ -295,6 +321,9 @@ func renderNarrow(w io.Writer, r Report) {
 		fmt.Fprintf(w, "  cost %s, tokens %s in, %s out\n", money.Format(m.CostUSD), count(m.InputTokens), count(m.OutputTokens))
 		fmt.Fprintf(w, "  latency %s mean, %s p95\n", latency(m.LatencyMeanMS), latency(m.LatencyP95MS))
 		fmt.Fprintf(w, "  %s req/s, %s of ceiling\n", rate(m.RequestsPerSecond), share(m))
+	}
+	if u := r.Unfinished; u != nil {
+		fmt.Fprintf(w, "(unfinished)\n  %d retries\n", u.Retries)
 	}
 	fmt.Fprintf(w, "TOTAL\n  %d ok, %d failed, %d 429s, %d retries\n", r.OK, r.Failed, r.RateLimited, r.Retries)
 	fmt.Fprintf(w, "  cost %s, tokens %s in, %s out\n", money.Format(r.CostUSD), count(r.InputTokens), count(r.OutputTokens))

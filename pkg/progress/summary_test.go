@@ -255,3 +255,33 @@ func TestSummaryConcurrentAdds(t *testing.T) {
 		t.Errorf("after concurrent adds: %+v", r)
 	}
 }
+
+// Prompts left unfinished add their retries to the totals through an "(unfinished)" row, so the
+// rows add up; they count as neither ok nor failed.
+func TestSummaryUnfinishedRetries(t *testing.T) {
+	c := newClock()
+	s := progress.NewSummary(c.now)
+	s.Add(progress.Outcome{Provider: "p", Model: "m", OK: true, Retries: 2, Latency: time.Second})
+	s.AddRateLimited("p", "m", 3)
+	s.Add(progress.Outcome{Unfinished: true, Retries: 4})
+	s.Finish()
+	r := s.JSON()
+	if r.OK != 1 || r.Failed != 0 || r.Retries != 6 || r.RateLimited != 3 || r.Unfinished == nil || r.Unfinished.Retries != 4 {
+		t.Fatalf("report %+v, unfinished %+v", r, r.Unfinished)
+	}
+	var b bytes.Buffer
+	if err := s.Render(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^\(unfinished\)\s+4$`).MatchString(b.String()) ||
+		!regexp.MustCompile(`(?m)^TOTAL\s+1\s+0\s+3\s+6\s`).MatchString(b.String()) {
+		t.Errorf("table:\n%s", b.String())
+	}
+	b.Reset()
+	if err := s.RenderWidth(&b, 30); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "(unfinished)\n  4 retries\n") {
+		t.Errorf("narrow layout:\n%s", b.String())
+	}
+}

@@ -52,6 +52,13 @@ func (s *scanFields) member(name, val []byte) error {
 		s.Status, err = jsonString("status", val)
 	case "request_hash":
 		s.RequestHash, err = jsonString("request_hash", val)
+	case "cost_usd":
+		if s.CostUSD = 0; val[0] == 'n' {
+			return nil
+		}
+		if s.CostUSD, err = strconv.ParseFloat(string(val), 64); err != nil {
+			return fmt.Errorf("cost_usd %s is not a number", val)
+		}
 	case "response":
 		s.Response, s.StatusCode = false, 0
 		switch val[0] {

@@ -37,6 +37,15 @@ func referenceFields(b []byte) (scanFields, error) {
 			return s, err
 		}
 	}
+	if raw, ok := top["cost_usd"]; ok {
+		var p *float64
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return s, err
+		}
+		if p != nil {
+			s.CostUSD = *p
+		}
+	}
 	if raw, ok := top["response"]; ok && string(raw) != "null" {
 		var resp map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &resp); err != nil {
@@ -83,6 +92,7 @@ func FuzzDecodeFields(f *testing.F) {
 		`{"custom_id":"a","error":[]}`, `{"custom_id":"a","error":{"x":[{"y":"}"}]}}`,
 		` { "custom_id" : "a" , "status" : "ok" } `, `{"custom_id":"a"`, "{\"custom_id\":\"a\x00\"}",
 		`{"custom_id":"a","response":{"status_code":99999999999999999999}}`,
+		`{"custom_id":"a","cost_usd":0.25,"cost_usd":null}`, `{"custom_id":"a","cost_usd":"1"}`, `{"custom_id":"a","cost_usd":1e400}`,
 	} {
 		f.Add([]byte(s))
 	}

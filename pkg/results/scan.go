@@ -25,6 +25,9 @@ type Checkpoint struct {
 	Superseded int // lines followed later in the file by another line for the same custom_id
 	IDs        int // distinct custom_ids
 	DoneIDs    int // distinct custom_ids whose last line is ok (whatever its request_hash)
+	// CostUSD sums cost_usd over every line, superseded ones included: what earlier runs spent
+	// (the openai format records no cost: 0).
+	CostUSD float64
 
 	// TornLine is the 1-based line number of a torn last line that Scan removed, 0 if none;
 	// TornBytes is how many bytes were truncated from the end of the file.
@@ -81,6 +84,7 @@ func Scan(path string, format Format) (*Checkpoint, error) {
 	}
 	tail, err := walk(f, path, format, func(l *line) error {
 		c.Lines++
+		c.CostUSD += l.cost
 		if l.ok {
 			c.OKLines++
 		} else {
@@ -138,6 +142,7 @@ type line struct {
 	id   string
 	ok   bool
 	hash string
+	cost float64 // cost_usd; 0 when absent
 }
 
 // tornTail locates a torn last line: line number (0 = none), its start offset and size.
@@ -196,7 +201,7 @@ func walk(f io.Reader, name string, format Format, fn func(*line) error) (tornTa
 			pending = &tornTail{line: no, start: start}
 			continue
 		}
-		l = line{no: no, raw: raw, id: fields.CustomID, ok: fields.isOK(format), hash: fields.RequestHash}
+		l = line{no: no, raw: raw, id: fields.CustomID, ok: fields.isOK(format), hash: fields.RequestHash, cost: fields.CostUSD}
 		if err := fn(&l); err != nil {
 			return tornTail{}, err
 		}
@@ -216,11 +221,12 @@ func isSyntax(err error) bool {
 // scanFields is the part of a line Scan and Compact look at, in either format.
 type scanFields struct {
 	CustomID    string
-	Status      string // default format
-	RequestHash string // both formats
-	Response    bool   // openai format: "response" is an object
-	StatusCode  int    // openai format: response.status_code
-	Error       bool   // both formats: "error" is an object
+	Status      string  // default format
+	RequestHash string  // both formats
+	Response    bool    // openai format: "response" is an object
+	StatusCode  int     // openai format: response.status_code
+	Error       bool    // both formats: "error" is an object
+	CostUSD     float64 // default format: cost_usd
 }
 
 func (s *scanFields) isOK(format Format) bool {

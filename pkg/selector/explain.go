@@ -13,19 +13,57 @@ import (
 
 // Explain returns the choice Add would make for the item now, with the reasons, without recording it.
 // Choice.Lanes starts with the lane Add would assign, followed by the other alternatives, cheapest first.
+// Choice.Excluded then lists every other configured lane with the reason it was ruled out.
 func (p *Planner) Explain(it *Item) Choice {
 	var ch Choice
 	a := p.decide(it, &ch)
-	if a.Lane < 0 {
-		return ch
-	}
-	ch.Lanes = append(ch.Lanes, p.lanes[a.Lane])
-	for _, i := range p.groups[a.Group] {
-		if i != a.Lane {
-			ch.Lanes = append(ch.Lanes, p.lanes[i])
+	if a.Lane >= 0 {
+		ch.Lanes = append(ch.Lanes, p.lanes[a.Lane])
+		for _, i := range p.groups[a.Group] {
+			if i != a.Lane {
+				ch.Lanes = append(ch.Lanes, p.lanes[i])
+			}
 		}
 	}
+	p.excludeRest(it, &ch, a)
 	return ch
+}
+
+// excludeRest adds to ch.Excluded the lanes that decide neither chose nor ruled out (it stops at
+// the first category with a capable lane): each with why it cannot serve the item, or, when it
+// could, why the prompt does not use its category.
+func (p *Planner) excludeRest(it *Item, ch *Choice, a Assignment) {
+	listed := make(map[*Lane]bool, len(p.lanes))
+	for _, l := range ch.Lanes {
+		listed[l] = true
+	}
+	for _, e := range ch.Excluded {
+		listed[e.Lane] = true
+	}
+	pm, pp := p.pins(it)
+	start := max(it.Category, model.Tiny)
+	for i, l := range p.lanes {
+		if listed[l] {
+			continue
+		}
+		in, _ := it.Input(l)
+		if k := p.check(int32(i), it, in); k != 0 {
+			ch.Excluded = append(ch.Excluded, Exclusion{Lane: l, Kind: k, Reason: p.reason(k, int32(i), it, in, pm, pp)})
+			continue
+		}
+		var why string
+		switch c := l.rank(); {
+		case a.Lane < 0:
+			why = fmt.Sprintf("category %s: not tried", c)
+		case c < start:
+			why = fmt.Sprintf("wrong category: %s, below the prompt's %s (a prompt only goes up)", c, start)
+		case c > a.Category:
+			why = fmt.Sprintf("wrong category: %s, used only when no %s lane can serve the prompt", c, a.Category)
+		default:
+			why = "capable, but not in the prompt's lanes (another group of the plan)"
+		}
+		ch.Excluded = append(ch.Excluded, Exclusion{Lane: l, Kind: ExclCategory, Reason: why})
+	}
 }
 
 // reason renders an exclusion for lane i.

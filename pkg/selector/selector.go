@@ -239,6 +239,7 @@ const (
 	ExclDaily                                // today's RPD/TPD quota is used up (or would be)
 	ExclContext                              // input + output exceed the context window
 	ExclMaxOutput                            // the requested output exceeds max_output_tokens
+	ExclCategory                             // capable, but of a category the prompt does not use (Explain only)
 )
 
 // Exclusion is one lane ruled out for a prompt, with a human reason such as
@@ -260,7 +261,10 @@ type Choice struct {
 	// Why explains the choice: "free tier", "cheapest capable", "pinned to model X",
 	// "escalated from small: no small lane fits 150000 tokens of context", ...
 	Why string
-	// Excluded are the lanes ruled out and why: those of the categories tried, and pinned-out lanes.
+	// Excluded are the lanes ruled out and why. From Explain: every configured lane that is neither
+	// the primary nor an alternative (pinned out, unavailable, too small, daily limit used, or of a
+	// category the prompt does not use). From the planner's own decisions: those of the categories
+	// tried, and pinned-out lanes.
 	Excluded []Exclusion
 	// Err says why no lane can serve the prompt at all; nil when Lanes is not empty.
 	Err error

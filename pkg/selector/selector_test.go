@@ -91,8 +91,12 @@ func TestChooseContextFitAndEscalation(t *testing.T) {
 	if !strings.Contains(ch.Why, "escalated from small: no small lane fits 150100 tokens of context") {
 		t.Errorf("why = %q", ch.Why)
 	}
-	if len(ch.Excluded) != 1 || ch.Excluded[0].Lane != small || ch.Excluded[0].Kind != ExclContext ||
-		ch.Excluded[0].Reason != "context too small (needs 150100, has 8000)" {
+	// Every other lane is listed: the small one too small, the reasoning one of a category used
+	// only when no large lane can serve the prompt.
+	if len(ch.Excluded) != 2 || ch.Excluded[0].Lane != small || ch.Excluded[0].Kind != ExclContext ||
+		ch.Excluded[0].Reason != "context too small (needs 150100, has 8000)" ||
+		ch.Excluded[1].Lane != reasoning || ch.Excluded[1].Kind != ExclCategory ||
+		ch.Excluded[1].Reason != "wrong category: reasoning, used only when no large lane can serve the prompt" {
 		t.Errorf("excluded = %+v", ch.Excluded)
 	}
 
