@@ -6,7 +6,8 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
-	"unicode/utf8"
+
+	"github.com/llmbatch/llmbatch/internal/testkit"
 )
 
 // A cheap provider that refuses the key and a good one: the cheap one is disabled mid-run with a
@@ -26,42 +27,6 @@ providers:
     sim: {latency: 50ms}
 `
 
-// screen plays terminal output as a terminal shows it: "\r" returns to the line's start, "\n"
-// starts a new line, "\x1b[2K" erases the line, other runes overwrite.
-func screen(out string) []string {
-	lines := [][]rune{{}}
-	row, col := 0, 0
-	for i := 0; i < len(out); {
-		if strings.HasPrefix(out[i:], "\x1b[2K") {
-			lines[row] = lines[row][:0]
-			i += len("\x1b[2K")
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(out[i:])
-		i += size
-		switch r {
-		case '\r':
-			col = 0
-		case '\n':
-			row, col = row+1, 0
-			if row == len(lines) {
-				lines = append(lines, []rune{})
-			}
-		default:
-			for len(lines[row]) <= col {
-				lines[row] = append(lines[row], ' ')
-			}
-			lines[row][col] = r
-			col++
-		}
-	}
-	s := make([]string, len(lines))
-	for i, l := range lines {
-		s[i] = strings.TrimRight(string(l), " ")
-	}
-	return s
-}
-
 // With the bar drawn (--progress always), the run's warnings land on lines of their own, whole, and
 // once the run ends no trace of the bar is left on the screen.
 func TestRunLogsNeverLandInsideTheBar(t *testing.T) {
@@ -77,7 +42,7 @@ func TestRunLogsNeverLandInsideTheBar(t *testing.T) {
 		}
 		warn := regexp.MustCompile(`^time=\S+ level=WARN msg="provider disabled for the rest of the run" provider=bad`)
 		warned := 0
-		for _, l := range screen(out) {
+		for _, l := range testkit.Screen(out) {
 			if warn.MatchString(l) {
 				warned++
 			}
@@ -89,7 +54,7 @@ func TestRunLogsNeverLandInsideTheBar(t *testing.T) {
 			}
 		}
 		if warned != 1 {
-			t.Errorf("the warning shows %d times on the screen, want once:\n%s", warned, strings.Join(screen(out), "\n"))
+			t.Errorf("the warning shows %d times on the screen, want once:\n%s", warned, strings.Join(testkit.Screen(out), "\n"))
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/llmbatch/llmbatch/internal/testkit"
 	"github.com/llmbatch/llmbatch/pkg/results"
 )
 
@@ -274,7 +275,7 @@ func TestRunThroughASymlinkedOutput(t *testing.T) {
 		if got := countLines(target); got != 30 {
 			t.Errorf("the target holds %d lines, want 30", got)
 		}
-		if names := dirNames(t, s.dir); strings.Contains(strings.Join(names, " "), ".lock") {
+		if names := testkit.DirNames(t, s.dir); strings.Contains(strings.Join(names, " "), ".lock") {
 			t.Errorf("lock file left behind: %v", names)
 		}
 	})
@@ -302,7 +303,7 @@ func TestInputAsOutputIsRefused(t *testing.T) {
 		if got := readOutput(t, s.input); got != before {
 			t.Error("the input changed")
 		}
-		for _, name := range dirNames(t, s.dir) {
+		for _, name := range testkit.DirNames(t, s.dir) {
 			if strings.HasSuffix(name, ".bak") || strings.HasSuffix(name, ".lock") {
 				t.Errorf("left behind: %s", name)
 			}
@@ -311,20 +312,6 @@ func TestInputAsOutputIsRefused(t *testing.T) {
 			t.Errorf("%d requests sent", s.sent())
 		}
 	})
-}
-
-// dirNames lists the names in dir.
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 // TestCancelFindsTheJournalOfASymlinkedOutput: run --via batch keeps its journal next to the

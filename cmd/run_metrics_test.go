@@ -17,26 +17,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/llmbatch/llmbatch/internal/testkit"
 	"github.com/llmbatch/llmbatch/pkg/config"
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger writing while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // holdingTransport holds every request of one prompt until release is closed.
 type holdingTransport struct {
@@ -89,7 +72,7 @@ func TestRunMetricsScrape(t *testing.T) {
 	release := make(chan struct{})
 	var released sync.Once
 	defer released.Do(func() { close(release) })
-	stderr := &syncBuffer{}
+	stderr := &testkit.SyncBuffer{}
 	f := &Factory{IO: &IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: stderr},
 		Getenv: func(string) string { return "" }, Now: time.Now,
 		Transport: func(*config.Provider) http.RoundTripper {

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/llmbatch/llmbatch/internal/testkit"
 	"github.com/llmbatch/llmbatch/pkg/batch"
 	"github.com/llmbatch/llmbatch/pkg/config"
 	"github.com/llmbatch/llmbatch/pkg/progress"
@@ -54,7 +55,7 @@ providers:
 				if tc.refused {
 					o.Transport = func(*config.Provider) http.RoundTripper { return refused{} }
 				}
-				var screen syncBuffer
+				var screen testkit.SyncBuffer
 				o.Progress = func(n, done int) *progress.Display {
 					return progress.New(&screen, n, progress.Options{Enabled: true, Now: time.Now, Done: done, Width: 200})
 				}

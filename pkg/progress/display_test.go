@@ -1,36 +1,18 @@
 package progress_test
 
 import (
-	"bytes"
 	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/llmbatch/llmbatch/internal/testkit"
 	"github.com/llmbatch/llmbatch/pkg/progress"
 )
 
-// syncBuffer is a bytes.Buffer safe for the race detector.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestDisplayDisabledWritesNothing(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	d := progress.New(&buf, 10, progress.Options{Enabled: false})
 	d.Skip(2)
 	for range 8 {
@@ -48,7 +30,7 @@ func TestDisplayDisabledWritesNothing(t *testing.T) {
 
 func TestDisplayShowsProgressAndFinishErases(t *testing.T) {
 	c := newClock()
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	d := progress.New(&buf, 10, progress.Options{Enabled: true, Now: c.now, Width: 120})
 	d.Skip(2) // resumed
 	for i := range 8 {
@@ -69,7 +51,7 @@ func TestDisplayShowsProgressAndFinishErases(t *testing.T) {
 		t.Errorf("log line not written on a cleared line with the bar redrawn below it:\n%q", out)
 	}
 	// The summary follows on the erased line: the screen ends with the log line and an empty line.
-	if screen := emulate(out); len(screen) != 2 || screen[0] != "a log line" || screen[1] != "" {
+	if screen := testkit.Screen(out); len(screen) != 2 || screen[0] != "a log line" || screen[1] != "" {
 		t.Errorf("after Finish the screen is %q, want the log line and an empty line", screen)
 	}
 }
@@ -77,21 +59,21 @@ func TestDisplayShowsProgressAndFinishErases(t *testing.T) {
 // The bar is on screen before any prompt finishes, and a resumed run's bar starts at the prompts
 // already done.
 func TestDisplayAppearsAtOnceAtTheDoneCount(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	progress.New(&buf, 3000, progress.Options{Enabled: true, Done: 969})
-	screen := emulate(buf.String())
+	screen := testkit.Screen(buf.String())
 	if len(screen) != 1 || !strings.Contains(screen[0], "(969/3000)") || !strings.Contains(screen[0], "32%") {
 		t.Errorf("a resumed display shows %q, want the bar at 969/3000 at once", screen)
 	}
-	buf = syncBuffer{}
+	buf = testkit.SyncBuffer{}
 	progress.New(&buf, 10, progress.Options{Enabled: true})
-	if screen := emulate(buf.String()); len(screen) != 1 || !strings.Contains(screen[0], "(0/10)") {
+	if screen := testkit.Screen(buf.String()); len(screen) != 1 || !strings.Contains(screen[0], "(0/10)") {
 		t.Errorf("a new display shows %q, want the bar at 0/10 at once", screen)
 	}
 }
 
 func TestDisplayConcurrentAdds(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	d := progress.New(&buf, 4000, progress.Options{Enabled: true})
 	var wg sync.WaitGroup
 	for range 4 {
@@ -112,7 +94,7 @@ func TestDisplayConcurrentAdds(t *testing.T) {
 // a disabled display writes nothing.
 func TestDisplayStatus(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) { // the library throttles redraws on time.Now: virtual here
-		var out syncBuffer
+		var out testkit.SyncBuffer
 		d := progress.New(&out, 10, progress.Options{Enabled: true, Now: time.Now, Width: 160})
 		time.Sleep(time.Second)
 		d.SetStatus("breaker open on p/m until 12:00:30")
@@ -131,7 +113,7 @@ func TestDisplayStatus(t *testing.T) {
 			t.Errorf("after prompts completed the bar still shows the status, or lacks the count: %q", last)
 		}
 
-		var off syncBuffer
+		var off testkit.SyncBuffer
 		q := progress.New(&off, 10, progress.Options{Now: time.Now})
 		q.SetStatus("anything")
 		if off.String() != "" {

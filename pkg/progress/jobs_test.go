@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmbatch/llmbatch/internal/testkit"
 	"github.com/llmbatch/llmbatch/pkg/progress"
 )
 
@@ -14,7 +15,7 @@ import (
 // oldest one's age, and an ended job leaves it.
 func TestDisplayShowsBatchJobs(t *testing.T) {
 	c := newClock()
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	d := progress.New(&buf, 3, progress.Options{Enabled: true, Now: c.now, Width: 160})
 	created := c.now()
 	job := progress.Job{Key: "c1", Lane: "sim-openai/gpt-sim", ID: "batch_1", State: "validating", Total: 50000, Created: created}
@@ -36,7 +37,7 @@ func TestDisplayShowsBatchJobs(t *testing.T) {
 	d.Add(progress.Outcome{OK: true})
 	d.Add(progress.Outcome{OK: true}) // the last prompt: the library draws despite its throttle
 
-	screen := emulate(buf.String())
+	screen := testkit.Screen(buf.String())
 	want := []string{
 		"batch job c1 sim-openai/gpt-sim batch_1: validating, 0 of 50,000 lines done, age 2s",
 		"batch job c1 sim-openai/gpt-sim batch_1: in_progress, 1,200 of 50,000 lines done, 12 failed, age 1m2s",
@@ -59,7 +60,7 @@ func TestDisplayShowsBatchJobs(t *testing.T) {
 
 // TestDisplayJobsDisabled: a disabled display writes nothing for jobs either.
 func TestDisplayJobsDisabled(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	d := progress.New(&buf, 3, progress.Options{Enabled: false})
 	d.Job(progress.Job{Key: "c1", State: "in_progress", Total: 3})
 	d.Finish()

@@ -10,51 +10,15 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/llmbatch/llmbatch/internal/testkit"
 	"github.com/llmbatch/llmbatch/pkg/progress"
 )
-
-// emulate plays out as a terminal would and returns the screen's lines: "\r" returns to the
-// start of the line, "\n" starts a new one, "\x1b[2K" erases the line, other runes overwrite what is
-// under the cursor. Trailing blanks are dropped.
-func emulate(out string) []string {
-	lines := [][]rune{{}}
-	row, col := 0, 0
-	for i := 0; i < len(out); {
-		if strings.HasPrefix(out[i:], "\x1b[2K") {
-			lines[row] = lines[row][:0]
-			i += len("\x1b[2K")
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(out[i:])
-		i += size
-		switch r {
-		case '\r':
-			col = 0
-		case '\n':
-			row, col = row+1, 0
-			if row == len(lines) {
-				lines = append(lines, []rune{})
-			}
-		default:
-			for len(lines[row]) <= col {
-				lines[row] = append(lines[row], ' ')
-			}
-			lines[row][col] = r
-			col++
-		}
-	}
-	screen := make([]string, len(lines))
-	for i, l := range lines {
-		screen[i] = strings.TrimRight(string(l), " ")
-	}
-	return screen
-}
 
 // Logs go through the display (the text handler writes to it) while prompts finish concurrently:
 // on the final screen every log line stands whole on its own line, and nothing else shares a line
 // with a bar.
 func TestLogLinesNeverInterleaveWithTheBar(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	d := progress.New(&buf, 2000, progress.Options{Enabled: true, Throttle: time.Nanosecond})
 	logger := slog.New(progress.NewFoldHandler(slog.NewTextHandler(d, &slog.HandlerOptions{
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
@@ -75,7 +39,7 @@ func TestLogLinesNeverInterleaveWithTheBar(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	screen := emulate(buf.String())
+	screen := testkit.Screen(buf.String())
 	logLine := regexp.MustCompile(`^level=INFO msg="prompt done" worker=\d i=\d+$`)
 	bar := regexp.MustCompile(`req/s.*\(\d+/2000\)`)
 	logs := 0
@@ -102,7 +66,7 @@ func TestLogLinesNeverInterleaveWithTheBar(t *testing.T) {
 
 func TestFoldHandlerFoldsRepeatedWarnings(t *testing.T) {
 	c := newClock()
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	h := progress.NewFoldHandler(slog.NewTextHandler(&buf, &slog.HandlerOptions{
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey {

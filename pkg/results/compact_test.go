@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/llmbatch/llmbatch/internal/testkit"
 )
 
 func TestCompactKeepsTheLastLinePerID(t *testing.T) {
@@ -53,7 +55,7 @@ func TestCompactKeepsTheLastLinePerID(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want the original 0600", fi.Mode().Perm())
 	}
-	if names := dirNames(t, filepath.Dir(path)); !slices.Equal(names, []string{"out.jsonl"}) {
+	if names := testkit.DirNames(t, filepath.Dir(path)); !slices.Equal(names, []string{"out.jsonl"}) {
 		t.Errorf("directory holds %v", names)
 	}
 }
@@ -160,7 +162,7 @@ func TestCompactFailureLeavesTheOriginal(t *testing.T) {
 	checkIntact := func(t *testing.T, path string, want []byte) {
 		t.Helper()
 		mustEqualBytes(t, "original", readFile(t, path), want)
-		if names := dirNames(t, filepath.Dir(path)); !slices.Equal(names, []string{"out.jsonl"}) {
+		if names := testkit.DirNames(t, filepath.Dir(path)); !slices.Equal(names, []string{"out.jsonl"}) {
 			t.Fatalf("directory holds %v, want only the original", names)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/llmbatch/llmbatch/internal/testkit"
 )
 
 func TestMoveAside(t *testing.T) {
@@ -34,7 +36,7 @@ func TestMoveAside(t *testing.T) {
 			t.Fatalf("original still there: %v", err)
 		}
 	}
-	if names := dirNames(t, dir); !slices.Equal(names, []string{"out.results.jsonl.20250304-050607-1.bak", "out.results.jsonl.20250304-050607.bak"}) {
+	if names := testkit.DirNames(t, dir); !slices.Equal(names, []string{"out.results.jsonl.20250304-050607-1.bak", "out.results.jsonl.20250304-050607.bak"}) {
 		t.Fatalf("directory holds %v", names)
 	}
 }

@@ -108,20 +108,6 @@ func tailOf(b []byte) []byte {
 	return b
 }
 
-// dirNames lists the names in dir.
-func dirNames(t testing.TB, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 func outPath(t testing.TB) string { return filepath.Join(t.TempDir(), "out.jsonl") }
 
 func mustEqualBytes(t testing.TB, what string, got, want []byte) {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/llmbatch/llmbatch/internal/testkit"
 )
 
 func TestLockIsExclusiveAndNamesTheHolder(t *testing.T) {
@@ -73,7 +75,7 @@ func TestLockRefusesTheInputAsOutput(t *testing.T) {
 	if got := string(readFile(t, input)); got != `{"id":"a","prompt":"hi"}`+"\n" {
 		t.Errorf("the input changed: %q", got)
 	}
-	if names := dirNames(t, dir); len(names) != 3 {
+	if names := testkit.DirNames(t, dir); len(names) != 3 {
 		t.Errorf("files created next to the input: %v", names)
 	}
 	l, err := Lock(filepath.Join(dir, "other.jsonl"), input, fixedNow)
@@ -175,7 +177,7 @@ func TestCompactRefusesAnOutputAnotherProcessHolds(t *testing.T) {
 		t.Fatalf("Compact under this process's own lock = %d, %v", removed, err)
 	}
 	mine.Unlock()
-	if names := dirNames(t, filepath.Dir(out)); !slices.Equal(names, []string{"out.jsonl"}) {
+	if names := testkit.DirNames(t, filepath.Dir(out)); !slices.Equal(names, []string{"out.jsonl"}) {
 		t.Errorf("left behind: %v", names)
 	}
 }

@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/llmbatch/llmbatch/internal/testkit"
 	"github.com/llmbatch/llmbatch/pkg/provider"
 	"github.com/llmbatch/llmbatch/pkg/ratelimit"
 	"github.com/llmbatch/llmbatch/pkg/shared/redistest"
@@ -305,28 +305,10 @@ func TestOpenUnreachableMasksPassword(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination for a test that reads it while the store writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestRedisLostFallsBackAndRejoins(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	a := open(t, srv.URL(), Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	la := a.Lane(testInfo(), ratelimit.Limits{RPM: 6000, TPM: 600000})
 	lb := open(t, srv.URL(), Options{}).Lane(testInfo(), ratelimit.Limits{RPM: 6000, TPM: 600000})
