@@ -2,18 +2,14 @@ package cmd
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/results"
-	"github.com/llmbatch/llmbatch/pkg/sim"
 )
 
 // TestKillBatchRunAtEachStepThenResume builds the binary, serves the simulator from another process
@@ -22,43 +18,16 @@ import (
 // After each, every prompt has exactly one ok line whose answer belongs to it, and the simulator's
 // counters show every prompt sent in one batch job only (none in two live jobs) and answered once.
 func TestKillBatchRunAtEachStepThenResume(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "llmbatch")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	addr := startSimServer(t, bin, write("sim.yaml", `
+	const n = 300
+	r := newKillRig(t, `
 providers:
   - {name: so, type: sim, sim: {api: openai, batch: {turnaround: 1500ms}}, models: [{name: mo}]}
   - {name: sa, type: sim, sim: {api: anthropic, batch: {turnaround: 1500ms}}, models: [{name: ma}]}
   - {name: sg, type: sim, sim: {api: gemini, batch: {turnaround: 1500ms}}, models: [{name: mg}]}
-`))
-	const n = 300
-	prompts, err := exec.Command(bin, "sim", "prompts", fmt.Sprint(n)).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	input := write("prompts.jsonl", string(prompts))
+`, n)
+	dir, addr, input := r.dir, r.addr, r.input
 	// The runs learn batch turnarounds into a history under the test's directory, not the user's.
 	env := append(os.Environ(), "XDG_STATE_HOME="+filepath.Join(dir, "state"))
-	texts := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(prompts)), "\n") {
-		var p struct{ ID, Prompt string }
-		if err := json.Unmarshal([]byte(line), &p); err != nil {
-			t.Fatal(err)
-		}
-		texts[p.ID] = p.Prompt
-	}
 	for _, d := range []struct{ name, typ, base, model string }{
 		{"so", "openai", "/sim/so/v1", "mo"}, {"sa", "anthropic", "/sim/sa", "ma"}, {"sg", "gemini", "/sim/sg/v1beta", "mg"},
 	} {
@@ -68,7 +37,7 @@ providers:
 			}
 			t.Run(d.typ+"/"+at, func(t *testing.T) {
 				before := simServed(t, addr)[d.name+"/"+d.model]
-				cfg := write(d.name+at+".yaml", fmt.Sprintf(`
+				cfg := writeFile(t, dir, d.name+at+".yaml", fmt.Sprintf(`
 providers:
   - name: %s
     type: %s
@@ -79,15 +48,8 @@ providers:
 				output := filepath.Join(dir, d.name+at+".results.jsonl")
 				journal := output + ".batches"
 				args := []string{"run", input, "-c", cfg, "-o", output, "--via", "batch", "--quiet"}
-				cmd := exec.Command(bin, args...)
+				cmd := exec.Command(r.bin, args...)
 				cmd.Env = env
-				var stderr bytes.Buffer
-				cmd.Stderr = &stderr
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				exited := make(chan error, 1)
-				go func() { exited <- cmd.Wait() }()
 				journalHas := func(s string) func() bool {
 					return func() bool { b, _ := os.ReadFile(journal); return bytes.Contains(b, []byte(s)) }
 				}
@@ -103,45 +65,18 @@ providers:
 				case "download":
 					ready = func() bool { return countLines(output) >= 1 }
 				}
-				if !pollUntil(20*time.Second, ready) {
-					_ = cmd.Process.Kill()
-					<-exited
-					t.Fatalf("never reached %s; stderr:\n%s", at, stderr.String())
-				}
-				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-					t.Fatal(err)
-				}
-				if err := <-exited; err == nil {
-					t.Fatalf("the run finished before the kill at %s", at)
-				}
+				startThenKill(t, cmd, 20*time.Second, ready, at)
 				cp, err := results.Scan(output, results.FormatDefault)
 				if err != nil {
 					t.Fatal(err)
 				}
 				t.Logf("killed at %s: %d lines in the output", at, cp.Lines)
-				resume := exec.Command(bin, args...)
+				resume := exec.Command(r.bin, args...)
 				resume.Env = env
 				if out, err := resume.CombinedOutput(); err != nil {
 					t.Fatalf("resume: %v\n%s", err, out)
 				}
-				data, _ := os.ReadFile(output)
-				seen := map[string]bool{}
-				for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
-					var r results.Result
-					if err := json.Unmarshal([]byte(line), &r); err != nil {
-						t.Fatalf("bad line %q: %v", line, err)
-					}
-					if seen[r.CustomID] {
-						t.Fatalf("two lines for %s", r.CustomID)
-					}
-					seen[r.CustomID] = true
-					if r.Status != results.StatusOK || r.Via != "batch" || !strings.HasPrefix(r.Content, sim.Digest([]string{texts[r.CustomID]})) {
-						t.Fatalf("%s: %s via %q %.40q is not the batch answer to its prompt", r.CustomID, r.Status, r.Via, r.Content)
-					}
-				}
-				if len(seen) != n {
-					t.Fatalf("%d ids in the output, %d prompts", len(seen), n)
-				}
+				checkOneAnswerEach(t, output, r.texts, "batch")
 				after := simServed(t, addr)[d.name+"/"+d.model]
 				lines, ok, dup := after.BatchLines-before.BatchLines, after.BatchOK-before.BatchOK, after.BatchDuplicateLive-before.BatchDuplicateLive
 				if lines != n || ok != n || dup != 0 {

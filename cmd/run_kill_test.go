@@ -2,13 +2,11 @@ package cmd
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,30 +21,16 @@ import (
 // output lacks are no more than the concurrency, every prompt ends with exactly one ok line, and
 // every answer belongs to its prompt.
 func TestKillAtFractionsThenResume(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "llmbatch")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	addr := startSimServer(t, bin, write("sim.yaml", `
+	const concurrency, n = 16, 500
+	r := newKillRig(t, `
 providers:
   - name: s1
     type: sim
     models: [{name: m-small, category: small}]
     sim: {latency: 60ms, jitter: 0.5}
-`))
-	const concurrency, n = 16, 500
-	cfg := write("providers.yaml", fmt.Sprintf(`
+`, n)
+	dir, bin, addr, input := r.dir, r.bin, r.addr, r.input
+	cfg := writeFile(t, dir, "providers.yaml", fmt.Sprintf(`
 defaults: {concurrency: %d, timeout: 10s}
 providers:
   - name: s1
@@ -55,19 +39,6 @@ providers:
     api_key_env: LLMBATCH_KILL_TEST_KEY
     models: [{name: m-small, category: small, input_per_mtok: 0.1, output_per_mtok: 0.4}]
 `, concurrency, addr))
-	prompts, err := exec.Command(bin, "sim", "prompts", fmt.Sprint(n)).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	input := write("prompts.jsonl", string(prompts))
-	texts := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(prompts)), "\n") {
-		var p struct{ ID, Prompt string }
-		if err := json.Unmarshal([]byte(line), &p); err != nil {
-			t.Fatal(err)
-		}
-		texts[p.ID] = p.Prompt
-	}
 	output := filepath.Join(dir, "prompts.results.jsonl")
 	args := []string{"run", input, "-c", cfg, "--quiet"}
 	const apiKey = "sk-kill-test-0123456789abcdef"
@@ -79,25 +50,7 @@ providers:
 		at := n * pct / 100
 		cmd := exec.Command(bin, args...)
 		cmd.Env = env
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		if !pollUntil(10*time.Second, func() bool { return countLines(output) >= at }) {
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Fatalf("the output never reached %d lines; stderr:\n%s", at, stderr.String())
-		}
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-exited; err == nil {
-			t.Fatalf("the run finished before the kill at %d%%", pct)
-		}
-		stderrs.Write(stderr.Bytes())
+		stderrs.Write(startThenKill(t, cmd, 10*time.Second, func() bool { return countLines(output) >= at }, fmt.Sprintf("%d%% (%d lines)", pct, at)))
 		// The server finishes (or cancels) what the dead client had in flight; then compare.
 		var st sim.ModelStats
 		if !pollUntil(5*time.Second, func() bool {
@@ -134,28 +87,7 @@ providers:
 		}
 	}
 
-	data, err := os.ReadFile(output)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
-		var r results.Result
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("bad line %q: %v", line, err)
-		}
-		if seen[r.CustomID] {
-			t.Fatalf("two lines for %s", r.CustomID)
-		}
-		seen[r.CustomID] = true
-		text, ok := texts[r.CustomID]
-		if !ok || r.Status != results.StatusOK || !strings.HasPrefix(r.Content, sim.Digest([]string{text})) {
-			t.Fatalf("%s: %s %.40q is not the answer to its prompt", r.CustomID, r.Status, r.Content)
-		}
-	}
-	if len(seen) != n {
-		t.Fatalf("%d ids in the output, %d prompts", len(seen), n)
-	}
+	data := checkOneAnswerEach(t, output, r.texts, "")
 	if strings.Contains(string(data), apiKey) || strings.Contains(stderrs.String(), apiKey) {
 		t.Error("the API key appears in the output or the logs")
 	}
