@@ -2,14 +2,11 @@ package batch_test
 
 import (
 	"context"
-	"net/http"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/batch"
-	"github.com/llmbatch/llmbatch/pkg/config"
-	"github.com/llmbatch/llmbatch/pkg/progress"
 	"github.com/llmbatch/llmbatch/pkg/results"
 	"github.com/llmbatch/llmbatch/pkg/sim"
 )
@@ -39,21 +36,10 @@ func TestSummaryCountsMatchTheSimulator(t *testing.T) {
 			before = now
 			return d
 		}
-		options := func() batch.Options {
-			o := r.options()
-			o.Transport = func(*config.Provider) http.RoundTripper { return srv.Transport() }
-			o.Summary = progress.NewSummary(time.Now)
-			return o
-		}
 
 		// Run 1 stops after 45 s: prompts waiting for a retry or for the lane are left unfinished.
-		o := options()
-		stop := make(chan struct{})
-		o.Stop = stop
-		go func() {
-			time.Sleep(45 * time.Second)
-			close(stop)
-		}()
+		o := r.simOptions(srv)
+		stopAfter(&o, 45*time.Second)
 		rep, err := batch.Run(context.Background(), o)
 		if err != nil || !rep.Interrupted || rep.Remaining == 0 {
 			t.Fatalf("run 1: %+v, %v; want interrupted with prompts remaining", rep, err)
@@ -75,7 +61,7 @@ func TestSummaryCountsMatchTheSimulator(t *testing.T) {
 		for _, l := range r.lines() {
 			doneBefore[l.CustomID] = l.Status == results.StatusOK
 		}
-		o = options()
+		o = r.simOptions(srv)
 		rep, err = batch.Run(context.Background(), o)
 		if err != nil || rep.Remaining != 0 || rep.Skipped == 0 {
 			t.Fatalf("run 2: %+v, %v; want a resumed run that completes", rep, err)

@@ -75,6 +75,25 @@ func (r *rig) options() batch.Options {
 		Warn: &r.logs, Logger: slog.New(slog.NewTextHandler(&r.logs, nil)), Now: time.Now}
 }
 
+// simOptions is r.options with every provider served by srv, so the test can read srv's counters,
+// and a summary to compare them with.
+func (r *rig) simOptions(srv *sim.Server) batch.Options {
+	o := r.options()
+	o.Transport = func(*config.Provider) http.RoundTripper { return srv.Transport() }
+	o.Summary = progress.NewSummary(time.Now)
+	return o
+}
+
+// stopAfter sets o.Stop to close d from now, as a user's Ctrl-C would mid-run.
+func stopAfter(o *batch.Options, d time.Duration) {
+	stop := make(chan struct{})
+	o.Stop = stop
+	go func() {
+		time.Sleep(d)
+		close(stop)
+	}()
+}
+
 // lines reads the output back, checking each answer belongs to its prompt.
 func (r *rig) lines() []results.Result {
 	r.t.Helper()
@@ -266,16 +285,9 @@ func TestRunSummaryCountsEvery429(t *testing.T) {
 		srv := sim.New(r.cfg, sim.Options{Now: time.Now, Seed: 1})
 		sent := 0
 		for run := range 2 {
-			o := r.options()
-			o.Transport = func(*config.Provider) http.RoundTripper { return srv.Transport() }
-			o.Summary = progress.NewSummary(time.Now)
+			o := r.simOptions(srv)
 			if run == 0 {
-				stop := make(chan struct{})
-				o.Stop = stop
-				go func() {
-					time.Sleep(30 * time.Second)
-					close(stop)
-				}()
+				stopAfter(&o, 30*time.Second)
 			}
 			rep, err := batch.Run(context.Background(), o)
 			if err != nil {
@@ -322,12 +334,7 @@ func TestRunStopIsGraceful(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, fmt.Sprintf(oneProvider, "", ""), 40)
 		o := r.options()
-		stop := make(chan struct{})
-		o.Stop = stop
-		go func() {
-			time.Sleep(500 * time.Millisecond)
-			close(stop)
-		}()
+		stopAfter(&o, 500*time.Millisecond)
 		rep, err := batch.Run(context.Background(), o)
 		if err != nil {
 			t.Fatal(err)
