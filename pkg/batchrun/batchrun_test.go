@@ -34,30 +34,43 @@ type lane struct {
 
 func newLane(t *testing.T, api, model, simBatch string, n int) *lane {
 	t.Helper()
-	cfg, err := config.Parse("t.yaml", []byte(fmt.Sprintf(`providers:
+	cfg, srv, cl := simBatchAPI(t, fmt.Sprintf(`providers:
   - name: p
     type: sim
     batch: true
     models: [{name: %s, input_per_mtok: 0.15, output_per_mtok: 0.6, max_output_tokens: 4096}]
     sim: {api: %s, batch: %s}
-`, model, api, simBatch)))
+`, model, api, simBatch))
+	l := &lane{cfg: cfg, srv: srv, client: cl, model: cfg.Providers[0].Models[0], byID: map[string]batchrun.Prompt{}}
+	for i := range n {
+		id := fmt.Sprintf("p%04d", i)
+		l.byID[id] = userPrompt(id, model, fmt.Sprintf("prompt number %d of the lane", i), 150)
+		l.order = append(l.order, id)
+	}
+	return l
+}
+
+// simBatchAPI parses providersYAML and serves its first provider from the in-process simulator,
+// returning the batch client that reaches it over HTTP.
+func simBatchAPI(tb testing.TB, providersYAML string) (*config.Config, *sim.Server, batchapi.Client) {
+	tb.Helper()
+	cfg, err := config.Parse("t.yaml", []byte(providersYAML))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	srv := sim.New(cfg, sim.Options{})
 	cl, err := batchapi.New(cfg.Providers[0], batchapi.Options{Client: &http.Client{Transport: srv.Transport()}})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	l := &lane{cfg: cfg, srv: srv, client: cl, model: cfg.Providers[0].Models[0], byID: map[string]batchrun.Prompt{}}
-	for i := range n {
-		id := fmt.Sprintf("p%04d", i)
-		text := fmt.Sprintf("prompt number %d of the lane", i)
-		req := &provider.Request{Model: model, MaxTokens: 150, Messages: []request.Message{{Role: "user", Content: request.Content{Text: text}}}}
-		l.byID[id] = batchrun.Prompt{ID: id, Request: req, Tokens: int64(sim.PromptTokens([]string{text}) + 150)}
-		l.order = append(l.order, id)
-	}
-	return l
+	return cfg, srv, cl
+}
+
+// userPrompt is a one-message prompt to model, its tokens estimated as the simulator counts the
+// text plus maxTokens of answer.
+func userPrompt(id, model, text string, maxTokens int) batchrun.Prompt {
+	req := &provider.Request{Model: model, MaxTokens: maxTokens, Messages: []request.Message{{Role: "user", Content: request.Content{Text: text}}}}
+	return batchrun.Prompt{ID: id, Request: req, Tokens: int64(sim.PromptTokens([]string{text}) + maxTokens)}
 }
 
 // output is what the result file would hold: one ok line per id (the resume rules drop repeats).

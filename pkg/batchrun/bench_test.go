@@ -3,7 +3,6 @@ package batchrun_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -15,10 +14,6 @@ import (
 	"github.com/llmbatch/llmbatch/pkg/batchapi"
 	"github.com/llmbatch/llmbatch/pkg/batchjournal"
 	"github.com/llmbatch/llmbatch/pkg/batchrun"
-	"github.com/llmbatch/llmbatch/pkg/config"
-	"github.com/llmbatch/llmbatch/pkg/provider"
-	"github.com/llmbatch/llmbatch/pkg/request"
-	"github.com/llmbatch/llmbatch/pkg/sim"
 )
 
 // BenchmarkSubmit200k plans, journals and uploads a 200,000-prompt lane (OpenAI dialect) as 4 jobs
@@ -29,18 +24,12 @@ import (
 func BenchmarkSubmit200k(b *testing.B) {
 	const n = 200_000
 	mk := func(i int) batchrun.Prompt {
-		text := fmt.Sprintf("Summarise item %d of the catalogue: a plain sentence of about a hundred and fifty bytes describing it.", i)
-		return batchrun.Prompt{ID: "p" + strconv.Itoa(i), Tokens: int64(sim.PromptTokens([]string{text}) + 200),
-			Request: &provider.Request{Model: "gpt-sim", MaxTokens: 200, Messages: []request.Message{{Role: "user", Content: request.Content{Text: text}}}}}
+		return userPrompt("p"+strconv.Itoa(i), "gpt-sim",
+			fmt.Sprintf("Summarise item %d of the catalogue: a plain sentence of about a hundred and fifty bytes describing it.", i), 200)
 	}
 	for range b.N {
 		b.StopTimer()
-		cfg, err := config.Parse("t.yaml", []byte("providers:\n  - {name: p, type: sim, sim: {api: openai, batch: {turnaround: 1h}}, models: [{name: gpt-sim}]}\n"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		srv := sim.New(cfg, sim.Options{})
-		cl, _ := batchapi.New(cfg.Providers[0], batchapi.Options{Client: &http.Client{Transport: srv.Transport()}})
+		_, srv, cl := simBatchAPI(b, "providers:\n  - {name: p, type: sim, sim: {api: openai, batch: {turnaround: 1h}}, models: [{name: gpt-sim}]}\n")
 		j, _, err := batchjournal.Open(batchjournal.Path(filepath.Join(b.TempDir(), "out.jsonl")), nil)
 		if err != nil {
 			b.Fatal(err)
