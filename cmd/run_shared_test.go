@@ -36,23 +36,16 @@ func newSharedRig(t *testing.T, simYAML string) *sharedRig {
 	if testing.Short() {
 		t.Skip("builds and runs the binary, redis-server and sim serve")
 	}
-	r := &sharedRig{t: t, dir: t.TempDir()}
-	r.bin = filepath.Join(r.dir, "llmbatch")
-	if out, err := exec.Command("go", "build", "-o", r.bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	r := &sharedRig{t: t, dir: t.TempDir(), bin: buildBinary(t)}
 	r.addr = startSimServer(t, r.bin, r.write("sim.yaml", simYAML))
 	r.redis = redistest.Start(t)
 	r.env = append(os.Environ(), "LLMBATCH_SHARED_TEST_KEY="+sharedTestKey)
 	return r
 }
 
+// write writes content to the rig's directory as name and returns the path.
 func (r *sharedRig) write(name, content string) string {
-	p := filepath.Join(r.dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		r.t.Fatal(err)
-	}
-	return p
+	return writeFile(r.t, r.dir, name, content)
 }
 
 // prompts writes n synthetic prompts and returns the file.
@@ -131,6 +124,21 @@ func okLines(t *testing.T, res []procResult) (map[string]int, float64) {
 		}
 	}
 	return ok, cost
+}
+
+// oneOKLineEach fails the test unless the shards' outputs hold exactly one ok line for each of n
+// prompts.
+func oneOKLineEach(t *testing.T, res []procResult, n int) {
+	t.Helper()
+	ok, _ := okLines(t, res)
+	if len(ok) != n {
+		t.Fatalf("%d prompts have an ok line, want %d", len(ok), n)
+	}
+	for id, k := range ok {
+		if k != 1 {
+			t.Fatalf("%s has %d ok lines", id, k)
+		}
+	}
 }
 
 // watchSim polls the simulator's counters until stop is closed; it returns when the first request
@@ -224,15 +232,7 @@ func TestSharedThreeProcessesAtTheCeiling(t *testing.T) {
 					t.Error("the API key is in the logs")
 				}
 			}
-			ok, _ := okLines(t, res)
-			if len(ok) != n {
-				t.Fatalf("%d prompts have an ok line, want %d", len(ok), n)
-			}
-			for id, k := range ok {
-				if k != 1 {
-					t.Fatalf("%s has %d ok lines", id, k)
-				}
-			}
+			oneOKLineEach(t, res, n)
 			st := simServed(t, r.addr)["s1/m1"]
 			el := last.Sub(first).Seconds()
 			share := float64(n) / el / (rpm / 60.0)
@@ -330,15 +330,7 @@ func TestSharedRedisKilledAndRestarted(t *testing.T) {
 			t.Logf("shard %d/3 did not notice the outage (it may have been between requests):\n%s", i+1, p.stderr)
 		}
 	}
-	ok, _ := okLines(t, res)
-	if len(ok) != n {
-		t.Fatalf("%d prompts have an ok line, want %d", len(ok), n)
-	}
-	for id, k := range ok {
-		if k != 1 {
-			t.Fatalf("%s has %d ok lines", id, k)
-		}
-	}
+	oneOKLineEach(t, res, n)
 	st := simServed(t, r.addr)["s1/m1"]
 	t.Logf("simulator: %+v", st)
 	if st.OK != n {
