@@ -347,15 +347,19 @@ func TestSharedRedisKilledAndRestarted(t *testing.T) {
 	}
 }
 
-// TestRunSharedUsageErrors: an unreachable Redis, a bad --shard or --job without --shared stop the
-// run before anything is sent, with exit 2 and no password in the message.
-func TestRunSharedUsageErrors(t *testing.T) {
-	s := newSimRun(t, `
+// oneSimModel is a config with one in-process simulated provider and model, for the tests that run
+// in this process.
+const oneSimModel = `
 providers:
   - name: s1
     type: sim
     models: [{name: m1, category: small}]
-`, 20, 40)
+`
+
+// TestRunSharedUsageErrors: an unreachable Redis, a bad --shard or --job without --shared stop the
+// run before anything is sent, with exit 2 and no password in the message.
+func TestRunSharedUsageErrors(t *testing.T) {
+	s := newSimRun(t, oneSimModel, 20, 40)
 	srv := redistest.Start(t)
 	srv.Kill()
 	for _, c := range []struct {
@@ -386,13 +390,7 @@ func TestRunSharedFromConfig(t *testing.T) {
 		"redis://" + srv.Addr() + "/0":             "redis unreachable",
 		"redis://:pw-in-file@" + srv.Addr() + "/0": "holds a password",
 	} {
-		s := newSimRun(t, fmt.Sprintf(`
-shared: {url: "%s"}
-providers:
-  - name: s1
-    type: sim
-    models: [{name: m1, category: small}]
-`, url), 5, 40)
+		s := newSimRun(t, "\nshared: {url: \""+url+"\"}"+oneSimModel, 5, 40)
 		code, _ := s.run()
 		if code != ExitUsage || !strings.Contains(s.stderr.String(), want) || strings.Contains(s.stderr.String(), "pw-in-file") {
 			t.Errorf("shared.url %s: exit %d, stderr %q; want exit 2 saying %q", shared.Redact(url), code, s.stderr.String(), want)
@@ -403,12 +401,7 @@ providers:
 // TestRunShardsSplitTheInput: the three shards' outputs are disjoint and together answer every
 // prompt once, with the in-process simulator.
 func TestRunShardsSplitTheInput(t *testing.T) {
-	s := newSimRun(t, `
-providers:
-  - name: s1
-    type: sim
-    models: [{name: m1, category: small}]
-`, 90, 40)
+	s := newSimRun(t, oneSimModel, 90, 40)
 	seen := map[string]int{}
 	base := s.output
 	for i := 1; i <= 3; i++ {
