@@ -4,7 +4,7 @@ STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 STATICCHECK_VERSION ?= v0.8.2
 BIN         ?= bin/llmbatch
 
-.PHONY: build test lint tools bench bench-run bench-estimate bench-loopback bench-batch demo clean
+.PHONY: build test lint tools deps bench bench-run bench-estimate bench-loopback bench-batch demo clean
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN) .  # -buildvcs: `llmbatch version` names the git revision even when GOFLAGS turns stamping off
@@ -19,7 +19,16 @@ lint: tools
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 
-test: lint
+# The tests start a real redis-server (shared limits) and headless Chromium (the run report): installs
+# the Debian packages when either is missing (as root, or through sudo).
+deps:
+	@if ! command -v redis-server >/dev/null || ! command -v chromium >/dev/null; then \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends redis-server chromium; \
+	fi
+
+test: lint deps
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 bench:

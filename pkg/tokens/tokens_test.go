@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/llmbatch/llmbatch/pkg/request"
 )
@@ -94,21 +93,8 @@ func TestCountPathological(t *testing.T) {
 			}
 		}
 	}
-	// 100 KB without whitespace must count in well under a second (tiktoken takes seconds).
-	limit := 500 * time.Millisecond
-	if raceEnabled {
-		limit = 5 * time.Second
-	}
-	for _, unit := range []string{"a", " ", "数"} {
-		text := strings.Repeat(unit, 100_000/len(unit))
-		for _, enc := range v.Encodings {
-			start := time.Now()
-			c.Count(enc, text)
-			if d := time.Since(start); d > limit {
-				t.Errorf("%s: 100 KB of %q took %v", enc, unit, d)
-			}
-		}
-	}
+	// Its speed (100 KB without whitespace in well under a second; tiktoken takes seconds) is
+	// measured by BenchmarkPathological, not asserted here.
 }
 
 func chatRequest(msgs []struct {
