@@ -87,49 +87,16 @@ func (c *anthropicClient) Submit(ctx context.Context, ch *Chunk, _ Hooks) (*Job,
 }
 
 func (c *anthropicClient) Get(ctx context.Context, id string) (*Job, error) {
-	var b anBatch
-	if err := c.h.getJSON(ctx, c.base+"/"+url.PathEscape(id), &b); err != nil {
-		return nil, err
-	}
-	return b.job(), nil
+	return fetchJob[anBatch](ctx, &c.h, http.MethodGet, c.base+"/"+url.PathEscape(id))
 }
 
 func (c *anthropicClient) Cancel(ctx context.Context, id string) (*Job, error) {
-	var b anBatch
-	if err := c.h.sendJSON(ctx, http.MethodPost, c.base+"/"+url.PathEscape(id)+"/cancel", nil, &b); err != nil {
-		return nil, err
-	}
-	return b.job(), nil
+	return fetchJob[anBatch](ctx, &c.h, http.MethodPost, c.base+"/"+url.PathEscape(id)+"/cancel")
 }
 
 func (c *anthropicClient) List(ctx context.Context, f Filter) ([]*Job, error) {
-	var out []*Job
-	after := ""
-	for {
-		u := c.base + "?limit=100"
-		if after != "" {
-			u += "&after_id=" + url.QueryEscape(after)
-		}
-		var page struct {
-			Data    []anBatch `json:"data"`
-			HasMore bool      `json:"has_more"`
-			LastID  string    `json:"last_id"`
-		}
-		if err := c.h.getJSON(ctx, u, &page); err != nil {
-			return nil, err
-		}
-		for i := range page.Data {
-			j := page.Data[i].job()
-			if j.CreatedAt.Before(f.Since) {
-				return out, nil
-			}
-			out = append(out, j)
-		}
-		if !page.HasMore || page.LastID == "" {
-			return out, nil
-		}
-		after = page.LastID
-	}
+	// Anthropic batches carry no metadata: every job since f.Since is a candidate.
+	return listJobs[anBatch](ctx, &c.h, c.base+"?limit=100", "after_id", f, func(*Job) bool { return true })
 }
 
 func (c *anthropicClient) Results(ctx context.Context, job *Job, fn func(Result) error) error {

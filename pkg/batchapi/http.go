@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -141,4 +142,57 @@ func (h *httpDoer) scrub(err error) error {
 		return err
 	}
 	return errors.New(strings.ReplaceAll(err.Error(), h.secret, "[redacted]"))
+}
+
+// batchObject is a pointer to a dialect's decoded batch resource, which converts to the neutral Job.
+type batchObject[T any] interface {
+	*T
+	job() *Job
+}
+
+// fetchJob sends method to u with no body (a GET, or a POST such as cancel) and converts the
+// dialect's batch resource in the answer.
+func fetchJob[T any, P batchObject[T]](ctx context.Context, h *httpDoer, method, u string) (*Job, error) {
+	var b T
+	var err error
+	if method == http.MethodGet {
+		err = h.getJSON(ctx, u, &b)
+	} else {
+		err = h.sendJSON(ctx, method, u, nil, &b)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return P(&b).job(), nil
+}
+
+// listJobs pages through a list of batches in the shape OpenAI and Anthropic share (data, has_more,
+// last_id; newest first) from first, passing the last id as afterParam, until a job created before
+// f.Since; it keeps the jobs keep accepts.
+func listJobs[T any, P batchObject[T]](ctx context.Context, h *httpDoer, first, afterParam string, f Filter, keep func(*Job) bool) ([]*Job, error) {
+	var out []*Job
+	u := first
+	for {
+		var page struct {
+			Data    []T    `json:"data"`
+			HasMore bool   `json:"has_more"`
+			LastID  string `json:"last_id"`
+		}
+		if err := h.getJSON(ctx, u, &page); err != nil {
+			return nil, err
+		}
+		for i := range page.Data {
+			j := P(&page.Data[i]).job()
+			if j.CreatedAt.Before(f.Since) {
+				return out, nil
+			}
+			if keep(j) {
+				out = append(out, j)
+			}
+		}
+		if !page.HasMore || page.LastID == "" {
+			return out, nil
+		}
+		u = first + "&" + afterParam + "=" + url.QueryEscape(page.LastID)
+	}
 }

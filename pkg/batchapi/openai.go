@@ -105,51 +105,16 @@ func (c *openAIClient) Create(ctx context.Context, tag Tag, fileID string) (*Job
 }
 
 func (c *openAIClient) Get(ctx context.Context, id string) (*Job, error) {
-	var b oaBatch
-	if err := c.h.getJSON(ctx, c.base+"/batches/"+url.PathEscape(id), &b); err != nil {
-		return nil, err
-	}
-	return b.job(), nil
+	return fetchJob[oaBatch](ctx, &c.h, http.MethodGet, c.base+"/batches/"+url.PathEscape(id))
 }
 
 func (c *openAIClient) Cancel(ctx context.Context, id string) (*Job, error) {
-	var b oaBatch
-	if err := c.h.sendJSON(ctx, http.MethodPost, c.base+"/batches/"+url.PathEscape(id)+"/cancel", nil, &b); err != nil {
-		return nil, err
-	}
-	return b.job(), nil
+	return fetchJob[oaBatch](ctx, &c.h, http.MethodPost, c.base+"/batches/"+url.PathEscape(id)+"/cancel")
 }
 
 func (c *openAIClient) List(ctx context.Context, f Filter) ([]*Job, error) {
-	var out []*Job
-	after := ""
-	for {
-		u := c.base + "/batches?limit=100"
-		if after != "" {
-			u += "&after=" + url.QueryEscape(after)
-		}
-		var page struct {
-			Data    []oaBatch `json:"data"`
-			HasMore bool      `json:"has_more"`
-			LastID  string    `json:"last_id"`
-		}
-		if err := c.h.getJSON(ctx, u, &page); err != nil {
-			return nil, err
-		}
-		for i := range page.Data {
-			j := page.Data[i].job()
-			if j.CreatedAt.Before(f.Since) {
-				return out, nil
-			}
-			if f.Job == "" || j.Tag.Job == f.Job {
-				out = append(out, j)
-			}
-		}
-		if !page.HasMore || page.LastID == "" {
-			return out, nil
-		}
-		after = page.LastID
-	}
+	return listJobs[oaBatch](ctx, &c.h, c.base+"/batches?limit=100", "after", f,
+		func(j *Job) bool { return f.Job == "" || j.Tag.Job == f.Job })
 }
 
 func (c *openAIClient) Results(ctx context.Context, job *Job, fn func(Result) error) error {
