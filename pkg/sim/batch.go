@@ -403,6 +403,27 @@ func (s *Server) nextID(prefix string) string {
 
 // page returns the slice of items (newest first) after the cursor id and at most limit long, and
 // whether more follow.
+// listPage settles the batch store and returns one page (newest first, after the batch id after) of
+// dialect a's batches, each rendered by object under the store's lock, and whether more follow.
+func (s *Server) listPage(a api, after string, limit int, now time.Time, object func(*simBatch) map[string]any) ([]*simBatch, []map[string]any, bool) {
+	st := s.batches
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s.settle(st, now)
+	var mine []*simBatch
+	for _, b := range st.batches {
+		if b.a == a {
+			mine = append(mine, b)
+		}
+	}
+	items, more := page(mine, after, limit)
+	data := make([]map[string]any, len(items))
+	for i, b := range items {
+		data[i] = object(b)
+	}
+	return items, data, more
+}
+
 func page(bs []*simBatch, after string, limit int) ([]*simBatch, bool) {
 	if limit <= 0 || limit > 100 {
 		limit = 20

@@ -26,20 +26,8 @@ func (s *Server) serveAnthropicBatch(w http.ResponseWriter, r *http.Request, hin
 	case id == "" && r.Method == http.MethodGet:
 		q := r.URL.Query()
 		limit, _ := strconv.Atoi(q.Get("limit"))
-		st.mu.Lock()
-		s.settle(st, now)
-		var an []*simBatch
-		for _, b := range st.batches {
-			if b.a == apiAnthropic {
-				an = append(an, b)
-			}
-		}
-		items, more := page(an, q.Get("after_id"), limit)
-		data := make([]map[string]any, len(items))
-		for i, b := range items {
-			data[i] = b.anthropicObject(now, r)
-		}
-		st.mu.Unlock()
+		items, data, more := s.listPage(apiAnthropic, q.Get("after_id"), limit, now,
+			func(b *simBatch) map[string]any { return b.anthropicObject(now, r) })
 		list := map[string]any{"data": data, "has_more": more, "first_id": nil, "last_id": nil}
 		if len(items) > 0 {
 			list["first_id"], list["last_id"] = items[0].id, items[len(items)-1].id

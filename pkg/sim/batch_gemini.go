@@ -34,20 +34,8 @@ func (s *Server) serveGeminiBatch(w http.ResponseWriter, r *http.Request, hint, 
 	case path == "/v1beta/batches" && r.Method == http.MethodGet:
 		q := r.URL.Query()
 		limit, _ := strconv.Atoi(q.Get("pageSize"))
-		st.mu.Lock()
-		s.settle(st, now)
-		var gb []*simBatch
-		for _, b := range st.batches {
-			if b.a == apiGemini {
-				gb = append(gb, b)
-			}
-		}
-		items, more := page(gb, q.Get("pageToken"), limit)
-		ops := make([]map[string]any, len(items))
-		for i, b := range items {
-			ops[i] = s.geminiOperation(b, now)
-		}
-		st.mu.Unlock()
+		items, ops, more := s.listPage(apiGemini, q.Get("pageToken"), limit, now,
+			func(b *simBatch) map[string]any { return s.geminiOperation(b, now) })
 		list := map[string]any{"operations": ops}
 		if more {
 			list["nextPageToken"] = items[len(items)-1].id

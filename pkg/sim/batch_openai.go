@@ -31,20 +31,8 @@ func (s *Server) serveOpenAIBatch(w http.ResponseWriter, r *http.Request, hint, 
 	case path == "/v1/batches" && r.Method == http.MethodGet:
 		q := r.URL.Query()
 		limit, _ := strconv.Atoi(q.Get("limit"))
-		st.mu.Lock()
-		s.settle(st, now)
-		var oa []*simBatch
-		for _, b := range st.batches {
-			if b.a == apiOpenAI {
-				oa = append(oa, b)
-			}
-		}
-		items, more := page(oa, q.Get("after"), limit)
-		data := make([]map[string]any, len(items))
-		for i, b := range items {
-			data[i] = b.openAIObject(now)
-		}
-		st.mu.Unlock()
+		items, data, more := s.listPage(apiOpenAI, q.Get("after"), limit, now,
+			func(b *simBatch) map[string]any { return b.openAIObject(now) })
 		list := map[string]any{"object": "list", "data": data, "has_more": more, "first_id": nil, "last_id": nil}
 		if len(items) > 0 {
 			list["first_id"], list["last_id"] = items[0].id, items[len(items)-1].id
