@@ -113,38 +113,29 @@ func buildLex() *lex {
 		}
 	}
 	// Phrase ids after the words: the keys were fixed above, ids are only for counting once.
+	phraseID := func(s string) {
+		ws := splitWords(s)
+		if len(ws) < 2 {
+			return
+		}
+		var key [3]uint16
+		for i, w := range ws {
+			key[i] = l.words[w].id
+		}
+		if e := l.phrases[key]; e.id == 0 {
+			e.id = next
+			next++
+			l.phrases[key] = e
+		}
+	}
 	for f := feature(0); f < numFeatures; f++ { // in a fixed order, so ids do not depend on map order
 		for _, s := range lexicon[f] {
-			ws := splitWords(s)
-			if len(ws) < 2 {
-				continue
-			}
-			var key [3]uint16
-			for i, w := range ws {
-				key[i] = l.words[w].id
-			}
-			if e := l.phrases[key]; e.id == 0 {
-				e.id = next
-				next++
-				l.phrases[key] = e
-			}
+			phraseID(s)
 		}
 	}
 	for _, k := range []uint8{kindCodeLanguage, kindCodeTerm} {
 		for _, s := range codeWords[k] {
-			ws := splitWords(s)
-			if len(ws) < 2 {
-				continue
-			}
-			var key [3]uint16
-			for i, w := range ws {
-				key[i] = l.words[w].id
-			}
-			if e := l.phrases[key]; e.id == 0 {
-				e.id = next
-				next++
-				l.phrases[key] = e
-			}
+			phraseID(s)
 		}
 	}
 	for f := feature(0); f < numFeatures; f++ {
