@@ -98,10 +98,11 @@ providers:
 	}
 }
 
-// pollUntil checks cond every 10 ms until it holds (true) or timeout passes (false). It is for
-// waiting on another process, which synctest cannot do.
+// pollUntil checks cond every 2 ms until it holds (true) or timeout passes (false). It is for
+// waiting on another process, which synctest cannot do; the short tick matters for kill points that
+// last only milliseconds (a batch download).
 func pollUntil(timeout time.Duration, cond func() bool) bool {
-	tick := time.NewTicker(10 * time.Millisecond)
+	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.After(timeout)
 	for !cond() {

@@ -59,28 +59,7 @@ func (c *geminiClient) Submit(ctx context.Context, ch *Chunk, _ Hooks) (*Job, er
 		return nil, err
 	}
 	resp, err := c.h.stream(ctx, http.MethodPost, c.base+"/"+modelPath(ch.Model)+":batchGenerateContent", "application/json", func(w io.Writer) error {
-		bw := bufio.NewWriterSize(w, 256<<10)
-		if _, err := bw.WriteString(`{"batch":{"displayName":` + string(name) + `,"inputConfig":{"requests":{"requests":[`); err != nil {
-			return err
-		}
-		first := true
-		if err := ch.Items(func(it Item) error {
-			el, err := c.Encode(it)
-			if err != nil {
-				return err
-			}
-			if first {
-				el, first = el[1:], false
-			}
-			_, err = bw.Write(el)
-			return err
-		}); err != nil {
-			return err
-		}
-		if _, err := bw.WriteString("]}}}}"); err != nil {
-			return err
-		}
-		return bw.Flush()
+		return writeArray(w, `{"batch":{"displayName":`+string(name)+`,"inputConfig":{"requests":{"requests":[`, "]}}}}", ch, c.Encode)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create batch for %s: %w", ch.Tag.Chunk, err)

@@ -1,6 +1,7 @@
 package batchapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -195,4 +196,31 @@ func listJobs[T any, P batchObject[T]](ctx context.Context, h *httpDoer, first, 
 		}
 		u = first + "&" + afterParam + "=" + url.QueryEscape(page.LastID)
 	}
+}
+
+// writeArray streams one JSON body to w: head, then every item of ch as encode writes it (with a
+// leading comma, dropped from the first), then tail; the chunk is never held whole in memory.
+func writeArray(w io.Writer, head, tail string, ch *Chunk, encode func(Item) ([]byte, error)) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	if _, err := bw.WriteString(head); err != nil {
+		return err
+	}
+	first := true
+	if err := ch.Items(func(it Item) error {
+		el, err := encode(it)
+		if err != nil {
+			return err
+		}
+		if first {
+			el, first = el[1:], false
+		}
+		_, err = bw.Write(el)
+		return err
+	}); err != nil {
+		return err
+	}
+	if _, err := bw.WriteString(tail); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
