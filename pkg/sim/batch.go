@@ -403,6 +403,21 @@ func (s *Server) nextID(prefix string) string {
 
 // page returns the slice of items (newest first) after the cursor id and at most limit long, and
 // whether more follow.
+// enqueue admits batch b of size n into the store (the dialect's error if its limits refuse it, as
+// Anthropic and Gemini answer at creation) and answers with object, rendered under the store's lock.
+func (s *Server) enqueue(w http.ResponseWriter, b *simBatch, n int64, now time.Time, object func() any) {
+	st := s.batches
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s.settle(st, now)
+	if e := s.admit(st, b, n); e != nil {
+		writeError(w, b.a, e, now, true)
+		return
+	}
+	st.add(b)
+	writeJSON(w, http.StatusOK, mustJSON(object()))
+}
+
 // listPage settles the batch store and returns one page (newest first, after the batch id after) of
 // dialect a's batches, each rendered by object under the store's lock, and whether more follow.
 func (s *Server) listPage(a api, after string, limit int, now time.Time, object func(*simBatch) map[string]any) ([]*simBatch, []map[string]any, bool) {

@@ -110,16 +110,7 @@ func (s *Server) createAnthropicBatch(w http.ResponseWriter, r *http.Request, hi
 		writeError(w, apiAnthropic, errBadRequest("invalid request body: "+err.Error()), now, true)
 		return
 	}
-	st := s.batches
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	s.settle(st, now)
-	if e := s.admit(st, b, cr.n); e != nil {
-		writeError(w, apiAnthropic, e, now, true)
-		return
-	}
-	st.add(b)
-	writeJSON(w, http.StatusOK, mustJSON(b.anthropicObject(now, r)))
+	s.enqueue(w, b, cr.n, now, func() any { return b.anthropicObject(now, r) })
 }
 
 // anthropicObject is b as the message_batch object at now.

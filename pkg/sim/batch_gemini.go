@@ -118,16 +118,7 @@ func (s *Server) createGeminiBatch(w http.ResponseWriter, r *http.Request, hint,
 		c, err := parseGemini(model, q.Request)
 		b.lines = append(b.lines, s.parseLine(key, c, err, hint, apiGemini))
 	}
-	st := s.batches
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	s.settle(st, now)
-	if e := s.admit(st, b, cr.n); e != nil {
-		writeError(w, apiGemini, e, now, true)
-		return
-	}
-	st.add(b)
-	writeJSON(w, http.StatusOK, mustJSON(s.geminiOperation(b, now)))
+	s.enqueue(w, b, cr.n, now, func() any { return s.geminiOperation(b, now) })
 }
 
 // geminiState is the batch's BatchState at now.
