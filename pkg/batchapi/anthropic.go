@@ -1,10 +1,8 @@
 package batchapi
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -87,26 +85,7 @@ func (c *anthropicClient) Results(ctx context.Context, job *Job, fn func(Result)
 	if err != nil {
 		return fmt.Errorf("results of %s: %w", job.ID, err)
 	}
-	defer func() { _ = resp.Body.Close() }()
-	br := bufio.NewReaderSize(resp.Body, 256<<10)
-	for {
-		line, err := readLine(br)
-		if len(line) > 0 {
-			r, perr := c.parseLine(line)
-			if perr != nil {
-				return perr
-			}
-			if ferr := fn(r); ferr != nil {
-				return ferr
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return &provider.APIError{Provider: c.h.provider, ConnBroken: true, Err: err}
-		}
-	}
+	return c.h.readLines(resp, c.parseLine, fn)
 }
 
 func (c *anthropicClient) parseLine(line []byte) (Result, error) {

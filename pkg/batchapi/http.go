@@ -224,3 +224,28 @@ func writeArray(w io.Writer, head, tail string, ch *Chunk, encode func(Item) ([]
 	}
 	return bw.Flush()
 }
+
+// readLines streams a JSONL results body, closing it: each non-empty line is parsed by parse and
+// handed to fn; a body cut short is a broken connection (retryable).
+func (h *httpDoer) readLines(resp *http.Response, parse func([]byte) (Result, error), fn func(Result) error) error {
+	defer func() { _ = resp.Body.Close() }()
+	br := bufio.NewReaderSize(resp.Body, 256<<10)
+	for {
+		line, err := readLine(br)
+		if len(line) > 0 {
+			r, perr := parse(line)
+			if perr != nil {
+				return perr
+			}
+			if ferr := fn(r); ferr != nil {
+				return ferr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return &provider.APIError{Provider: h.provider, ConnBroken: true, Err: err}
+		}
+	}
+}

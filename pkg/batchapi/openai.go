@@ -135,24 +135,7 @@ func (c *openAIClient) readFile(ctx context.Context, id string, fn func(Result) 
 	if err != nil {
 		return err
 	}
-	defer func() { _ = resp.Body.Close() }()
-	br := bufio.NewReaderSize(resp.Body, 256<<10)
-	for {
-		line, err := readLine(br)
-		if len(line) > 0 {
-			if r, perr := c.parseLine(line); perr != nil {
-				return perr
-			} else if ferr := fn(r); ferr != nil {
-				return ferr
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return &provider.APIError{Provider: c.h.provider, ConnBroken: true, Err: err}
-		}
-	}
+	return c.h.readLines(resp, c.parseLine, fn)
 }
 
 func (c *openAIClient) parseLine(line []byte) (Result, error) {
